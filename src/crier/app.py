@@ -1,0 +1,149 @@
+"""The HTTP API: routers, problem responses and the objects requests share."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from crier import __version__
+from crier.auth.endpoints import router as auth_router
+from crier.kit.db import Database
+from crier.kit.errors import (
+    PROBLEM_CONTENT_TYPE,
+    CrierError,
+    MethodNotAllowed,
+    NotFound,
+    field_error,
+    problem_body,
+    register_problem,
+)
+from crier.kit.time import Clock, SystemClock
+from crier.kit.vault import Vault
+from crier.member.endpoints import router as member_router
+from crier.problems.endpoints import router as problems_router
+from crier.social_account.endpoints import router as social_account_router
+from crier.workspace.endpoints import router as workspace_router
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Crier schedules and publishes social-media posts for many accounts on many networks,
+on time, exactly once, in the right timezone.
+
+Authenticate with an API key: `Authorization: Bearer crier_sk_...`. Every error is an
+RFC 9457 problem (`application/problem+json`) whose `type` is `/problems/<slug>`; the
+server explains each at that path.
+"""
+
+_BY_STATUS = {
+    400: register_problem(
+        "bad-request",
+        "Bad request",
+        400,
+        "The request could not be read: malformed syntax or framing.",
+    ),
+    413: register_problem(
+        "payload-too-large",
+        "Payload too large",
+        413,
+        "The request body is larger than this endpoint accepts.",
+    ),
+    415: register_problem(
+        "unsupported-media-type",
+        "Unsupported media type",
+        415,
+        "The request body's content type is not one this endpoint accepts.",
+    ),
+}
+
+
+def create_app(db: Database, vault: Vault, clock: Clock | None = None) -> FastAPI:
+    """Build the API around an open database."""
+    app = FastAPIOffline(
+        title="Crier API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.db = db
+    app.state.vault = vault
+    app.state.clock = clock or SystemClock()
+
+    for router in (workspace_router, member_router, auth_router, social_account_router):
+        app.include_router(router, prefix="/v1")
+    app.include_router(problems_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    _install_problem_handlers(app)
+    return app
+
+
+def problem_response(
+    request: Request, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        body, status_code=body["status"], headers=headers, media_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+def _install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CrierError)
+    async def crier_error(request: Request, exc: CrierError) -> JSONResponse:
+        return problem_response(request, exc.to_problem(request.url.path), dict(exc.headers))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            field_error(list(e.get("loc", ())), str(e.get("msg", "")), str(e.get("type", "")))
+            for e in exc.errors()
+        ]
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['message']}" for e in errors[:3]
+        )
+        body = problem_body(
+            "validation-error",
+            "Validation error",
+            422,
+            f"The request is not valid: {summary}.",
+            request.url.path,
+            {"errors": errors},
+        )
+        return problem_response(request, body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            error: CrierError = NotFound(f"Nothing at {request.url.path}.")
+            return problem_response(request, error.to_problem(request.url.path))
+        if exc.status_code == 405:
+            error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
+            return problem_response(
+                request, error.to_problem(request.url.path), dict(exc.headers or {})
+            )
+        kind = _BY_STATUS.get(exc.status_code)
+        slug, title = (kind.slug, kind.title) if kind else ("internal-error", "Internal error")
+        body = problem_body(slug, title, exc.status_code, str(exc.detail), request.url.path)
+        return problem_response(request, body, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = problem_body(
+            "internal-error",
+            "Internal error",
+            500,
+            "Something failed inside Crier; the request changed nothing.",
+            request.url.path,
+        )
+        return problem_response(request, body)

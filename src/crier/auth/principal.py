@@ -1,0 +1,27 @@
+"""Who is calling: the authenticated member of one workspace, through one API key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from crier.auth.permissions import Permission, Role
+from crier.kit.errors import PermissionDenied
+
+
+@dataclass(frozen=True)
+class Principal:
+    workspace_id: UUID
+    member_id: UUID
+    api_key_id: UUID
+    role: Role
+    permissions: frozenset[Permission]
+    """What this request may do: the member's permissions narrowed by the key's scopes."""
+
+    def require(self, permission: Permission) -> None:
+        """Raise `permission-denied` naming `permission` unless this request has it."""
+        if permission not in self.permissions:
+            raise PermissionDenied(permission.value)
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.permissions

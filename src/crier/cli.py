@@ -1,0 +1,326 @@
+"""The `crier` command: run the server, migrate, and administer workspaces."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+from sqlalchemy.engine import URL
+
+from crier.auth.permissions import Permission
+from crier.config import Settings
+from crier.kit.db import Database, DatabaseUrls
+from crier.kit.db import migrate as migrations
+from crier.kit.db.server import database_server
+from crier.kit.errors import CrierError
+from crier.kit.vault import Vault
+
+cli = typer.Typer(
+    help="Crier: self-hostable social-media scheduling with a public REST API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+workspace_cli = typer.Typer(help="Create workspaces (operator commands).", no_args_is_help=True)
+api_key_cli = typer.Typer(help="Issue API keys (operator commands).", no_args_is_help=True)
+cli.add_typer(workspace_cli, name="workspace")
+cli.add_typer(api_key_cli, name="api-key")
+
+log = logging.getLogger("crier")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    cli()
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+def _where(settings: Settings, urls: DatabaseUrls) -> str:
+    if settings.database_url:
+        return urls.owner.render_as_string(hide_password=True)
+    return f"embedded PostgreSQL in {settings.resolved_data_dir / 'pgdata'}"
+
+
+async def _open(settings: Settings, urls: DatabaseUrls) -> Database:
+    db = Database(urls, pool_size=settings.db_pool_size)
+    await db.verify_app_role()
+    return db
+
+
+@cli.command()
+def migrate(
+    to: Annotated[
+        str, typer.Option(help="Target revision: 'head', a revision id, or 'base'.")
+    ] = "head",
+    down: Annotated[bool, typer.Option("--down", help="Downgrade to --to instead.")] = False,
+) -> None:
+    """Apply the database migrations (as the schema owner)."""
+    settings = Settings()
+    with database_server(settings) as urls:
+        if down:
+            migrations.downgrade(urls.owner, to)
+        else:
+            migrations.upgrade(urls.owner, to)
+        typer.echo(
+            f"Database at {'revision ' + to if to != 'head' else 'the newest revision'} "
+            f"({_where(settings, urls)})."
+        )
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [CRIER_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [CRIER_PORT].")] = None,
+) -> None:
+    """Serve the HTTP API. The schema must be migrated first (`crier migrate`)."""
+    settings = _with_address(Settings(), host, port)
+    with database_server(settings) as urls:
+        if not migrations.is_current(urls.owner):
+            raise _fail("the database schema is not up to date: run `crier migrate` first")
+        _serve_until_interrupted(settings, urls, banner=None)
+
+
+@cli.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [CRIER_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [CRIER_PORT].")] = None,
+) -> None:
+    """Everything on one machine: database, migrations, a demo workspace and the API.
+
+    This is what `make run` does. Ctrl-C stops it all; the data stays in CRIER_DATA_DIR
+    (default ./.crier) for the next run.
+    """
+    settings = _with_address(Settings(), host, port)
+    with database_server(settings) as urls:
+        migrations.upgrade(urls.owner)
+        _serve_until_interrupted(settings, urls, banner=_demo_banner)
+
+
+def _serve_until_interrupted(settings: Settings, urls: DatabaseUrls, banner: object) -> None:
+    # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal; by then all is
+    # done but stopping the database, which the caller's `with` does. That is a clean stop.
+    try:
+        asyncio.run(_serve(settings, urls, banner))
+    except KeyboardInterrupt:
+        typer.echo("Stopped.")
+
+
+def _with_address(settings: Settings, host: str | None, port: int | None) -> Settings:
+    update: dict[str, object] = {}
+    if host is not None:
+        update["host"] = host
+    if port is not None:
+        update["port"] = port
+    return settings.model_copy(update=update) if update else settings
+
+
+async def _demo_banner(db: Database, settings: Settings, urls: DatabaseUrls) -> str:
+    from crier.workspace.operator import ensure_demo
+
+    demo = await ensure_demo(db, settings.resolved_data_dir)
+    base = settings.base_url
+    return "\n".join(
+        [
+            "",
+            "Crier is running.",
+            f"  API:        {base}/v1",
+            f"  Docs:       {base}/docs",
+            f"  Database:   {_where(settings, urls)}",
+            f"  Workspace:  {demo.slug} ({demo.workspace_id})"
+            + ("  [created now]" if demo.created else ""),
+            f"  API key:    {demo.api_key}",
+            "",
+            "Try it:",
+            f"  curl -H 'Authorization: Bearer {demo.api_key}' {base}/v1/workspace",
+            "",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+    )
+
+
+async def _serve(settings: Settings, urls: DatabaseUrls, banner: object) -> None:
+    from crier.app import create_app
+
+    db = await _open(settings, urls)
+    try:
+        message = await banner(db, settings, urls) if callable(banner) else None
+        vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)
+        app = create_app(db, vault)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=settings.host, port=settings.port, log_level="info", access_log=False
+            )
+        )
+        task = asyncio.create_task(server.serve())
+        # uvicorn offers no event for "listening"; the banner waits for its flag so that it
+        # never advertises an address that failed to bind.
+        while not server.started and not task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if server.started and message:
+            typer.echo(message)
+        await task
+        if not server.started:
+            raise _fail(f"could not listen on {settings.host}:{settings.port}")
+    finally:
+        await db.dispose()
+
+
+@workspace_cli.command("create")
+def workspace_create(
+    name: Annotated[str, typer.Option(help="Display name of the workspace.")],
+    timezone: Annotated[str, typer.Option(help="IANA timezone, e.g. Europe/Paris.")] = "UTC",
+    plan: Annotated[str, typer.Option(help="Plan: free, pro or agency.")] = "free",
+    slug: Annotated[
+        str | None, typer.Option(help="Unique slug; derived from the name if omitted.")
+    ] = None,
+    owner_email: Annotated[str | None, typer.Option(help="Email of the first owner.")] = None,
+    owner_name: Annotated[str, typer.Option(help="Name of the first owner.")] = "Owner",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Create a workspace with its first owner, and print the owner's API key (shown once)."""
+    from crier.workspace.service import create_workspace
+
+    async def create(db: Database) -> dict[str, object]:
+        async with db.transaction() as session:
+            new = await create_workspace(
+                session,
+                name=name,
+                timezone=timezone,
+                plan=plan,
+                slug=slug,
+                owner_email=owner_email,
+                owner_name=owner_name,
+            )
+        return {
+            "workspace": {
+                "id": str(new.workspace.id),
+                "slug": new.workspace.slug,
+                "name": new.workspace.name,
+                "plan": new.workspace.plan,
+                "timezone": new.workspace.timezone,
+            },
+            "owner": {"member_id": str(new.owner.id)},
+            "api_key": {"id": str(new.api_key.id), "key": new.api_key_secret},
+        }
+
+    result = _run_with_db(create)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    ws, key = result["workspace"], result["api_key"]
+    assert isinstance(ws, dict)
+    assert isinstance(key, dict)
+    typer.echo(
+        f"Workspace {ws['slug']} created.\n  id:       {ws['id']}\n"
+        f"  timezone: {ws['timezone']}\n  plan:     {ws['plan']}\n"
+        f"  API key:  {key['key']}\n(The key is shown once; Crier keeps only its hash.)"
+    )
+
+
+@api_key_cli.command("create")
+def api_key_create(
+    workspace: Annotated[str, typer.Option(help="Workspace id or slug.")],
+    member: Annotated[
+        str | None, typer.Option(help="Member id or email; default: an owner.")
+    ] = None,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "created by crier api-key",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Limit the key to this permission (repeatable); default: all of the member's."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Issue an API key for a member of a workspace, and print it (shown once)."""
+    from crier.workspace.operator import create_key_for
+
+    try:
+        scopes = [Permission(s) for s in scope] if scope else None
+    except ValueError as exc:
+        raise _fail(f"{exc}; permissions are: {', '.join(p.value for p in Permission)}") from None
+
+    async def create(db: Database) -> dict[str, object]:
+        ws, mem, key, secret = await create_key_for(db, workspace, member, name, scopes)
+        return {
+            "workspace_id": str(ws.id),
+            "member_id": str(mem.id),
+            "id": str(key.id),
+            "key": secret,
+        }
+
+    result = _run_with_db(create)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(f"{result['key']}\n(The key is shown once; Crier keeps only its hash.)")
+
+
+@cli.command()
+def dbshell(
+    owner: Annotated[bool, typer.Option("--owner", help="Connect as the schema owner.")] = False,
+) -> None:
+    """Open psql on Crier's database, as the application role (RLS in force) by default."""
+    settings = Settings()
+    with database_server(settings) as urls:
+        url: URL = urls.owner if owner else urls.app
+        psql = _psql_binary()
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        env = dict(os.environ)
+        if not owner:
+            env["PGOPTIONS"] = "-c role=crier_app"
+        import subprocess
+
+        code = subprocess.call([psql, conninfo], env=env)  # noqa: S603 - our own binary
+    raise typer.Exit(code)
+
+
+def _psql_binary() -> str:
+    import shutil
+
+    from crier.kit.db.embedded import EmbeddedPostgres
+
+    bundled = EmbeddedPostgres.binary("psql")
+    if bundled.exists():
+        return str(bundled)
+    found = shutil.which("psql")
+    if found is None:
+        raise _fail("psql is not installed")
+    return found
+
+
+def _run_with_db(work: object) -> dict[str, object]:
+    settings = Settings()
+    with database_server(settings) as urls:
+        if not migrations.is_current(urls.owner):
+            raise _fail("the database schema is not up to date: run `crier migrate` first")
+
+        async def go() -> dict[str, object]:
+            db = await _open(settings, urls)
+            try:
+                assert callable(work)
+                result: dict[str, object] = await work(db)
+                return result
+            finally:
+                await db.dispose()
+
+        try:
+            return asyncio.run(go())
+        except CrierError as exc:
+            raise _fail(exc.detail) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

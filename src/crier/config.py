@@ -1,0 +1,63 @@
+"""Settings, read once from the environment (`CRIER_*` and `DATABASE_URL`)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything Crier reads from its environment, with the defaults of a local install."""
+
+    model_config = SettingsConfigDict(env_prefix="CRIER_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".crier"),
+        description="Where the embedded database, uploaded media and local secrets live.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "CRIER_DATABASE_URL"),
+        description=(
+            "An external PostgreSQL 15+ to use instead of the embedded one. Its user owns the "
+            "schema and runs migrations."
+        ),
+    )
+    app_database_url: str | None = Field(
+        default=None,
+        description=(
+            "How the application itself connects. Defaults to DATABASE_URL; either way every "
+            "application connection takes the role `crier_app`, which owns nothing and is "
+            "subject to Row Level Security."
+        ),
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description=(
+            "Key that encrypts platform tokens at rest (a Fernet key). Generated into the data "
+            "folder when not given."
+        ),
+    )
+    public_url: str | None = Field(
+        default=None, description="Base URL clients use to reach the API, for printed links."
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="Connections per process.")
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        """The data folder as an absolute path, created if missing."""
+        path = self.data_dir.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def base_url(self) -> str:
+        """The URL at which this server's API is reachable."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"

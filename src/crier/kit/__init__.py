@@ -1,0 +1,1 @@
+"""Shared infrastructure. Nothing in here imports a domain package."""

@@ -1,0 +1,19 @@
+"""The database: embedded or external PostgreSQL, the application engine, tenancy."""
+
+from crier.kit.db.engine import APP_ROLE, Database, DatabaseUrls
+from crier.kit.db.tenancy import (
+    enter_workspace,
+    present_api_key_hash,
+    present_user_email,
+    present_workspace_slug,
+)
+
+__all__ = [
+    "APP_ROLE",
+    "Database",
+    "DatabaseUrls",
+    "enter_workspace",
+    "present_api_key_hash",
+    "present_user_email",
+    "present_workspace_slug",
+]

@@ -1,0 +1,100 @@
+"""Connections: the owner's (migrations only) and the application's (everything else).
+
+The application always acts as the role `crier_app`: it owns no table, has no BYPASSRLS, and
+so every query it runs is filtered by Row Level Security. Whatever login the application
+URL names, the connection takes that role at start-up (`-c role=crier_app`), and `Database`
+refuses to run if the role it ends up with could bypass the tenant wall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from crier.kit.db.tenancy import enter_workspace
+
+APP_ROLE = "crier_app"
+
+
+def sqlalchemy_url(url: str | URL) -> URL:
+    """Normalise any PostgreSQL URL to the psycopg 3 driver SQLAlchemy needs."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+@dataclass(frozen=True)
+class DatabaseUrls:
+    """Where the schema owner and the application connect."""
+
+    owner: URL
+    app: URL
+
+    @classmethod
+    def from_strings(cls, owner: str, app: str | None = None) -> DatabaseUrls:
+        owner_url = sqlalchemy_url(owner)
+        return cls(owner=owner_url, app=sqlalchemy_url(app) if app else owner_url)
+
+
+class UnsafeApplicationRole(RuntimeError):
+    """The application connection could bypass Row Level Security."""
+
+
+class Database:
+    """The application's engine and sessions, always as the role `crier_app`."""
+
+    def __init__(self, urls: DatabaseUrls, pool_size: int = 10) -> None:
+        self.urls = urls
+        self.engine: AsyncEngine = create_async_engine(
+            urls.app,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args={"options": f"-c role={APP_ROLE}"},
+        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def verify_app_role(self) -> None:
+        """Refuse to serve if the application role could read across workspaces."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT current_user, r.rolsuper, r.rolbypassrls "
+                        "FROM pg_roles r WHERE r.rolname = current_user"
+                    )
+                )
+            ).one()
+        if row[0] != APP_ROLE or row[1] or row[2]:
+            raise UnsafeApplicationRole(
+                f"the application connects as {row[0]!r} (superuser={row[1]}, "
+                f"bypassrls={row[2]}); it must act as {APP_ROLE!r} with neither"
+            )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction, committed on success and rolled back on error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def workspace_transaction(self, workspace_id: UUID) -> AsyncIterator[AsyncSession]:
+        """A transaction that sees only `workspace_id`'s rows: what background jobs use."""
+        async with self.transaction() as session:
+            await enter_workspace(session, workspace_id)
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

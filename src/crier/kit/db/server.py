@@ -1,0 +1,23 @@
+"""Choosing the database: `DATABASE_URL` when given, the embedded server otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from crier.config import Settings
+from crier.kit.db.embedded import EmbeddedPostgres
+from crier.kit.db.engine import DatabaseUrls
+
+
+@contextmanager
+def database_server(settings: Settings) -> Iterator[DatabaseUrls]:
+    """Yield the URLs of the database to use, holding the embedded server open meanwhile."""
+    if settings.database_url:
+        yield DatabaseUrls.from_strings(settings.database_url, settings.app_database_url)
+        return
+    embedded = EmbeddedPostgres(settings.resolved_data_dir)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()

@@ -1,0 +1,1 @@
+"""Alembic migrations. DDL lives here and nowhere else."""

@@ -1,0 +1,25 @@
+"""ORM models, one module per table family. Importing this package registers them all."""
+
+from crier.models.analytics import AnalyticsSnapshot
+from crier.models.base import Base, TenantModel
+from crier.models.media import MediaAsset
+from crier.models.member import ApiKey, Member, User
+from crier.models.post import Post, PostTarget
+from crier.models.review import Review
+from crier.models.social_account import SocialAccount
+from crier.models.workspace import Workspace
+
+__all__ = [
+    "AnalyticsSnapshot",
+    "ApiKey",
+    "Base",
+    "MediaAsset",
+    "Member",
+    "Post",
+    "PostTarget",
+    "Review",
+    "SocialAccount",
+    "TenantModel",
+    "User",
+    "Workspace",
+]

@@ -1,0 +1,66 @@
+"""Posts and their targets (one per social account a post goes to)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crier.models.base import TenantModel
+
+POST_STATUSES = ("draft", "scheduled", "queued", "publishing", "published", "failed", "cancelled")
+
+
+class Post(TenantModel):
+    __tablename__ = "posts"
+    __table_args__ = (
+        ForeignKeyConstraint(["workspace_id", "author_id"], ["members.workspace_id", "members.id"]),
+        CheckConstraint(
+            "status IN ('draft', 'scheduled', 'queued', 'publishing', 'published', 'failed', "
+            "'cancelled')",
+            name="status_known",
+        ),
+        CheckConstraint(
+            "status <> 'scheduled' OR publish_at IS NOT NULL", name="scheduled_has_time"
+        ),
+        Index("ix_posts_due", "publish_at", postgresql_where="status = 'scheduled'"),
+    )
+
+    status: Mapped[str] = mapped_column(Text, server_default="draft")
+    publish_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    timezone: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    author_id: Mapped[UUID] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PostTarget(TenantModel):
+    __tablename__ = "post_targets"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["workspace_id", "post_id"], ["posts.workspace_id", "posts.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["workspace_id", "social_account_id"],
+            ["social_accounts.workspace_id", "social_accounts.id"],
+        ),
+        UniqueConstraint("workspace_id", "post_id", "social_account_id"),
+    )
+
+    post_id: Mapped[UUID] = mapped_column()
+    social_account_id: Mapped[UUID] = mapped_column()
+    platform_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")

@@ -1,0 +1,1 @@
+"""The catalogue of problem types, served at `/problems/<slug>`."""

@@ -1,0 +1,43 @@
+"""Queries on social accounts."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crier.models import SocialAccount
+
+
+async def get(session: AsyncSession, account_id: UUID) -> SocialAccount | None:
+    result = await session.execute(select(SocialAccount).where(SocialAccount.id == account_id))
+    return result.scalar_one_or_none()
+
+
+async def list_accounts(
+    session: AsyncSession,
+    *,
+    platform: str | None,
+    status: str | None,
+    after: UUID | None,
+    limit: int,
+) -> list[SocialAccount]:
+    query = select(SocialAccount).order_by(SocialAccount.id).limit(limit)
+    if platform is not None:
+        query = query.where(SocialAccount.platform == platform)
+    if status is not None:
+        query = query.where(SocialAccount.status == status)
+    if after is not None:
+        query = query.where(SocialAccount.id > after)
+    return list((await session.execute(query)).scalars())
+
+
+async def count_connected(session: AsyncSession) -> int:
+    """Accounts that count against the plan: all but disconnected ones."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(SocialAccount)
+        .where(SocialAccount.status != "disconnected")
+    )
+    return int(result.scalar_one())

@@ -1,0 +1,57 @@
+"""Plans and their limits. Exceeding one is a `plan-limit-exceeded` problem."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+from crier.kit.errors import PlanLimitExceeded
+
+
+class PlanName(StrEnum):
+    FREE = "free"
+    PRO = "pro"
+    AGENCY = "agency"
+
+
+@dataclass(frozen=True)
+class Limits:
+    members: int
+    social_accounts: int
+    scheduled_posts_per_month: int
+    media_upload_bytes: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+MiB = 1024 * 1024
+
+PLANS: dict[PlanName, Limits] = {
+    PlanName.FREE: Limits(
+        members=3, social_accounts=5, scheduled_posts_per_month=100, media_upload_bytes=25 * MiB
+    ),
+    PlanName.PRO: Limits(
+        members=15,
+        social_accounts=25,
+        scheduled_posts_per_month=2_000,
+        media_upload_bytes=250 * MiB,
+    ),
+    PlanName.AGENCY: Limits(
+        members=100,
+        social_accounts=250,
+        scheduled_posts_per_month=50_000,
+        media_upload_bytes=1024 * MiB,
+    ),
+}
+
+
+def limits_of(plan: str) -> Limits:
+    return PLANS[PlanName(plan)]
+
+
+def enforce(plan: str, limit: str, in_use: int, adding: int = 1) -> None:
+    """Raise `plan-limit-exceeded` if adding `adding` to `in_use` would pass the limit."""
+    value = getattr(limits_of(plan), limit)
+    if in_use + adding > value:
+        raise PlanLimitExceeded(plan, limit, value)

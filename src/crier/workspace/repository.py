@@ -1,0 +1,29 @@
+"""Queries on the workspace row."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crier.models import Workspace
+
+
+async def get(session: AsyncSession, workspace_id: UUID) -> Workspace | None:
+    result = await session.execute(select(Workspace).where(Workspace.id == workspace_id))
+    return result.scalar_one_or_none()
+
+
+async def lock(session: AsyncSession, workspace_id: UUID) -> Workspace:
+    """The workspace row, locked until commit: serialises checks of plan limits."""
+    result = await session.execute(
+        select(Workspace).where(Workspace.id == workspace_id).with_for_update()
+    )
+    return result.scalar_one()
+
+
+async def by_slug(session: AsyncSession, slug: str) -> Workspace | None:
+    """The workspace named `slug`; its slug must have been presented first."""
+    result = await session.execute(select(Workspace).where(Workspace.slug == slug))
+    return result.scalar_one_or_none()

@@ -1,0 +1,151 @@
+"""Creating and changing workspaces."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crier.auth.service import issue_key
+from crier.kit.db import enter_workspace
+from crier.kit.errors import Conflict, NotFound, ValidationFailed, field_error
+from crier.kit.ids import new_id
+from crier.kit.time import is_iana_timezone
+from crier.member import repository as member_repository
+from crier.member.service import add_owner
+from crier.models import ApiKey, Member
+from crier.models import Workspace as WorkspaceRow
+from crier.social_account import repository as account_repository
+from crier.workspace import plans, repository
+from crier.workspace.schemas import PlanLimits, PlanUsage, Workspace, WorkspaceUpdate
+
+
+class SlugTaken(Conflict):
+    """Another workspace already uses this slug; slugs are unique across the server."""
+
+    slug = "slug-taken"
+    title = "Slug taken"
+
+
+@dataclass(frozen=True)
+class NewWorkspace:
+    workspace: WorkspaceRow
+    owner: Member
+    api_key: ApiKey
+    api_key_secret: str
+
+
+def check_timezone(timezone: str, loc: list[str | int]) -> str:
+    if not is_iana_timezone(timezone):
+        raise ValidationFailed(
+            f"'{timezone}' is not an IANA timezone.",
+            [
+                field_error(
+                    loc,
+                    "must be an IANA timezone such as 'Europe/Paris' or 'UTC'",
+                    "invalid_timezone",
+                )
+            ],
+        )
+    return timezone
+
+
+def slug_from_name(name: str) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:50].strip("-")
+    return base or "workspace"
+
+
+async def create_workspace(
+    session: AsyncSession,
+    *,
+    name: str,
+    timezone: str = "UTC",
+    plan: str = plans.PlanName.FREE,
+    slug: str | None = None,
+    owner_email: str | None = None,
+    owner_name: str = "Owner",
+) -> NewWorkspace:
+    """Create a workspace with its first owner and an API key for that owner.
+
+    With no `slug`, one is made from the name, with a random suffix if the name's is taken.
+    With no `owner_email`, the owner is `owner@<slug>.invalid` until someone else is added.
+    """
+    check_timezone(timezone, ["timezone"])
+    plan = plans.PlanName(plan)
+    workspace_id = new_id()
+    await enter_workspace(session, workspace_id)
+    candidates = (
+        [slug]
+        if slug
+        else [slug_from_name(name)]
+        + [f"{slug_from_name(name)[:43]}-{secrets.token_hex(3)}" for _ in range(5)]
+    )
+    for candidate in candidates:
+        try:
+            async with session.begin_nested():
+                workspace = WorkspaceRow(
+                    id=workspace_id, slug=candidate, name=name, plan=plan.value, timezone=timezone
+                )
+                session.add(workspace)
+                await session.flush()
+            break
+        except IntegrityError:
+            session.expunge(workspace)
+            if slug:
+                raise SlugTaken(f"The slug '{slug}' is taken.") from None
+    else:  # pragma: no cover - six collisions in a row
+        raise SlugTaken("Could not find a free slug; pass one explicitly.")
+    await session.refresh(workspace)
+    owner = await add_owner(
+        session, workspace_id, owner_email or f"owner@{workspace.slug}.invalid", owner_name
+    )
+    key, secret = await issue_key(session, owner, "created with the workspace")
+    return NewWorkspace(workspace, owner, key, secret)
+
+
+async def get_workspace(session: AsyncSession, workspace_id: UUID) -> Workspace:
+    workspace = await repository.get(session, workspace_id)
+    if workspace is None:
+        raise NotFound("No such workspace.")
+    return await _to_schema(session, workspace)
+
+
+async def update_workspace(
+    session: AsyncSession, workspace_id: UUID, data: WorkspaceUpdate
+) -> Workspace:
+    workspace = await repository.lock(session, workspace_id)
+    if data.timezone is not None:
+        workspace.timezone = check_timezone(data.timezone, ["body", "timezone"])
+    if data.name is not None:
+        workspace.name = data.name
+    if data.slug is not None and data.slug != workspace.slug:
+        workspace.slug = data.slug
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError:
+            raise SlugTaken(f"The slug '{data.slug}' is taken.") from None
+    await session.flush()
+    await session.refresh(workspace)
+    return await _to_schema(session, workspace)
+
+
+async def _to_schema(session: AsyncSession, workspace: WorkspaceRow) -> Workspace:
+    return Workspace(
+        id=workspace.id,
+        slug=workspace.slug,
+        name=workspace.name,
+        plan=plans.PlanName(workspace.plan),
+        timezone=workspace.timezone,
+        limits=PlanLimits(**plans.limits_of(workspace.plan).as_dict()),
+        usage=PlanUsage(
+            members=await member_repository.count_active(session),
+            social_accounts=await account_repository.count_connected(session),
+        ),
+        created_at=workspace.created_at,
+        updated_at=workspace.updated_at,
+    )

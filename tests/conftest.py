@@ -1,0 +1,251 @@
+"""Fixtures: one real PostgreSQL per test session, the API over ASGI, a controllable clock.
+
+With no `DATABASE_URL`, the session starts an embedded server in a temporary folder. With
+`DATABASE_URL` (a role allowed to create databases and roles), each session creates its own
+database there and drops it afterwards. Either way the application connects as `crier_app`,
+so Row Level Security is in force in every test.
+
+Tests isolate themselves by creating their own workspaces: the tenant wall keeps them
+apart, which is the very property under test.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import URL, make_url
+
+from crier.app import create_app
+from crier.kit.db import Database, DatabaseUrls
+from crier.kit.db import migrate as migrations
+from crier.kit.db.embedded import EmbeddedPostgres
+from crier.kit.db.engine import APP_ROLE, sqlalchemy_url
+from crier.kit.vault import Vault
+from crier.workspace.service import create_workspace
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._now = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta
+
+
+@dataclass
+class Server:
+    """The PostgreSQL server of this test session and how to reach it."""
+
+    admin: URL  # may create databases
+    urls: DatabaseUrls  # the migrated test database
+
+    def with_database(self, name: str) -> DatabaseUrls:
+        return DatabaseUrls(
+            owner=self.urls.owner.set(database=name), app=self.urls.app.set(database=name)
+        )
+
+
+def libpq(url: URL) -> str:
+    """A SQLAlchemy URL as a libpq connection string for psycopg."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_database(server_admin: URL, name: str, owner: str | None) -> None:
+    with psycopg.connect(libpq(server_admin), autocommit=True) as conn:
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if owner:
+            query = sql.SQL("{} OWNER {}").format(query, sql.Identifier(owner))
+        conn.execute(query)
+
+
+def drop_database(server_admin: URL, name: str) -> None:
+    with psycopg.connect(libpq(server_admin), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    external = os.environ.get("DATABASE_URL")
+    name = f"crier_test_{secrets.token_hex(4)}"
+    if external:
+        admin = sqlalchemy_url(external)
+        create_database(admin, name, owner=None)
+        app = os.environ.get("CRIER_APP_DATABASE_URL")
+        urls = DatabaseUrls(
+            owner=admin.set(database=name),
+            app=sqlalchemy_url(app).set(database=name) if app else admin.set(database=name),
+        )
+        try:
+            migrations.upgrade(urls.owner)
+            yield Server(admin=admin, urls=urls)
+        finally:
+            drop_database(admin, name)
+        return
+    embedded = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")), delete_on_exit=True)
+    base = embedded.start()
+    admin = embedded.superuser_url()
+    try:
+        with psycopg.connect(libpq(admin), autocommit=True) as conn:
+            # A throwaway cluster: durability buys nothing here, speed does.
+            conn.execute("ALTER SYSTEM SET fsync = off")
+            conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+            conn.execute("SELECT pg_reload_conf()")
+        migrations.upgrade(base.owner)
+        yield Server(admin=admin, urls=base)
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def db_urls(pg_server: Server) -> DatabaseUrls:
+    return pg_server.urls
+
+
+@pytest.fixture(scope="session")
+async def db(db_urls: DatabaseUrls) -> AsyncIterator[Database]:
+    database = Database(db_urls, pool_size=5)
+    await database.verify_app_role()
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clock(clock: FakeClock) -> None:
+    clock.reset()
+
+
+@pytest.fixture(scope="session")
+def vault(tmp_path_factory: pytest.TempPathFactory) -> Vault:
+    return Vault.from_settings(None, Path(tmp_path_factory.mktemp("secrets")))
+
+
+@pytest.fixture(scope="session")
+async def http(db: Database, vault: Vault, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(db, vault, clock)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://crier.test") as client:
+        yield client
+
+
+@dataclass
+class Tenant:
+    """A workspace made for one test, with its owner's API key."""
+
+    id: str
+    slug: str
+    owner_id: str
+    key: str
+    http: httpx.AsyncClient
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    async def get(self, path: str, **kw: object) -> httpx.Response:
+        return await self.http.get(path, headers=self.auth, **kw)  # type: ignore[arg-type]
+
+    async def post(self, path: str, **kw: object) -> httpx.Response:
+        return await self.http.post(path, headers=self.auth, **kw)  # type: ignore[arg-type]
+
+    async def patch(self, path: str, **kw: object) -> httpx.Response:
+        return await self.http.patch(path, headers=self.auth, **kw)  # type: ignore[arg-type]
+
+    async def delete(self, path: str, **kw: object) -> httpx.Response:
+        return await self.http.delete(path, headers=self.auth, **kw)  # type: ignore[arg-type]
+
+    async def member_with_key(self, role: str, **extra: object) -> Tenant:
+        """Add a member with `role` and return a view of this workspace through their key."""
+        email = f"{role}-{secrets.token_hex(4)}@example.com"
+        body = {"email": email, "name": role.title(), "role": role, **extra}
+        added = await self.post("/v1/members", json=body)
+        assert added.status_code == 201, added.text
+        member_id = added.json()["id"]
+        key = await issue_member_key(self, member_id)
+        return Tenant(self.id, self.slug, member_id, key, self.http)
+
+
+async def issue_member_key(tenant: Tenant, member_id: str) -> str:
+    """An API key for another member, issued as operators do (`crier api-key create`)."""
+    from crier.workspace.operator import create_key_for
+
+    db: Database = tenant.http._transport.app.state.db  # type: ignore[attr-defined]
+    _, _, _, secret = await create_key_for(db, tenant.id, member_id, "test", None)
+    return secret
+
+
+MakeTenant = Callable[..., Awaitable["Tenant"]]
+
+
+@pytest.fixture
+def make_tenant(db: Database, http: httpx.AsyncClient) -> MakeTenant:
+    async def make(plan: str = "free", timezone: str = "UTC") -> Tenant:
+        async with db.transaction() as session:
+            new = await create_workspace(
+                session,
+                name=f"Test {secrets.token_hex(3)}",
+                timezone=timezone,
+                plan=plan,
+                owner_email=f"owner-{secrets.token_hex(5)}@example.com",
+                owner_name="Owner",
+            )
+        return Tenant(
+            str(new.workspace.id), new.workspace.slug, str(new.owner.id), new.api_key_secret, http
+        )
+
+    return make
+
+
+@pytest.fixture
+async def tenant(make_tenant: MakeTenant) -> Tenant:
+    return await make_tenant()
+
+
+@pytest.fixture
+async def other_tenant(make_tenant: MakeTenant) -> Tenant:
+    return await make_tenant()
+
+
+def app_conninfo(urls: DatabaseUrls) -> str:
+    return libpq(urls.app)
+
+
+APP_OPTIONS = f"-c role={APP_ROLE}"
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:
+    """The response is an RFC 9457 problem of the given status and type; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body: dict[str, object] = response.json()
+    assert body["type"] == f"/problems/{slug}", body
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+__all__ = ["FakeClock", "MakeTenant", "Tenant", "assert_problem", "make_url"]

@@ -1,0 +1,321 @@
+"""The tenant wall, probed directly in PostgreSQL as the application role."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from crier.kit.db import Database, DatabaseUrls
+from tests.conftest import APP_OPTIONS, MakeTenant, app_conninfo
+
+# Every tenant table, each with an INSERT of one row of workspace `ws`. The catalog test
+# below fails if a table with `workspace_id` is missing here, so no table escapes these tests.
+INSERTS: dict[str, str] = {
+    "members": "INSERT INTO members (workspace_id, id, user_id, name, role) "
+    "VALUES (%(ws)s, %(id)s, %(user)s, 'Probe', 'viewer')",
+    "api_keys": "INSERT INTO api_keys (workspace_id, id, member_id, name, prefix, secret_hash) "
+    "VALUES (%(ws)s, %(id)s, %(member)s, 'probe', 'crier_sk_probe', %(hash)s)",
+    "social_accounts": "INSERT INTO social_accounts "
+    "(workspace_id, id, platform, external_id, handle, display_name) "
+    "VALUES (%(ws)s, %(id)s, 'sandbox', 'ext', 'probe', 'Probe')",
+    "posts": "INSERT INTO posts (workspace_id, id, author_id, payload) "
+    'VALUES (%(ws)s, %(id)s, %(member)s, \'{"text": "hi"}\')',
+    "post_targets": "INSERT INTO post_targets (workspace_id, id, post_id, social_account_id) "
+    "VALUES (%(ws)s, %(id)s, %(post)s, %(account)s)",
+    "media_assets": "INSERT INTO media_assets "
+    "(workspace_id, id, category, content_type, storage_path, size_bytes) "
+    "VALUES (%(ws)s, %(id)s, 'image', 'image/png', 'probe.png', 1)",
+    "reviews": "INSERT INTO reviews "
+    "(workspace_id, id, social_account_id, location_id, external_id, rating, reviewed_at) "
+    "VALUES (%(ws)s, %(id)s, %(account)s, 'loc', %(external)s, 5, now())",
+    "analytics_snapshots": "INSERT INTO analytics_snapshots "
+    "(workspace_id, id, social_account_id, metric, value, date) "
+    "VALUES (%(ws)s, %(id)s, %(account)s, 'likes', 3, %(date)s)",
+}
+TENANT_TABLES = sorted(INSERTS)
+
+
+@dataclass
+class Seeded:
+    """A workspace with one row of its own in every tenant table."""
+
+    ws: uuid.UUID
+    refs: dict[str, object]
+    rows: dict[str, uuid.UUID]
+
+    def params(self, **override: object) -> dict[str, object]:
+        return {
+            **self.refs,
+            "ws": self.ws,
+            "id": uuid.uuid4(),
+            "hash": secrets.token_bytes(32),
+            "external": secrets.token_hex(4),
+            "date": f"2026-01-{secrets.randbelow(28) + 1}",
+            **override,
+        }
+
+
+def app_connection(urls: DatabaseUrls) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(app_conninfo(urls), options=APP_OPTIONS)
+
+
+def enter(conn: psycopg.Connection[tuple[object, ...]], ws: uuid.UUID | None) -> None:
+    if ws is not None:
+        conn.execute("SELECT set_config('app.workspace_id', %s, true)", [str(ws)])
+
+
+def run_in(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ws: uuid.UUID,
+    statement: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+) -> None:
+    """Run one statement in its own transaction, inside workspace `ws`."""
+    with conn.transaction():
+        enter(conn, ws)
+        conn.execute(statement, params)
+
+
+def seed(urls: DatabaseUrls, ws: uuid.UUID) -> Seeded:
+    with app_connection(urls) as conn, conn.transaction():
+        enter(conn, ws)
+        member = conn.execute("SELECT id FROM members LIMIT 1").fetchone()
+        assert member is not None
+        email = f"probe-{secrets.token_hex(4)}@example.com"
+        conn.execute("SELECT set_config('app.user_email', %s, true)", [email])
+        user = uuid.uuid4()
+        conn.execute("INSERT INTO users (id, email) VALUES (%s, %s)", [user, email])
+        seeded = Seeded(ws, {"member": member[0], "user": user}, {})
+        for table in INSERTS:  # dict order: referenced rows come first
+            params = seeded.params()
+            conn.execute(INSERTS[table], params)
+            seeded.rows[table] = params["id"]  # type: ignore[assignment]
+            if table == "social_accounts":
+                seeded.refs["account"] = params["id"]
+            if table == "posts":
+                seeded.refs["post"] = params["id"]
+        return seeded
+
+
+@pytest.fixture
+async def two(make_tenant: MakeTenant, db_urls: DatabaseUrls) -> tuple[Seeded, Seeded]:
+    a, b = await make_tenant(), await make_tenant()
+    return seed(db_urls, uuid.UUID(a.id)), seed(db_urls, uuid.UUID(b.id))
+
+
+@pytest.fixture
+def conn(db_urls: DatabaseUrls) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with app_connection(db_urls) as connection:
+        yield connection
+
+
+def test_the_application_role_owns_nothing_and_cannot_bypass_rls(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    row = conn.execute(
+        "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    assert row == ("crier_app", False, False)
+    owned = conn.execute(
+        "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
+        "WHERE r.rolname = 'crier_app'"
+    ).fetchone()
+    assert owned == (0,)
+
+
+def test_every_table_with_a_workspace_id_has_forced_rls_and_a_tenant_policy(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    rows = conn.execute("""
+        SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+               coalesce(array_agg(pg_get_expr(p.polqual, p.polrelid))
+                        FILTER (WHERE p.polname = 'tenant_isolation'), '{}'),
+               coalesce(array_agg(pg_get_expr(p.polwithcheck, p.polrelid))
+                        FILTER (WHERE p.polname = 'tenant_isolation'), '{}')
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_policy p ON p.polrelid = c.oid
+        WHERE c.relkind IN ('r', 'p')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                      AND a.attname = 'workspace_id' AND NOT a.attisdropped)
+        GROUP BY c.relname, c.relrowsecurity, c.relforcerowsecurity
+    """).fetchall()
+    found = {name for name, *_ in rows}
+    assert found == set(TENANT_TABLES), "every tenant table must be probed by the tests below"
+    for name, enabled, forced, using, check in rows:
+        assert enabled, f"{name} lacks ENABLE ROW LEVEL SECURITY"
+        assert forced, f"{name} lacks FORCE ROW LEVEL SECURITY"
+        expected = "(workspace_id = crier_current_workspace())"
+        assert using == [expected], f"{name} lacks the tenant policy"
+        assert check == [expected], f"{name}'s policy does not check writes"
+
+
+def test_tenant_keys_lead_with_workspace_id_and_foreign_keys_carry_it(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    pks: dict[str, list[str]] = dict(
+        conn.execute(  # type: ignore[arg-type]
+            """
+        SELECT c.conrelid::regclass::text,
+               array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n
+                     ORDER BY k.i)
+        FROM pg_constraint c WHERE c.contype = 'p'
+    """
+        ).fetchall()
+    )
+    for table in TENANT_TABLES:
+        assert pks[table] == ["workspace_id", "id"], table
+    fks = conn.execute("""
+        SELECT c.conrelid::regclass::text, c.confrelid::regclass::text,
+               array(SELECT a.attname::text FROM unnest(c.conkey) k(n)
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n)
+        FROM pg_constraint c WHERE c.contype = 'f'
+    """).fetchall()
+    between_tenants = [
+        (str(s), str(t), list(cols))  # type: ignore[call-overload]
+        for s, t, cols in fks
+        if s in TENANT_TABLES and t in TENANT_TABLES
+    ]
+    assert between_tenants, "the schema has foreign keys between tenant tables"
+    for source, target, columns in between_tenants:
+        assert "workspace_id" in columns, f"{source} -> {target} must include workspace_id"
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+def test_no_context_sees_nothing(
+    table: str, two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+def test_another_workspaces_rows_cannot_be_read(
+    table: str, two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    a, b = two
+    with conn.transaction():
+        enter(conn, a.ws)
+        visible = conn.execute(f"SELECT DISTINCT workspace_id FROM {table}").fetchall()
+        assert visible == [(a.ws,)]
+        by_id = conn.execute(
+            f"SELECT count(*) FROM {table} WHERE id = %s",
+            [b.rows[table]],
+        ).fetchone()
+        assert by_id == (0,)
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+def test_another_workspaces_rows_cannot_be_updated_or_deleted(
+    table: str, two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    a, b = two
+    with conn.transaction():
+        enter(conn, a.ws)
+        updated = conn.execute(
+            f"UPDATE {table} SET updated_at = now() WHERE workspace_id = %s",
+            [b.ws],
+        )
+        assert updated.rowcount == 0
+        deleted = conn.execute(f"DELETE FROM {table} WHERE id = %s", [b.rows[table]])
+        assert deleted.rowcount == 0
+    with conn.transaction():
+        enter(conn, b.ws)
+        still_there = conn.execute(
+            f"SELECT count(*) FROM {table} WHERE id = %s",
+            [b.rows[table]],
+        ).fetchone()
+        assert still_there == (1,)
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+def test_rows_cannot_be_inserted_into_or_moved_to_another_workspace(
+    table: str, two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    a, b = two
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        run_in(conn, a.ws, INSERTS[table], b.params())
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        run_in(
+            conn, a.ws, f"UPDATE {table} SET workspace_id = %s WHERE id = %s", [b.ws, a.rows[table]]
+        )
+
+
+def test_workspaces_are_walled_too(
+    two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    a, b = two
+    assert conn.execute("SELECT count(*) FROM workspaces").fetchone() == (0,)
+    with conn.transaction():
+        enter(conn, a.ws)
+        assert conn.execute("SELECT id FROM workspaces").fetchall() == [(a.ws,)]
+        assert conn.execute("UPDATE workspaces SET name = 'x' WHERE id = %s", [b.ws]).rowcount == 0
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+        run_in(conn, a.ws, "DELETE FROM workspaces WHERE id = %s", [b.ws])
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        run_in(
+            conn,
+            a.ws,
+            "INSERT INTO workspaces (id, slug, name) VALUES (%s, %s, 'x')",
+            [uuid.uuid4(), f"probe-{secrets.token_hex(4)}"],
+        )
+
+
+def test_a_workspace_sees_only_its_own_members_users(
+    two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    a, b = two
+    assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)
+    with conn.transaction():
+        enter(conn, a.ws)
+        users = {r[0] for r in conn.execute("SELECT id FROM users")}
+        assert a.refs["user"] in users
+        assert b.refs["user"] not in users
+
+
+def test_a_post_target_cannot_point_at_another_workspaces_account(
+    two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    a, b = two
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        run_in(conn, a.ws, INSERTS["post_targets"], a.params(account=b.refs["account"]))
+
+
+def test_an_api_key_row_is_visible_without_context_only_to_its_secret(
+    two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    a, _ = two
+    secret_hash = secrets.token_bytes(32)
+    with conn.transaction():
+        enter(conn, a.ws)
+        conn.execute(INSERTS["api_keys"], a.params(hash=secret_hash))
+    with conn.transaction():
+        conn.execute("SELECT set_config('app.api_key_hash', %s, true)", [secret_hash.hex()])
+        rows = conn.execute("SELECT workspace_id FROM api_keys").fetchall()
+        assert rows == [(a.ws,)]
+        assert conn.execute("SELECT count(*) FROM members").fetchone() == (0,)
+
+
+async def test_the_context_does_not_outlive_its_transaction(
+    db: Database, two: tuple[Seeded, Seeded]
+) -> None:
+    a, _ = two
+    async with db.engine.connect() as connection:
+        async with connection.begin():
+            await connection.execute(
+                text("SELECT set_config('app.workspace_id', :w, true)"), {"w": str(a.ws)}
+            )
+            seen = (await connection.execute(text("SELECT count(*) FROM members"))).scalar()
+            assert seen
+            assert seen > 0
+        async with connection.begin():
+            after = (await connection.execute(text("SELECT count(*) FROM members"))).scalar()
+            assert after == 0

@@ -1,0 +1,103 @@
+"""Social accounts: connecting the sandbox, status, token expiry, disconnecting."""
+
+from __future__ import annotations
+
+import psycopg
+
+from crier.kit.db import DatabaseUrls
+from crier.kit.vault import Vault
+from tests.conftest import APP_OPTIONS, MakeTenant, Tenant, app_conninfo, assert_problem
+
+
+async def test_connect_a_sandbox_account_with_no_credentials(tenant: Tenant) -> None:
+    response = await tenant.post(
+        "/v1/social-accounts",
+        json={"platform": "sandbox", "handle": "crier_demo", "display_name": "Crier Demo"},
+    )
+    assert response.status_code == 201, response.text
+    account = response.json()
+    assert account["platform"] == "sandbox"
+    assert account["status"] == "active"
+    assert account["token_expires_at"] is not None
+    assert account["handle"] == "crier_demo"
+    assert not any("token" in k and k != "token_expires_at" for k in account)
+    assert (await tenant.get(f"/v1/social-accounts/{account['id']}")).json() == account
+    listed = (await tenant.get("/v1/social-accounts")).json()["data"]
+    assert [a["id"] for a in listed] == [account["id"]]
+
+
+async def test_tokens_are_stored_encrypted(
+    tenant: Tenant, db_urls: DatabaseUrls, vault: Vault
+) -> None:
+    account = (await tenant.post("/v1/social-accounts", json={"platform": "sandbox"})).json()
+    with psycopg.connect(app_conninfo(db_urls), options=APP_OPTIONS) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.workspace_id', %s, true)", [tenant.id])
+        row = conn.execute(
+            "SELECT access_token, refresh_token FROM social_accounts WHERE id = %s", [account["id"]]
+        ).fetchone()
+    assert row is not None
+    access, refresh = bytes(row[0]), bytes(row[1])
+    assert access.startswith(b"gAAAA")  # a Fernet token, not the platform token
+    assert vault.open(access) != vault.open(refresh)
+
+
+async def test_disconnect_erases_tokens_and_frees_the_plan_slot(
+    make_tenant: MakeTenant, db_urls: DatabaseUrls
+) -> None:
+    tenant = await make_tenant(plan="free")  # 5 accounts
+    ids = [
+        (await tenant.post("/v1/social-accounts", json={"platform": "sandbox"})).json()["id"]
+        for _ in range(5)
+    ]
+    full = await tenant.post("/v1/social-accounts", json={"platform": "sandbox"})
+    body = assert_problem(full, 403, "plan-limit-exceeded")
+    assert (body["limit"], body["limit_value"]) == ("social_accounts", 5)
+
+    assert (await tenant.delete(f"/v1/social-accounts/{ids[0]}")).status_code == 204
+    gone = (await tenant.get(f"/v1/social-accounts/{ids[0]}")).json()
+    assert gone["status"] == "disconnected"
+    assert gone["disconnected_at"] is not None
+    with psycopg.connect(app_conninfo(db_urls), options=APP_OPTIONS) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.workspace_id', %s, true)", [tenant.id])
+        row = conn.execute(
+            "SELECT access_token, refresh_token FROM social_accounts WHERE id = %s", [ids[0]]
+        ).fetchone()
+    assert row == (None, None)
+    assert (await tenant.delete(f"/v1/social-accounts/{ids[0]}")).status_code == 204
+    again = await tenant.post("/v1/social-accounts", json={"platform": "sandbox"})
+    assert again.status_code == 201
+    filtered = await tenant.get("/v1/social-accounts", params={"status": "disconnected"})
+    assert [a["id"] for a in filtered.json()["data"]] == [ids[0]]
+
+
+async def test_platforms_needing_oauth_cannot_be_connected_here(tenant: Tenant) -> None:
+    for body in (
+        {"platform": "x"},
+        {"platform": "myspace"},
+        {"platform": "sandbox", "token": "t"},
+        {"platform": "sandbox", "handle": "bad handle!"},
+    ):
+        assert_problem(await tenant.post("/v1/social-accounts", json=body), 422, "validation-error")
+
+
+async def test_viewers_read_but_do_not_connect(tenant: Tenant) -> None:
+    account = (await tenant.post("/v1/social-accounts", json={"platform": "sandbox"})).json()
+    viewer = await tenant.member_with_key("viewer")
+    assert (await viewer.get(f"/v1/social-accounts/{account['id']}")).status_code == 200
+    response = await viewer.post("/v1/social-accounts", json={"platform": "sandbox"})
+    assert assert_problem(response, 403, "permission-denied")["permission"] == (
+        "social_accounts:manage"
+    )
+    assert_problem(
+        await viewer.delete(f"/v1/social-accounts/{account['id']}"), 403, "permission-denied"
+    )
+
+
+async def test_another_workspaces_accounts_answer_404(tenant: Tenant, other_tenant: Tenant) -> None:
+    theirs = (await other_tenant.post("/v1/social-accounts", json={"platform": "sandbox"})).json()
+    assert_problem(await tenant.get(f"/v1/social-accounts/{theirs['id']}"), 404, "not-found")
+    assert_problem(await tenant.delete(f"/v1/social-accounts/{theirs['id']}"), 404, "not-found")
+    assert (await tenant.get("/v1/social-accounts")).json()["data"] == []
+    assert (await other_tenant.get(f"/v1/social-accounts/{theirs['id']}")).json()["status"] == (
+        "active"
+    )

@@ -1,0 +1,105 @@
+"""Problem responses everywhere, their explanations, and the OpenAPI description."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from crier.kit.errors import PROBLEM_KINDS
+from tests.conftest import Tenant, assert_problem
+
+
+async def test_unknown_route_is_a_404_problem(http: httpx.AsyncClient) -> None:
+    assert_problem(await http.get("/v1/nothing-here"), 404, "not-found")
+
+
+async def test_wrong_method_is_a_405_problem(http: httpx.AsyncClient) -> None:
+    response = await http.put("/v1/workspace")
+    assert_problem(response, 405, "method-not-allowed")
+    assert "GET" in response.headers["allow"]
+
+
+async def test_malformed_json_is_a_422_problem(tenant: Tenant) -> None:
+    response = await tenant.http.post(
+        "/v1/members",
+        content=b"{not json",
+        headers={**tenant.auth, "Content-Type": "application/json"},
+    )
+    assert_problem(response, 422, "validation-error")
+
+
+async def test_every_problem_type_is_explained(http: httpx.AsyncClient) -> None:
+    expected = {
+        "not-found",
+        "validation-error",
+        "permission-denied",
+        "plan-limit-exceeded",
+        "unauthorized",
+        "last-owner",
+        "slug-taken",
+        "member-exists",
+        "internal-error",
+    }
+    assert expected <= set(PROBLEM_KINDS)
+    index = await http.get("/problems")
+    for slug, kind in PROBLEM_KINDS.items():
+        page = await http.get(f"/problems/{slug}")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert kind.title in page.text
+        assert f"/problems/{slug}" in page.text
+        assert f'href="/problems/{slug}"' in index.text
+    assert_problem(await http.get("/problems/no-such-kind"), 404, "not-found")
+
+
+async def test_docs_are_served_without_a_cdn(http: httpx.AsyncClient) -> None:
+    docs = await http.get("/docs")
+    assert docs.status_code == 200
+    assert "cdn." not in docs.text
+    assert (await http.get("/openapi.json")).status_code == 200
+
+
+def _undescribed(schema: dict[str, Any]) -> list[str]:
+    missing = []
+    for name, component in schema["components"]["schemas"].items():
+        if name in {"HTTPValidationError", "ValidationError"}:
+            continue
+        for field, spec in component.get("properties", {}).items():
+            if "description" not in spec:
+                missing.append(f"{name}.{field}")
+    return missing
+
+
+async def test_every_field_in_the_openapi_is_described(http: httpx.AsyncClient) -> None:
+    schema = (await http.get("/openapi.json")).json()
+    assert _undescribed(schema) == []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("description"), f"{method.upper()} {path} has no description"
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query":
+                    assert parameter.get("description"), f"{path} ?{parameter['name']}"
+
+
+async def test_protected_operations_declare_their_problem_responses(
+    http: httpx.AsyncClient,
+) -> None:
+    schema = (await http.get("/openapi.json")).json()
+    for path, operations in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            assert "401" in operation["responses"], f"{method.upper()} {path}"
+            assert "application/problem+json" in operation["responses"]["401"]["content"]
+
+
+async def test_validation_responses_are_documented_as_problems(http: httpx.AsyncClient) -> None:
+    schema = (await http.get("/openapi.json")).json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            response = operation["responses"].get("422")
+            if response is not None:
+                assert "application/problem+json" in response["content"], (
+                    f"{method.upper()} {path} documents 422 as {response['content']}"
+                )

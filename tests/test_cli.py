@@ -1,0 +1,141 @@
+"""The `crier` command, run as an operator runs it, against the test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crier.kit.db import DatabaseUrls
+from tests.conftest import assert_problem
+
+CRIER = [sys.executable, "-m", "crier.cli"]
+
+
+@pytest.fixture
+def cli_env(db_urls: DatabaseUrls, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+    env["DATABASE_URL"] = db_urls.owner.render_as_string(hide_password=False)
+    env["CRIER_APP_DATABASE_URL"] = db_urls.app.render_as_string(hide_password=False)
+    env["CRIER_DATA_DIR"] = str(tmp_path)
+    return env
+
+
+def crier(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own command
+        [*CRIER, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["serve"],
+        ["run"],
+        ["migrate"],
+        ["dbshell"],
+        ["workspace", "create"],
+        ["api-key", "create"],
+    ],
+)
+def test_help_explains_each_command(command: list[str]) -> None:
+    result = subprocess.run(  # noqa: S603
+        [*CRIER, *command, "--help"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+    assert len(result.stdout) > 200
+
+
+async def test_workspace_create_prints_a_working_owner_key(
+    cli_env: dict[str, str], http: httpx.AsyncClient
+) -> None:
+    result = crier(
+        cli_env,
+        "workspace",
+        "create",
+        "--name",
+        "Acme Corp",
+        "--timezone",
+        "Europe/Paris",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    key = created["api_key"]["key"]
+    response = await http.get("/v1/workspace", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200
+    assert response.json()["id"] == created["workspace"]["id"]
+    assert response.json()["timezone"] == "Europe/Paris"
+    assert response.json()["slug"].startswith("acme-corp")
+
+    text = crier(cli_env, "workspace", "create", "--name", "Plain")
+    assert text.returncode == 0, text.stderr
+    assert "crier_sk_" in text.stdout
+    assert "shown once" in text.stdout
+
+
+async def test_a_second_workspace_cannot_reach_the_firsts_ids(
+    cli_env: dict[str, str], http: httpx.AsyncClient
+) -> None:
+    first = json.loads(crier(cli_env, "workspace", "create", "--name", "One", "--json").stdout)
+    second = json.loads(crier(cli_env, "workspace", "create", "--name", "Two", "--json").stdout)
+    auth = {"Authorization": f"Bearer {second['api_key']['key']}"}
+    member = first["owner"]["member_id"]
+    assert_problem(await http.get(f"/v1/members/{member}", headers=auth), 404, "not-found")
+    key = first["api_key"]["id"]
+    assert_problem(await http.delete(f"/v1/api-keys/{key}", headers=auth), 404, "not-found")
+
+
+async def test_api_key_create_issues_a_scoped_key_by_slug_and_email(
+    cli_env: dict[str, str], http: httpx.AsyncClient
+) -> None:
+    created = json.loads(
+        crier(
+            cli_env,
+            "workspace",
+            "create",
+            "--name",
+            "Keys",
+            "--json",
+            "--owner-email",
+            "boss@keys.example",
+        ).stdout
+    )
+    slug = created["workspace"]["slug"]
+    result = crier(
+        cli_env,
+        "api-key",
+        "create",
+        "--workspace",
+        slug,
+        "--member",
+        "Boss@Keys.example",
+        "--scope",
+        "workspace:read",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    issued = json.loads(result.stdout)
+    assert issued["member_id"] == created["owner"]["member_id"]
+    auth = {"Authorization": f"Bearer {issued['key']}"}
+    assert (await http.get("/v1/workspace", headers=auth)).status_code == 200
+    assert_problem(await http.get("/v1/members", headers=auth), 403, "permission-denied")
+
+
+def test_operator_mistakes_are_clear_errors(cli_env: dict[str, str]) -> None:
+    bad_zone = crier(cli_env, "workspace", "create", "--name", "X", "--timezone", "Moon/Base")
+    assert bad_zone.returncode == 1
+    assert "not an IANA timezone" in bad_zone.stderr
+    missing = crier(cli_env, "api-key", "create", "--workspace", "no-such-workspace")
+    assert missing.returncode == 1
+    assert "No workspace" in missing.stderr
+    bad_scope = crier(cli_env, "api-key", "create", "--workspace", "x", "--scope", "root")
+    assert bad_scope.returncode == 1
+    assert "workspace:read" in bad_scope.stderr

@@ -1,0 +1,118 @@
+"""`crier run` (what `make run` starts): from nothing to a working API key, and back."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+START_TIMEOUT = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Running:
+    """A `crier run` process whose output is read line by line as it comes."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("CRIER_") and k != "DATABASE_URL"
+        }
+        env.update(CRIER_DATA_DIR=str(data_dir), CRIER_PORT=str(port))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "crier.cli", "run"],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, marker: str) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                assert self.process.poll() is None, "".join(self.output)
+                continue
+            self.output.append(line)
+            if marker in line:
+                return line
+        raise AssertionError(f"no {marker!r} in:\n{''.join(self.output)}")
+
+    def interrupt(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=60)
+
+
+def postmaster_running(data_dir: Path) -> bool:
+    pid_file = data_dir / "pgdata" / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_run_starts_everything_prints_a_key_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    first = Running(tmp_path, port)
+    try:
+        key = first.wait_for("API key:").split()[-1]
+        assert "created now" in "".join(first.output)
+        first.wait_for("Press Ctrl-C")
+        base = f"http://127.0.0.1:{port}"
+        assert f"{base}/docs" in "".join(first.output)
+        response = httpx.get(f"{base}/v1/workspace", headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200
+        assert response.json()["slug"] == "demo"
+        account = httpx.post(
+            f"{base}/v1/social-accounts",
+            json={"platform": "sandbox"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert account.status_code == 201
+    finally:
+        code = first.interrupt()
+    assert code == 0, "".join(first.output)
+    assert not postmaster_running(tmp_path), "the embedded database outlived Ctrl-C"
+
+    second = Running(tmp_path, port)
+    try:
+        again = second.wait_for("API key:").split()[-1]
+        second.wait_for("Press Ctrl-C")
+        assert again == key
+        assert "created now" not in "".join(second.output)
+        accounts = httpx.get(
+            f"http://127.0.0.1:{port}/v1/social-accounts",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert [a["id"] for a in accounts.json()["data"]] == [account.json()["id"]]
+    finally:
+        assert second.interrupt() == 0
