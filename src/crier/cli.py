@@ -16,6 +16,7 @@ from crier.auth.permissions import Permission
 from crier.config import Settings
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db import migrate as migrations
+from crier.kit.db.engine import UnsafeApplicationRole
 from crier.kit.db.server import database_server
 from crier.kit.errors import CrierError
 from crier.kit.vault import Vault
@@ -54,7 +55,11 @@ def _where(settings: Settings, urls: DatabaseUrls) -> str:
 
 async def _open(settings: Settings, urls: DatabaseUrls) -> Database:
     db = Database(urls, pool_size=settings.db_pool_size)
-    await db.verify_app_role()
+    try:
+        await db.verify_app_role()
+    except UnsafeApplicationRole as exc:
+        await db.dispose()
+        raise _fail(f"refusing to start: {exc}") from None
     return db
 
 

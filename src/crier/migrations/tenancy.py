@@ -27,7 +27,16 @@ def create_app_role() -> None:
                 CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
             END IF;
             -- So that an application connecting with the owner's login can take the role.
-            IF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN
+            -- PostgreSQL 16 gives a role's creator ADMIN on it but not the right to SET it.
+            IF current_setting('server_version_num')::int >= 160000 THEN
+                IF NOT pg_has_role(current_user, '{APP_ROLE}', 'SET') THEN
+                    BEGIN
+                        EXECUTE format('GRANT {APP_ROLE} TO %I WITH SET TRUE', current_user);
+                    EXCEPTION WHEN insufficient_privilege THEN
+                        RAISE NOTICE 'the application must log in as a member of {APP_ROLE}';
+                    END;
+                END IF;
+            ELSIF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN
                 BEGIN
                     EXECUTE format('GRANT {APP_ROLE} TO %I', current_user);
                 EXCEPTION WHEN insufficient_privilege THEN

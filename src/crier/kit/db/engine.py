@@ -15,6 +15,7 @@ from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -68,15 +69,24 @@ class Database:
 
     async def verify_app_role(self) -> None:
         """Refuse to serve if the application role could read across workspaces."""
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT current_user, r.rolsuper, r.rolbypassrls "
-                        "FROM pg_roles r WHERE r.rolname = current_user"
+        try:
+            async with self.engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        text(
+                            "SELECT current_user, r.rolsuper, r.rolbypassrls "
+                            "FROM pg_roles r WHERE r.rolname = current_user"
+                        )
                     )
-                )
-            ).one()
+                ).one()
+        except OperationalError as exc:
+            if "set role" not in str(exc):
+                raise
+            login = self.urls.app.username
+            raise UnsafeApplicationRole(
+                f"the application login {login!r} may not take the role {APP_ROLE!r}; as an "
+                f"administrator run: GRANT {APP_ROLE} TO {login}"
+            ) from None
         if row[0] != APP_ROLE or row[1] or row[2]:
             raise UnsafeApplicationRole(
                 f"the application connects as {row[0]!r} (superuser={row[1]}, "
