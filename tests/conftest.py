@@ -45,6 +45,9 @@ class FakeClock:
     def now(self) -> datetime:
         return self._now
 
+    def set(self, instant: datetime) -> None:
+        self._now = instant
+
     def advance(self, delta: timedelta) -> None:
         self._now += delta
 

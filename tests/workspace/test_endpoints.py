@@ -16,7 +16,7 @@ async def test_the_key_reads_its_own_workspace(tenant: Tenant) -> None:
         "scheduled_posts_per_month": 100,
         "media_upload_bytes": 25 * 1024 * 1024,
     }
-    assert body["usage"] == {"members": 1, "social_accounts": 0}
+    assert body["usage"] == {"members": 1, "social_accounts": 0, "scheduled_posts_this_month": 0}
 
 
 async def test_update_name_slug_and_timezone(tenant: Tenant) -> None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from crier.auth.dependencies import requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
-from crier.kit.http import DbSession, problem_responses
+from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.workspace import service
 from crier.workspace.schemas import Workspace, WorkspaceUpdate
 
@@ -18,10 +18,12 @@ router = APIRouter(prefix="/workspace", tags=["Workspace"])
 
 @router.get("", response_model=Workspace, responses=problem_responses(401, 403))
 async def get_workspace(
-    principal: Annotated[Principal, requires(Permission.WORKSPACE_READ)], session: DbSession
+    principal: Annotated[Principal, requires(Permission.WORKSPACE_READ)],
+    session: DbSession,
+    clock: RequestClock,
 ) -> Workspace:
     """The workspace the API key belongs to, with its plan's limits and their usage."""
-    return await service.get_workspace(session, principal.workspace_id)
+    return await service.get_workspace(session, principal.workspace_id, clock.now())
 
 
 @router.patch("", response_model=Workspace, responses=problem_responses(401, 403, 409, 422))
@@ -29,7 +31,8 @@ async def update_workspace(
     data: WorkspaceUpdate,
     principal: Annotated[Principal, requires(Permission.WORKSPACE_UPDATE)],
     session: DbSession,
+    clock: RequestClock,
 ) -> Workspace:
     """Rename the workspace, change its slug (unique, else `slug-taken`) or its timezone
     (an IANA zone, else `validation-error`)."""
-    return await service.update_workspace(session, principal.workspace_id, data)
+    return await service.update_workspace(session, principal.workspace_id, data, clock.now())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from crier.kit.errors import PlanLimitExceeded
 
@@ -55,3 +57,13 @@ def enforce(plan: str, limit: str, in_use: int, adding: int = 1) -> None:
     value = getattr(limits_of(plan), limit)
     if in_use + adding > value:
         raise PlanLimitExceeded(plan, limit, value)
+
+
+def month_of(instant: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """The calendar month containing `instant` in `timezone`: its first instant and the next
+    month's, so that a post at 23:30 on the 31st local time counts in that month."""
+    zone = ZoneInfo(timezone)
+    local = instant.astimezone(zone)
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+    return start, start.replace(year=year, month=month)

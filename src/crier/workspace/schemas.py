@@ -24,6 +24,9 @@ class PlanLimits(BaseModel):
 class PlanUsage(BaseModel):
     members: int = Field(description="Current members.")
     social_accounts: int = Field(description="Connected (not disconnected) social accounts.")
+    scheduled_posts_this_month: int = Field(
+        description="Posts scheduled to publish this calendar month (workspace timezone)."
+    )
 
 
 class Workspace(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from crier.member import repository as member_repository
 from crier.member.service import add_owner
 from crier.models import ApiKey, Member
 from crier.models import Workspace as WorkspaceRow
+from crier.post import repository as post_repository
 from crier.social_account import repository as account_repository
 from crier.workspace import plans, repository
 from crier.workspace.schemas import PlanLimits, PlanUsage, Workspace, WorkspaceUpdate
@@ -107,15 +109,15 @@ async def create_workspace(
     return NewWorkspace(workspace, owner, key, secret)
 
 
-async def get_workspace(session: AsyncSession, workspace_id: UUID) -> Workspace:
+async def get_workspace(session: AsyncSession, workspace_id: UUID, now: datetime) -> Workspace:
     workspace = await repository.get(session, workspace_id)
     if workspace is None:
         raise NotFound("No such workspace.")
-    return await _to_schema(session, workspace)
+    return await _to_schema(session, workspace, now)
 
 
 async def update_workspace(
-    session: AsyncSession, workspace_id: UUID, data: WorkspaceUpdate
+    session: AsyncSession, workspace_id: UUID, data: WorkspaceUpdate, now: datetime
 ) -> Workspace:
     workspace = await repository.lock(session, workspace_id)
     if data.timezone is not None:
@@ -131,10 +133,25 @@ async def update_workspace(
             raise SlugTaken(f"The slug '{data.slug}' is taken.") from None
     await session.flush()
     await session.refresh(workspace)
-    return await _to_schema(session, workspace)
+    return await _to_schema(session, workspace, now)
 
 
-async def _to_schema(session: AsyncSession, workspace: WorkspaceRow) -> Workspace:
+async def enforce_scheduled_posts_limit(
+    session: AsyncSession, workspace_id: UUID, publish_at: datetime, post_id: UUID | None = None
+) -> None:
+    """Raise `plan-limit-exceeded` if scheduling one more post (or moving `post_id`) into the
+    month of `publish_at`, in the workspace's timezone, would pass the plan's limit.
+
+    Locks the workspace row, so concurrent schedulers cannot both take the last slot.
+    """
+    workspace = await repository.lock(session, workspace_id)
+    start, end = plans.month_of(publish_at, workspace.timezone)
+    in_use = await post_repository.count_scheduled_between(session, start, end, exclude=post_id)
+    plans.enforce(workspace.plan, "scheduled_posts_per_month", in_use)
+
+
+async def _to_schema(session: AsyncSession, workspace: WorkspaceRow, now: datetime) -> Workspace:
+    month_start, month_end = plans.month_of(now, workspace.timezone)
     return Workspace(
         id=workspace.id,
         slug=workspace.slug,
@@ -145,6 +162,9 @@ async def _to_schema(session: AsyncSession, workspace: WorkspaceRow) -> Workspac
         usage=PlanUsage(
             members=await member_repository.count_active(session),
             social_accounts=await account_repository.count_connected(session),
+            scheduled_posts_this_month=await post_repository.count_scheduled_between(
+                session, month_start, month_end
+            ),
         ),
         created_at=workspace.created_at,
         updated_at=workspace.updated_at,

@@ -63,6 +63,8 @@ class Database:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
+            # Errors and logs never carry bound values (hashes, sealed tokens, emails).
+            hide_parameters=True,
             connect_args={"options": f"-c role={APP_ROLE}"},
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
