@@ -22,23 +22,19 @@ def create_app_role() -> None:
     """
     op.execute(f"""
         DO $$
+        DECLARE
+            pg16 boolean := current_setting('server_version_num')::int >= 160000;
         BEGIN
             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
                 CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
             END IF;
             -- So that an application connecting with the owner's login can take the role.
             -- PostgreSQL 16 gives a role's creator ADMIN on it but not the right to SET it.
-            IF current_setting('server_version_num')::int >= 160000 THEN
-                IF NOT pg_has_role(current_user, '{APP_ROLE}', 'SET') THEN
-                    BEGIN
-                        EXECUTE format('GRANT {APP_ROLE} TO %I WITH SET TRUE', current_user);
-                    EXCEPTION WHEN insufficient_privilege THEN
-                        RAISE NOTICE 'the application must log in as a member of {APP_ROLE}';
-                    END;
-                END IF;
-            ELSIF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN
+            IF NOT pg_has_role(current_user, '{APP_ROLE}', CASE WHEN pg16 THEN 'SET' ELSE 'MEMBER' END)
+            THEN
                 BEGIN
-                    EXECUTE format('GRANT {APP_ROLE} TO %I', current_user);
+                    EXECUTE format('GRANT {APP_ROLE} TO %I', current_user)
+                        || CASE WHEN pg16 THEN ' WITH SET TRUE' ELSE '' END;
                 EXCEPTION WHEN insufficient_privilege THEN
                     RAISE NOTICE 'the application must log in as a member of {APP_ROLE}';
                 END;
