@@ -29,6 +29,7 @@ from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db import migrate as migrations
 from crier.kit.db.embedded import EmbeddedPostgres
 from crier.kit.db.engine import APP_ROLE, sqlalchemy_url
+from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
 from crier.workspace.service import create_workspace
 
@@ -147,8 +148,19 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Vault:
 
 
 @pytest.fixture(scope="session")
-async def http(db: Database, vault: Vault, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(db, vault, clock)
+def storage(tmp_path_factory: pytest.TempPathFactory) -> LocalStorage:
+    return LocalStorage(Path(tmp_path_factory.mktemp("media")))
+
+
+@pytest.fixture(scope="session")
+async def http(
+    db: Database,
+    vault: Vault,
+    storage: LocalStorage,
+    clock: FakeClock,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(db, vault, storage, Path(tmp_path_factory.mktemp("spool")), clock)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://crier.test") as client:
         yield client

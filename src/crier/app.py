@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,8 +24,10 @@ from crier.kit.errors import (
     problem_body,
     register_problem,
 )
-from crier.kit.time import Clock, SystemClock
+from crier.kit.storage import Storage
+from crier.kit.time import EXPECTED_FORM, Clock, SystemClock
 from crier.kit.vault import Vault
+from crier.media.endpoints import router as media_router
 from crier.member.endpoints import router as member_router
 from crier.problems.endpoints import router as problems_router
 from crier.social_account.endpoints import router as social_account_router
@@ -41,6 +44,15 @@ RFC 9457 problem (`application/problem+json`) whose `type` is `/problems/<slug>`
 server explains each at that path.
 """
 
+NAIVE_TIMESTAMP = register_problem(
+    "naive-timestamp",
+    "Timestamp without offset",
+    422,
+    f"""Crier accepts only ISO 8601 timestamps with an explicit UTC offset, such as
+    {EXPECTED_FORM}. A timestamp without one is ambiguous (whose noon?), so it is refused
+    rather than guessed. `errors` lists the fields; `expected_form` shows the form.""",
+)
+
 _BY_STATUS = {
     400: register_problem(
         "bad-request",
@@ -54,17 +66,13 @@ _BY_STATUS = {
         413,
         "The request body is larger than this endpoint accepts.",
     ),
-    415: register_problem(
-        "unsupported-media-type",
-        "Unsupported media type",
-        415,
-        "The request body's content type is not one this endpoint accepts.",
-    ),
 }
 
 
-def create_app(db: Database, vault: Vault, clock: Clock | None = None) -> FastAPI:
-    """Build the API around an open database."""
+def create_app(
+    db: Database, vault: Vault, storage: Storage, spool_dir: Path, clock: Clock | None = None
+) -> FastAPI:
+    """Build the API around an open database and a media storage."""
     app = FastAPIOffline(
         title="Crier API",
         version=__version__,
@@ -76,8 +84,16 @@ def create_app(db: Database, vault: Vault, clock: Clock | None = None) -> FastAP
     app.state.db = db
     app.state.vault = vault
     app.state.clock = clock or SystemClock()
+    app.state.storage = storage
+    app.state.spool_dir = spool_dir
 
-    for router in (workspace_router, member_router, auth_router, social_account_router):
+    for router in (
+        workspace_router,
+        member_router,
+        auth_router,
+        social_account_router,
+        media_router,
+    ):
         app.include_router(router, prefix="/v1")
     app.include_router(problems_router)
 
@@ -111,14 +127,24 @@ def _install_problem_handlers(app: FastAPI) -> None:
         summary = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['message']}" for e in errors[:3]
         )
-        body = problem_body(
-            "validation-error",
-            "Validation error",
-            422,
-            f"The request is not valid: {summary}.",
-            request.url.path,
-            {"errors": errors},
-        )
+        if any(e["type"] == "naive_timestamp" for e in errors):
+            body = problem_body(
+                NAIVE_TIMESTAMP.slug,
+                NAIVE_TIMESTAMP.title,
+                422,
+                f"Timestamps need an explicit UTC offset: {summary}.",
+                request.url.path,
+                {"errors": errors, "expected_form": EXPECTED_FORM},
+            )
+        else:
+            body = problem_body(
+                "validation-error",
+                "Validation error",
+                422,
+                f"The request is not valid: {summary}.",
+                request.url.path,
+                {"errors": errors},
+            )
         return problem_response(request, body)
 
     @app.exception_handler(StarletteHTTPException)

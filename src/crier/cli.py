@@ -19,6 +19,7 @@ from crier.kit.db import migrate as migrations
 from crier.kit.db.engine import UnsafeApplicationRole
 from crier.kit.db.server import database_server
 from crier.kit.errors import CrierError
+from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
 
 cli = typer.Typer(
@@ -162,7 +163,8 @@ async def _serve(settings: Settings, urls: DatabaseUrls, banner: object) -> None
     try:
         message = await banner(db, settings, urls) if callable(banner) else None
         vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)
-        app = create_app(db, vault)
+        data = settings.resolved_data_dir
+        app = create_app(db, vault, LocalStorage(data / "media"), data / "tmp")
         server = uvicorn.Server(
             uvicorn.Config(
                 app, host=settings.host, port=settings.port, log_level="info", access_log=False

@@ -94,7 +94,7 @@ async def test_expiry_must_be_future_and_carry_an_offset(tenant: Tenant, clock: 
     naive = await tenant.post(
         "/v1/api-keys", json={"name": "t", "expires_at": "2031-01-01T00:00:00"}
     )
-    assert_problem(naive, 422, "validation-error")
+    assert_problem(naive, 422, "naive-timestamp")
 
 
 async def test_last_used_time_is_recorded(tenant: Tenant, clock: FakeClock) -> None:

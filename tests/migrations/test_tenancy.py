@@ -30,8 +30,13 @@ INSERTS: dict[str, str] = {
     "post_targets": "INSERT INTO post_targets (workspace_id, id, post_id, social_account_id) "
     "VALUES (%(ws)s, %(id)s, %(post)s, %(account)s)",
     "media_assets": "INSERT INTO media_assets "
-    "(workspace_id, id, category, content_type, storage_path, size_bytes) "
-    "VALUES (%(ws)s, %(id)s, 'image', 'image/png', 'probe.png', 1)",
+    "(workspace_id, id, category, content_type, storage_path, size_bytes, sha256) "
+    "VALUES (%(ws)s, %(id)s, 'image', 'image/png', 'probe.png', 1, 'x')",
+    "post_media": "INSERT INTO post_media (workspace_id, id, post_id, media_id) "
+    "VALUES (%(ws)s, %(id)s, %(post)s, %(media)s)",
+    "idempotency_keys": "INSERT INTO idempotency_keys (workspace_id, id, key, fingerprint, "
+    "response_status, response_headers, response_body, expires_at) "
+    "VALUES (%(ws)s, %(id)s, %(external)s, 'f', 201, '{}', '\\x00', now())",
     "reviews": "INSERT INTO reviews "
     "(workspace_id, id, social_account_id, location_id, external_id, rating, reviewed_at) "
     "VALUES (%(ws)s, %(id)s, %(account)s, 'loc', %(external)s, 5, now())",
@@ -101,6 +106,8 @@ def seed(urls: DatabaseUrls, ws: uuid.UUID) -> Seeded:
                 seeded.refs["account"] = params["id"]
             if table == "posts":
                 seeded.refs["post"] = params["id"]
+            if table == "media_assets":
+                seeded.refs["media"] = params["id"]
         return seeded
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from crier.auth import service
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.http import DbSession, RequestClock
+from crier.kit.idempotency import HEADER, Idempotency, validate_key
 
 # Declares the scheme in OpenAPI (the docs' Authorize button); the header itself is checked
 # by `service.authenticate`, so that every failure is the same problem response.
@@ -38,3 +39,29 @@ def requires(permission: Permission) -> Any:
         return principal
 
     return Depends(check)
+
+
+async def idempotency(
+    request: Request,
+    session: DbSession,
+    clock: RequestClock,
+    principal: CurrentPrincipal,
+    key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            description=(
+                "Makes this create safe to retry: the same key with the same body replays "
+                "the first response (`Idempotent-Replayed: true`) instead of acting twice. "
+                "At most 255 characters; kept for 24 hours; scoped to the workspace."
+            ),
+        ),
+    ] = None,
+) -> Idempotency:
+    """The `Idempotency-Key` state of a create request."""
+    return Idempotency(
+        session, request.app.state.vault, clock, principal.workspace_id, validate_key(key)
+    )
+
+
+IdempotentRequest = Annotated[Idempotency, Depends(idempotency)]

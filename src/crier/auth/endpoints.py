@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from crier.auth import service
-from crier.auth.dependencies import CurrentPrincipal, requires
+from crier.auth.dependencies import CurrentPrincipal, IdempotentRequest, requires
 from crier.auth.permissions import DESCRIPTIONS, ROLE_PERMISSIONS, Permission
 from crier.auth.principal import Principal
 from crier.auth.schemas import (
@@ -22,6 +22,7 @@ from crier.auth.schemas import (
     RoleGrants,
 )
 from crier.kit.http import DbSession, RequestClock, problem_responses
+from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 
 router = APIRouter(tags=["API keys"])
@@ -59,15 +60,27 @@ async def get_roles(_: CurrentPrincipal) -> RoleCatalogue:
     responses=problem_responses(401, 403, 422),
 )
 async def create_api_key(
-    data: ApiKeyCreate, principal: CanCreateKeys, session: DbSession, clock: RequestClock
-) -> ApiKeyCreated:
+    data: ApiKeyCreate,
+    principal: CanCreateKeys,
+    session: DbSession,
+    clock: RequestClock,
+    idem: IdempotentRequest,
+) -> Response:
     """Create an API key for the calling member. The secret is in this response only.
 
     Scopes may narrow the key to some of the member's permissions, never widen it. A key
     created with a scoped key is at most as powerful as that key.
     """
-    key, secret = await service.create_key(session, clock, principal, data)
-    return ApiKeyCreated.model_validate({**ApiKey.model_validate(key).model_dump(), "key": secret})
+
+    async def create() -> ApiKeyCreated:
+        key, secret = await service.create_key(session, clock, principal, data)
+        return ApiKeyCreated.model_validate(
+            {**ApiKey.model_validate(key).model_dump(), "key": secret}
+        )
+
+    return await idem.create(
+        fingerprint("POST", "/v1/api-keys", data.model_dump(mode="json")), create
+    )
 
 
 @router.get("/api-keys", response_model=Page[ApiKey], responses=problem_responses(401, 403, 422))

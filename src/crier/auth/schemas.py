@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from crier.auth.permissions import Permission, Role
+from crier.kit.time import Timestamp
 
 ApiKeyId = Annotated[UUID, Field(description="Identifier of an API key.")]
 
@@ -24,7 +25,7 @@ class ApiKeyCreate(BaseModel):
             "A key can never do more than its member."
         ),
     )
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Timestamp | None = Field(
         default=None, description="When the key stops working (ISO 8601 with an offset)."
     )
 

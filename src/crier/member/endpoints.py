@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from crier.auth.dependencies import CurrentPrincipal, requires
+from crier.auth.dependencies import CurrentPrincipal, IdempotentRequest, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.http import DbSession, RequestClock, problem_responses
+from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.member import service
 from crier.member.schemas import Member, MemberCreate, MemberId, MemberUpdate
@@ -36,14 +37,19 @@ async def list_members(
     response_model=Member,
     responses=problem_responses(401, 403, 409, 422),
 )
-async def add_member(data: MemberCreate, principal: CanManage, session: DbSession) -> Member:
+async def add_member(
+    data: MemberCreate, principal: CanManage, session: DbSession, idem: IdempotentRequest
+) -> Response:
     """Add a person to the workspace by email, with a role.
 
     Making someone an owner needs `members:manage_owners`; granting a permission needs
     holding it. Counts against the plan's `members` limit. Adding a former member brings
     them back with the new role.
     """
-    return await service.add_member(session, principal, data)
+    return await idem.create(
+        fingerprint("POST", "/v1/members", data.model_dump(mode="json")),
+        lambda: service.add_member(session, principal, data),
+    )
 
 
 @router.get("/{member_id}", response_model=Member, responses=problem_responses(401, 403, 404, 422))

@@ -2,9 +2,10 @@
 
 from crier.models.analytics import AnalyticsSnapshot
 from crier.models.base import Base, TenantModel
+from crier.models.idempotency import IdempotencyKey
 from crier.models.media import MediaAsset
 from crier.models.member import ApiKey, Member, User
-from crier.models.post import Post, PostTarget
+from crier.models.post import Post, PostMedia, PostTarget
 from crier.models.review import Review
 from crier.models.social_account import SocialAccount
 from crier.models.workspace import Workspace
@@ -13,9 +14,11 @@ __all__ = [
     "AnalyticsSnapshot",
     "ApiKey",
     "Base",
+    "IdempotencyKey",
     "MediaAsset",
     "Member",
     "Post",
+    "PostMedia",
     "PostTarget",
     "Review",
     "SocialAccount",

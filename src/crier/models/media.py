@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, CheckConstraint, Integer, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crier.models.base import TenantModel
@@ -20,3 +23,8 @@ class MediaAsset(TenantModel):
     storage_path: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     usage_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    filename: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(Text)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")

@@ -27,6 +27,9 @@ class Post(TenantModel):
     __tablename__ = "posts"
     __table_args__ = (
         ForeignKeyConstraint(["workspace_id", "author_id"], ["members.workspace_id", "members.id"]),
+        ForeignKeyConstraint(
+            ["workspace_id", "cancelled_by"], ["members.workspace_id", "members.id"]
+        ),
         CheckConstraint(
             "status IN ('draft', 'scheduled', 'queued', 'publishing', 'published', 'failed', "
             "'cancelled')",
@@ -46,6 +49,8 @@ class Post(TenantModel):
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_by: Mapped[UUID | None] = mapped_column()
 
 
 class PostTarget(TenantModel):
@@ -59,8 +64,31 @@ class PostTarget(TenantModel):
             ["social_accounts.workspace_id", "social_accounts.id"],
         ),
         UniqueConstraint("workspace_id", "post_id", "social_account_id"),
+        Index("ix_post_targets_account", "workspace_id", "social_account_id"),
     )
 
     post_id: Mapped[UUID] = mapped_column()
     social_account_id: Mapped[UUID] = mapped_column()
     platform_settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+class PostMedia(TenantModel):
+    """That a post (not cancelled) uses a media asset. A trigger keeps
+    `media_assets.usage_count` equal to the number of these rows per asset."""
+
+    __tablename__ = "post_media"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["workspace_id", "post_id"], ["posts.workspace_id", "posts.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["workspace_id", "media_id"],
+            ["media_assets.workspace_id", "media_assets.id"],
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("workspace_id", "post_id", "media_id"),
+        Index("ix_post_media_media", "workspace_id", "media_id"),
+    )
+
+    post_id: Mapped[UUID] = mapped_column()
+    media_id: Mapped[UUID] = mapped_column()

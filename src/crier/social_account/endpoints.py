@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from crier.auth.dependencies import requires
+from crier.auth.dependencies import IdempotentRequest, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.http import DbSession, RequestClock, problem_responses
+from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.social_account import service
 from crier.social_account.schemas import (
@@ -56,11 +57,18 @@ async def connect_social_account(
     session: DbSession,
     clock: RequestClock,
     request: Request,
-) -> SocialAccount:
+    idem: IdempotentRequest,
+) -> Response:
     """Connect an account. `sandbox` accounts need no credentials; they publish to Crier's
     built-in sandbox platform. Counts against the plan's `social_accounts` limit."""
-    account = await service.connect(session, clock, request.app.state.vault, principal, data)
-    return SocialAccount.model_validate(account)
+
+    async def connect() -> SocialAccount:
+        account = await service.connect(session, clock, request.app.state.vault, principal, data)
+        return SocialAccount.model_validate(account)
+
+    return await idem.create(
+        fingerprint("POST", "/v1/social-accounts", data.model_dump(mode="json")), connect
+    )
 
 
 @router.get(

@@ -1,6 +1,6 @@
 """The database: embedded or external PostgreSQL, the application engine, tenancy."""
 
-from crier.kit.db.engine import APP_ROLE, Database, DatabaseUrls
+from crier.kit.db.engine import APP_ROLE, Database, DatabaseUrls, after_commit, after_rollback
 from crier.kit.db.tenancy import (
     enter_workspace,
     present_api_key_hash,
@@ -12,6 +12,8 @@ __all__ = [
     "APP_ROLE",
     "Database",
     "DatabaseUrls",
+    "after_commit",
+    "after_rollback",
     "enter_workspace",
     "present_api_key_hash",
     "present_user_email",

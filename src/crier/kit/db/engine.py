@@ -8,7 +8,8 @@ refuses to run if the role it ends up with could bypass the tenant wall.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from uuid import UUID
@@ -26,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
 from crier.kit.db.tenancy import enter_workspace
 
 APP_ROLE = "crier_app"
+
+log = logging.getLogger(__name__)
 
 
 def sqlalchemy_url(url: str | URL) -> URL:
@@ -47,6 +50,28 @@ class DatabaseUrls:
     def from_strings(cls, owner: str, app: str | None = None) -> DatabaseUrls:
         owner_url = sqlalchemy_url(owner)
         return cls(owner=owner_url, app=sqlalchemy_url(app) if app else owner_url)
+
+
+_COMMIT_HOOKS = "crier.after_commit"
+_ROLLBACK_HOOKS = "crier.after_rollback"
+
+
+def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
+    """Run `hook` if and when this session's transaction commits."""
+    session.info.setdefault(_COMMIT_HOOKS, []).append(hook)
+
+
+def after_rollback(session: AsyncSession, hook: Callable[[], None]) -> None:
+    """Run `hook` if this session's transaction rolls back (undo work outside the database)."""
+    session.info.setdefault(_ROLLBACK_HOOKS, []).append(hook)
+
+
+def _run_hooks(session: AsyncSession, name: str) -> None:
+    for hook in session.info.pop(name, []):
+        try:
+            hook()
+        except Exception:  # a failed cleanup must not mask the outcome
+            log.exception("transaction hook failed")
 
 
 class UnsafeApplicationRole(RuntimeError):
@@ -97,9 +122,19 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction, committed on success and rolled back on error."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
+        """A session in one transaction, committed on success and rolled back on error.
+
+        Work registered with `after_commit` / `after_rollback` (files written or to delete
+        beside the rows) runs once the outcome is known.
+        """
+        async with self.sessionmaker() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except BaseException:
+                _run_hooks(session, _ROLLBACK_HOOKS)
+                raise
+            _run_hooks(session, _COMMIT_HOOKS)
 
     @asynccontextmanager
     async def workspace_transaction(self, workspace_id: UUID) -> AsyncIterator[AsyncSession]:

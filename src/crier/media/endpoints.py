@@ -1,0 +1,175 @@
+"""Media assets: upload, list, read, download, delete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import FileResponse
+from starlette.datastructures import UploadFile
+
+from crier.auth.dependencies import IdempotentRequest, requires
+from crier.auth.permissions import Permission
+from crier.auth.principal import Principal
+from crier.kit.errors import NotFound, ValidationFailed, field_error
+from crier.kit.http import DbSession, problem_responses
+from crier.kit.idempotency import fingerprint
+from crier.kit.pagination import Page, PageRequest, make_page, page_request
+from crier.media import service
+from crier.media.schemas import MediaAsset, MediaCategory, MediaId
+from crier.media.variants import VARIANT_NAMES
+
+router = APIRouter(prefix="/media", tags=["Media"])
+
+CanRead = Annotated[Principal, requires(Permission.MEDIA_READ)]
+CanUpload = Annotated[Principal, requires(Permission.MEDIA_UPLOAD)]
+CanDelete = Annotated[Principal, requires(Permission.MEDIA_DELETE)]
+
+# Multipart framing around the file: boundaries and part headers.
+MULTIPART_OVERHEAD = 64 * 1024
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "JPEG, PNG, WebP or GIF image, or MP4 video.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(service.CHUNK):
+        yield chunk
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MediaAsset,
+    responses=problem_responses(401, 403, 413, 415, 422),
+    openapi_extra=_UPLOAD_BODY,
+)
+async def upload_media(
+    request: Request, principal: CanUpload, session: DbSession, idem: IdempotentRequest
+) -> Response:
+    """Upload a file as the multipart field `file`.
+
+    Its kind (`category`, `content_type`) is judged from its content, not its name; a
+    declared type that contradicts the content is refused. Images get derived crops
+    (`square`, `portrait`, `landscape`, `vertical`, `thumbnail`). The plan caps the size
+    (`media-too-large`). A refused upload leaves no file and no record behind.
+    """
+    limit = await service.upload_limit(session, principal.workspace_id)
+    declared_length = request.headers.get("content-length", "")
+    if declared_length.isdigit() and int(declared_length) > limit + MULTIPART_OVERHEAD:
+        raise service.MediaTooLarge(
+            f"The upload is larger than the {limit} bytes the plan allows.", limit_value=limit
+        )
+    async with request.form(max_files=1, max_fields=4) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ValidationFailed(
+                "Send the file as the multipart/form-data field 'file'.",
+                [field_error(["body", "file"], "a file is required", "missing")],
+            )
+        received = await service.receive(
+            _chunks(upload),
+            limit,
+            None,
+            request.app.state.spool_dir,
+            upload.filename,
+            upload.content_type,
+        )
+    try:
+        return await idem.create(
+            fingerprint(
+                "POST",
+                "/v1/media",
+                {
+                    "sha256": received.sha256,
+                    "filename": received.filename,
+                    "content_type": received.declared_type,
+                },
+            ),
+            lambda: service.store(session, request.app.state.storage, principal, received),
+        )
+    finally:
+        received.discard()
+
+
+@router.get("", response_model=Page[MediaAsset], responses=problem_responses(401, 403, 422))
+async def list_media(
+    _: CanRead,
+    session: DbSession,
+    page: Annotated[PageRequest, Depends(page_request)],
+    category: Annotated[MediaCategory | None, Query(description="Only this category.")] = None,
+) -> Page[MediaAsset]:
+    """Media assets, oldest first."""
+    rows = await service.list_media(
+        session, category.value if category else None, page.after, page.limit + 1
+    )
+    items, cursor = make_page(rows, page.limit, lambda m: m.id)
+    return Page[MediaAsset](data=items, next_cursor=cursor)
+
+
+@router.get(
+    "/{media_id}", response_model=MediaAsset, responses=problem_responses(401, 403, 404, 422)
+)
+async def get_media(media_id: MediaId, _: CanRead, session: DbSession) -> MediaAsset:
+    """One asset, with its variants and how many posts use it."""
+    return service.to_schema(await service.get_asset(session, media_id))
+
+
+@router.get(
+    "/{media_id}/file",
+    response_class=FileResponse,
+    responses={
+        **problem_responses(401, 403, 404, 422),
+        200: {"description": "The file's bytes.", "content": {"application/octet-stream": {}}},
+    },
+)
+async def download_media(
+    media_id: MediaId,
+    request: Request,
+    _: CanRead,
+    session: DbSession,
+    variant: Annotated[
+        str | None,
+        Query(description=f"A variant instead of the original: {', '.join(VARIANT_NAMES)}."),
+    ] = None,
+) -> FileResponse:
+    """The original file, or one of its variants."""
+    asset = await service.get_asset(session, media_id)
+    path, content_type = service.file_of(asset, variant)
+    storage = request.app.state.storage
+    if not storage.exists(path):
+        raise NotFound("The asset's file is missing from storage.")
+    return FileResponse(storage.local_path(path), media_type=content_type)
+
+
+@router.delete(
+    "/{media_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def delete_media(
+    media_id: MediaId, request: Request, _: CanDelete, session: DbSession
+) -> Response:
+    """Delete an asset and its files. Refused (`media-in-use`, naming the posts) while a
+    scheduled, queued or publishing post uses it."""
+    await service.delete_media(session, request.app.state.storage, media_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

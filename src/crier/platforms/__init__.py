@@ -1,0 +1,1 @@
+"""Social platforms: their content rules, and (later) one adapter per platform."""
