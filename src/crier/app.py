@@ -29,6 +29,7 @@ from crier.kit.time import EXPECTED_FORM, Clock, SystemClock
 from crier.kit.vault import Vault
 from crier.media.endpoints import router as media_router
 from crier.member.endpoints import router as member_router
+from crier.post.endpoints import router as post_router
 from crier.problems.endpoints import router as problems_router
 from crier.social_account.endpoints import router as social_account_router
 from crier.workspace.endpoints import router as workspace_router
@@ -93,6 +94,7 @@ def create_app(
         auth_router,
         social_account_router,
         media_router,
+        post_router,
     ):
         app.include_router(router, prefix="/v1")
     app.include_router(problems_router)

@@ -17,7 +17,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from fastapi import Response
@@ -29,6 +29,8 @@ from crier.kit.errors import Conflict, CrierError, ValidationFailed, field_error
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.models import IdempotencyKey
+
+Created = TypeVar("Created", bound=BaseModel)
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -91,8 +93,8 @@ class Idempotency:
     async def create(
         self,
         request_fingerprint: str,
-        make: Callable[[], Awaitable[BaseModel]],
-        headers_of: Callable[[BaseModel], dict[str, str]] | None = None,
+        make: Callable[[], Awaitable[Created]],
+        headers_of: Callable[[Created], dict[str, str]] | None = None,
         status_code: int = 201,
     ) -> Response:
         """Run a create once per key: replay its stored response, or make it and store it."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crier.models import Post
+from crier.models import Post, PostMedia, PostTarget, SocialAccount
 
 # Statuses of a post that has been, or is being, scheduled: what the monthly plan limit counts.
 SCHEDULED_STATUSES = ("scheduled", "queued", "publishing", "published", "failed")
@@ -30,3 +32,124 @@ async def count_scheduled_between(
     if exclude is not None:
         query = query.where(Post.id != exclude)
     return int((await session.execute(query)).scalar_one())
+
+
+async def get(session: AsyncSession, post_id: UUID, *, lock: bool = False) -> Post | None:
+    """A post; with `lock`, held until commit so that concurrent changes queue up."""
+    query = select(Post).where(Post.id == post_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def list_posts(
+    session: AsyncSession,
+    *,
+    statuses: Sequence[str],
+    publish_after: datetime | None,
+    publish_before: datetime | None,
+    social_account_id: UUID | None,
+    after: UUID | None,
+    limit: int,
+) -> list[Post]:
+    query = select(Post).order_by(Post.id).limit(limit)
+    if statuses:
+        query = query.where(Post.status.in_(list(statuses)))
+    if publish_after is not None:
+        query = query.where(Post.publish_at >= publish_after)
+    if publish_before is not None:
+        query = query.where(Post.publish_at < publish_before)
+    if social_account_id is not None:
+        query = query.where(
+            exists().where(
+                PostTarget.workspace_id == Post.workspace_id,
+                PostTarget.post_id == Post.id,
+                PostTarget.social_account_id == social_account_id,
+            )
+        )
+    if after is not None:
+        query = query.where(Post.id > after)
+    return list((await session.execute(query)).scalars())
+
+
+async def targets_of(
+    session: AsyncSession, post_ids: Sequence[UUID]
+) -> dict[UUID, list[tuple[PostTarget, str]]]:
+    """The targets of each post, with each target account's platform, in creation order."""
+    found: dict[UUID, list[tuple[PostTarget, str]]] = {p: [] for p in post_ids}
+    if not post_ids:
+        return found
+    rows = await session.execute(
+        select(PostTarget, SocialAccount.platform)
+        .join(
+            SocialAccount,
+            (SocialAccount.workspace_id == PostTarget.workspace_id)
+            & (SocialAccount.id == PostTarget.social_account_id),
+        )
+        .where(PostTarget.post_id.in_(list(post_ids)))
+        .order_by(PostTarget.id)
+    )
+    for target, platform in rows.all():
+        found[target.post_id].append((target, platform))
+    return found
+
+
+async def replace_targets(
+    session: AsyncSession, post: Post, wanted: Sequence[tuple[UUID, dict[str, Any]]]
+) -> None:
+    """Make the post's targets exactly `wanted`, keeping the rows of accounts that stay."""
+    current = {
+        t.social_account_id: t
+        for t in (
+            await session.execute(select(PostTarget).where(PostTarget.post_id == post.id))
+        ).scalars()
+    }
+    keep = {account for account, _ in wanted}
+    for account, target in current.items():
+        if account not in keep:
+            await session.delete(target)
+    for account, settings in wanted:
+        if account in current:
+            current[account].platform_settings = settings
+        else:
+            session.add(
+                PostTarget(
+                    workspace_id=post.workspace_id,
+                    post_id=post.id,
+                    social_account_id=account,
+                    platform_settings=settings,
+                )
+            )
+
+
+async def replace_media_links(session: AsyncSession, post: Post, media_ids: Sequence[UUID]) -> None:
+    """Make the post's media links exactly `media_ids` (a trigger keeps usage counts)."""
+    current = set(
+        (
+            await session.execute(select(PostMedia.media_id).where(PostMedia.post_id == post.id))
+        ).scalars()
+    )
+    wanted = set(media_ids)
+    if current - wanted:
+        await session.execute(
+            delete(PostMedia).where(
+                PostMedia.post_id == post.id, PostMedia.media_id.in_(list(current - wanted))
+            )
+        )
+    for media_id in media_ids:
+        if media_id not in current:
+            session.add(
+                PostMedia(workspace_id=post.workspace_id, post_id=post.id, media_id=media_id)
+            )
+
+
+async def release_media(session: AsyncSession, post: Post) -> None:
+    await session.execute(delete(PostMedia).where(PostMedia.post_id == post.id))
+
+
+async def notify_schedule_change(session: AsyncSession, post: Post) -> None:
+    """Tell listening workers, at commit, that this post's schedule changed."""
+    await session.execute(
+        text("SELECT pg_notify('crier_schedule', :message)"),
+        {"message": f"{post.workspace_id}:{post.id}"},
+    )

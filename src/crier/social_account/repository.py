@@ -41,3 +41,10 @@ async def count_connected(session: AsyncSession) -> int:
         .where(SocialAccount.status != "disconnected")
     )
     return int(result.scalar_one())
+
+
+async def get_many(session: AsyncSession, account_ids: list[UUID]) -> dict[UUID, SocialAccount]:
+    if not account_ids:
+        return {}
+    result = await session.execute(select(SocialAccount).where(SocialAccount.id.in_(account_ids)))
+    return {a.id: a for a in result.scalars()}

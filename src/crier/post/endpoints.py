@@ -1,0 +1,220 @@
+"""Posts: create, read, edit, schedule, unschedule, cancel, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from crier.auth.dependencies import IdempotentRequest, requires
+from crier.auth.permissions import Permission
+from crier.auth.principal import Principal
+from crier.kit.concurrency import etag_of
+from crier.kit.http import DbSession, RequestClock, problem_responses
+from crier.kit.idempotency import fingerprint
+from crier.kit.pagination import Page, PageRequest, make_page, page_request
+from crier.kit.time import Timestamp
+from crier.post import service
+from crier.post.schemas import (
+    DeliveryList,
+    Post,
+    PostCreate,
+    PostId,
+    PostStatus,
+    PostUpdate,
+    ScheduleRequest,
+)
+
+router = APIRouter(prefix="/posts", tags=["Posts"])
+
+CanRead = Annotated[Principal, requires(Permission.POSTS_READ)]
+CanWrite = Annotated[Principal, requires(Permission.POSTS_WRITE)]
+CanSchedule = Annotated[Principal, requires(Permission.POSTS_SCHEDULE)]
+CanDelete = Annotated[Principal, requires(Permission.POSTS_DELETE)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="The ETag of your last read of the post. Required: without it 428, stale 412.",
+    ),
+]
+# The errors a change to an existing post can meet, beyond authentication.
+_CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
+
+
+def _with_etag(response: Response, post: Post) -> Post:
+    response.headers["ETag"] = etag_of(post.version)
+    return post
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Post,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_post(
+    data: PostCreate,
+    principal: CanWrite,
+    session: DbSession,
+    clock: RequestClock,
+    idem: IdempotentRequest,
+) -> Response:
+    """Create a post: a `draft` (the default) or, with `publish_at`, a `scheduled` one
+    (needs `posts:schedule`, and every target must be publishable).
+
+    Send an `Idempotency-Key` to make retries safe. `publish_at` must carry an explicit
+    offset; if that offset is not the post's timezone's at that instant (a DST slip), the
+    post is still scheduled for the exact instant sent, and `warnings` says so.
+    """
+    return await idem.create(
+        fingerprint("POST", "/v1/posts", data.model_dump(mode="json")),
+        lambda: service.create_post(session, clock, principal, data),
+        headers_of=lambda p: {"ETag": etag_of(p.version), "Location": f"/v1/posts/{p.id}"},
+    )
+
+
+@router.get("", response_model=Page[Post], responses=problem_responses(401, 403, 422))
+async def list_posts(
+    principal: CanRead,
+    session: DbSession,
+    clock: RequestClock,
+    page: Annotated[PageRequest, Depends(page_request)],
+    status_: Annotated[
+        list[PostStatus] | None,
+        Query(alias="status", description="Only posts in these statuses (repeatable)."),
+    ] = None,
+    publish_after: Annotated[
+        Timestamp | None, Query(description="Only posts publishing at or after this instant.")
+    ] = None,
+    publish_before: Annotated[
+        Timestamp | None, Query(description="Only posts publishing before this instant.")
+    ] = None,
+    social_account_id: Annotated[
+        UUID | None, Query(description="Only posts targeting this social account.")
+    ] = None,
+) -> Page[Post]:
+    """Posts in creation order, filtered; `next_cursor` pages through them."""
+    rows = await service.list_posts(
+        session,
+        clock,
+        principal,
+        statuses=[s.value for s in status_ or []],
+        publish_after=publish_after,
+        publish_before=publish_before,
+        social_account_id=social_account_id,
+        after=page.after,
+        limit=page.limit + 1,
+    )
+    items, cursor = make_page(rows, page.limit, lambda p: p.id)
+    return Page[Post](data=items, next_cursor=cursor)
+
+
+@router.get("/{post_id}", response_model=Post, responses=problem_responses(401, 403, 404, 422))
+async def get_post(
+    post_id: PostId,
+    principal: CanRead,
+    session: DbSession,
+    clock: RequestClock,
+    response: Response,
+) -> Post:
+    """One post. Its `ETag` header is what `If-Match` must carry to change it."""
+    return _with_etag(response, await service.get_post(session, clock, principal, post_id))
+
+
+@router.patch("/{post_id}", response_model=Post, responses=_CHANGE_ERRORS)
+async def update_post(
+    post_id: PostId,
+    data: PostUpdate,
+    principal: CanWrite,
+    session: DbSession,
+    clock: RequestClock,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Post:
+    """Change a draft, or a scheduled post (needs `posts:schedule`), until 5 minutes
+    before it publishes (`post-locked` after). Requires `If-Match`."""
+    post = await service.update_post(session, clock, principal, post_id, data, if_match)
+    return _with_etag(response, post)
+
+
+@router.post("/{post_id}/schedule", response_model=Post, responses=_CHANGE_ERRORS)
+async def schedule_post(
+    post_id: PostId,
+    principal: CanSchedule,
+    session: DbSession,
+    clock: RequestClock,
+    response: Response,
+    if_match: IfMatch = None,
+    data: ScheduleRequest | None = None,
+) -> Post:
+    """Schedule a draft, or reschedule a scheduled post, optionally with a new
+    `publish_at`/`timezone`. Every target is checked; all failures come in one
+    `target-validation-failed`. Requires `If-Match`."""
+    post = await service.schedule_post(
+        session, clock, principal, post_id, data or ScheduleRequest(), if_match
+    )
+    return _with_etag(response, post)
+
+
+@router.post("/{post_id}/unschedule", response_model=Post, responses=_CHANGE_ERRORS)
+async def unschedule_post(
+    post_id: PostId,
+    principal: CanSchedule,
+    session: DbSession,
+    clock: RequestClock,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Post:
+    """Take a scheduled post back to draft (not within 5 minutes of publishing). Requires
+    `If-Match`."""
+    post = await service.unschedule_post(session, clock, principal, post_id, if_match)
+    return _with_etag(response, post)
+
+
+@router.post(
+    "/{post_id}/cancel",
+    response_model=Post,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def cancel_post(
+    post_id: PostId,
+    principal: CanSchedule,
+    session: DbSession,
+    clock: RequestClock,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", description="Optional: cancel only this version.")
+    ] = None,
+) -> Post:
+    """Cancel a post until publishing begins, even in its last minutes (then
+    `post-not-cancellable`). It leaves the queue at once; who cancelled it and when is
+    recorded; its media are released."""
+    post = await service.cancel_post(session, clock, principal, post_id, if_match)
+    return _with_etag(response, post)
+
+
+@router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_CHANGE_ERRORS)
+async def delete_post(
+    post_id: PostId,
+    _: CanDelete,
+    session: DbSession,
+    clock: RequestClock,
+    if_match: IfMatch = None,
+) -> Response:
+    """Delete a draft (`post-not-deletable` otherwise). Requires `If-Match`."""
+    await service.delete_post(session, clock, post_id, if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{post_id}/deliveries",
+    response_model=DeliveryList,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_deliveries(post_id: PostId, _: CanRead, session: DbSession) -> DeliveryList:
+    """One delivery per target, with every attempt, once the scheduler has begun sending
+    the post; empty before that."""
+    await service.ensure_exists(session, post_id)
+    return DeliveryList(data=[])

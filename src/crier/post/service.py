@@ -1,0 +1,544 @@
+"""The rules of a post's life before publishing: drafts, scheduling, the 5-minute lock,
+cancelling, and what must be true of a post before it may be scheduled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crier.auth.permissions import Permission
+from crier.auth.principal import Principal
+from crier.kit.concurrency import require_match
+from crier.kit.errors import Conflict, CrierError, NotFound, ValidationFailed, field_error
+from crier.kit.time import Clock
+from crier.media import repository as media_repository
+from crier.models import MediaAsset, Post, SocialAccount
+from crier.platforms.rules import check_content
+from crier.post import repository
+from crier.post.schemas import Post as PostOut
+from crier.post.schemas import (
+    PostCreate,
+    PostPayload,
+    PostStatus,
+    PostUpdate,
+    ScheduleRequest,
+    Target,
+    TargetIn,
+    Warning,
+)
+from crier.social_account import repository as account_repository
+from crier.social_account.schemas import Platform
+from crier.workspace import repository as workspace_repository
+from crier.workspace.service import check_timezone, enforce_scheduled_posts_limit
+
+LOCK_WINDOW = timedelta(minutes=5)
+PAST_TOLERANCE = timedelta(seconds=30)
+_EDITABLE = (PostStatus.DRAFT, PostStatus.SCHEDULED)
+_CANCELLABLE = (PostStatus.DRAFT, PostStatus.SCHEDULED, PostStatus.QUEUED)
+_IN_FLIGHT = (PostStatus.QUEUED, PostStatus.PUBLISHING)
+
+
+class PostLocked(Conflict):
+    """The post publishes in less than 5 minutes (or is being published): it is locked, and
+    edits, rescheduling, unscheduling and deletion are refused so that what publishes is what
+    was reviewed. `locked_since` says when the lock began. Cancelling is still possible until
+    publishing begins."""
+
+    slug = "post-locked"
+    title = "Post locked"
+
+
+class PostNotEditable(Conflict):
+    """The post is past the point where it can be changed (published, failed, cancelled, or
+    not in the state this action needs)."""
+
+    slug = "post-not-editable"
+    title = "Post not editable"
+
+
+class PostNotCancellable(Conflict):
+    """Publishing has begun (or finished): the post can no longer be cancelled."""
+
+    slug = "post-not-cancellable"
+    title = "Post not cancellable"
+
+
+class PostNotDeletable(Conflict):
+    """Only drafts can be deleted. Cancel a scheduled post instead; published posts stay as
+    the record of what was sent."""
+
+    slug = "post-not-deletable"
+    title = "Post not deletable"
+
+
+class PublishAtInPast(CrierError):
+    """`publish_at` is in the past (beyond a 30-second tolerance for clock skew). Give a
+    future time; to publish now, use the current time."""
+
+    slug = "publish-at-in-past"
+    title = "Publish time in the past"
+    status = 422
+
+
+class TargetsInvalid(CrierError):
+    """The post cannot be scheduled as it is: `errors` lists every failing target and field
+    (an account that is not usable, text too long for a platform, media a platform refuses)."""
+
+    slug = "target-validation-failed"
+    title = "Targets invalid"
+    status = 422
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(
+            f"{len(errors)} problem(s) with the post's targets; see errors.", errors=errors
+        )
+
+
+def is_locked(post: Post, now: datetime) -> bool:
+    """Locked from 5 minutes before `publish_at` (a rule of time, not of worker progress)."""
+    if post.status in _IN_FLIGHT:
+        return True
+    return (
+        post.status == PostStatus.SCHEDULED
+        and post.publish_at is not None
+        and now >= post.publish_at - LOCK_WINDOW
+    )
+
+
+def _ensure_changeable(post: Post, now: datetime) -> None:
+    if is_locked(post, now):
+        since = post.publish_at - LOCK_WINDOW if post.publish_at else now
+        raise PostLocked(
+            "The post publishes within 5 minutes and is locked.",
+            locked_since=since.isoformat(),
+            publish_at=post.publish_at.isoformat() if post.publish_at else None,
+        )
+    if post.status not in _EDITABLE:
+        raise PostNotEditable(f"A {post.status} post cannot be changed.", status=post.status)
+
+
+def offset_warnings(sent: datetime | None, timezone: str) -> list[Warning]:
+    """Warn when the offset sent is not the zone's offset at that instant (a DST slip)."""
+    if sent is None:
+        return []
+    local = sent.astimezone(ZoneInfo(timezone))
+    if local.utcoffset() == sent.utcoffset():
+        return []
+    return [
+        Warning(
+            code="offset_mismatch",
+            message=(
+                f"publish_at was sent as {sent.isoformat()}, but at that instant {timezone} "
+                f"is at UTC{local.strftime('%z')[:3]}:{local.strftime('%z')[3:]}: the post "
+                f"will publish at {local.isoformat()} local time "
+                f"({sent.astimezone(ZoneInfo('UTC')).isoformat()})."
+            ),
+        )
+    ]
+
+
+async def _workspace_timezone(session: AsyncSession, principal: Principal) -> str:
+    workspace = await workspace_repository.get(session, principal.workspace_id)
+    assert workspace is not None
+    return workspace.timezone
+
+
+async def view(
+    session: AsyncSession,
+    posts: Sequence[Post],
+    workspace_tz: str,
+    now: datetime,
+    warnings: list[Warning] | None = None,
+) -> list[PostOut]:
+    """Posts as the API shows them, with targets, local time and lock state."""
+    targets = await repository.targets_of(session, [p.id for p in posts])
+    shown = []
+    for post in posts:
+        timezone = post.timezone or workspace_tz
+        shown.append(
+            PostOut(
+                id=post.id,
+                status=PostStatus(post.status),
+                payload=PostPayload.model_validate(post.payload),
+                targets=[
+                    Target(
+                        id=t.id,
+                        social_account_id=t.social_account_id,
+                        platform=Platform(platform),
+                        platform_settings=t.platform_settings,
+                    )
+                    for t, platform in targets[post.id]
+                ],
+                publish_at=post.publish_at,
+                publish_at_local=post.publish_at.astimezone(ZoneInfo(timezone))
+                if post.publish_at
+                else None,
+                timezone=timezone,
+                timezone_is_workspace_default=post.timezone is None,
+                locked=is_locked(post, now),
+                author_id=post.author_id,
+                version=post.version,
+                created_at=post.created_at,
+                updated_at=post.updated_at,
+                published_at=post.published_at,
+                cancelled_at=post.cancelled_at,
+                cancelled_by=post.cancelled_by,
+                warnings=warnings or [],
+            )
+        )
+    return shown
+
+
+async def _one(
+    session: AsyncSession,
+    post: Post,
+    principal: Principal,
+    now: datetime,
+    warnings: list[Warning] | None = None,
+) -> PostOut:
+    await session.flush()
+    await session.refresh(post)
+    return (
+        await view(session, [post], await _workspace_timezone(session, principal), now, warnings)
+    )[0]
+
+
+async def _references(
+    session: AsyncSession,
+    targets: Sequence[TargetIn],
+    media_ids: Sequence[UUID],
+    lock_media: bool,
+) -> tuple[dict[UUID, SocialAccount], list[MediaAsset]]:
+    """The accounts and media a post names, all of this workspace (else 422)."""
+    accounts = await account_repository.get_many(session, [t.social_account_id for t in targets])
+    media = await media_repository.get_many(session, media_ids, share_lock=lock_media)
+    errors = [
+        field_error(
+            ["body", "targets", i, "social_account_id"],
+            "no such social account in this workspace",
+            "unknown_social_account",
+        )
+        for i, t in enumerate(targets)
+        if t.social_account_id not in accounts
+    ] + [
+        field_error(
+            ["body", "payload", "media_ids", i],
+            "no such media asset in this workspace",
+            "unknown_media",
+        )
+        for i, m in enumerate(media_ids)
+        if m not in media
+    ]
+    if errors:
+        raise ValidationFailed("The post refers to things this workspace does not have.", errors)
+    return accounts, [media[m] for m in media_ids]
+
+
+def _check_schedulable(
+    post: Post,
+    targets: Sequence[TargetIn],
+    accounts: dict[UUID, SocialAccount],
+    media: Sequence[MediaAsset],
+    now: datetime,
+) -> None:
+    if post.publish_at is None:
+        raise ValidationFailed(
+            "A scheduled post needs a publish_at.",
+            [field_error(["body", "publish_at"], "required to schedule", "missing")],
+        )
+    if post.publish_at < now - PAST_TOLERANCE:
+        raise PublishAtInPast(
+            f"publish_at {post.publish_at.isoformat()} is in the past.",
+            publish_at=post.publish_at.isoformat(),
+            now=now.isoformat(),
+        )
+    if not targets:
+        raise ValidationFailed(
+            "A scheduled post needs at least one target.",
+            [field_error(["body", "targets"], "at least one target is required", "missing")],
+        )
+    payload = PostPayload.model_validate(post.payload)
+    errors: list[dict[str, Any]] = []
+    for i, target in enumerate(targets):
+        account = accounts[target.social_account_id]
+        where: list[str | int] = ["targets", i]
+        if account.status != "active":
+            errors.append(
+                {
+                    "target": str(account.id),
+                    "platform": account.platform,
+                    "loc": [*where, "social_account_id"],
+                    "message": f"the account is {account.status}",
+                    "type": "account_not_usable",
+                }
+            )
+        elif account.token_expires_at is not None and account.token_expires_at <= now:
+            errors.append(
+                {
+                    "target": str(account.id),
+                    "platform": account.platform,
+                    "loc": [*where, "social_account_id"],
+                    "message": "the account's token has expired; reconnect it",
+                    "type": "account_not_usable",
+                }
+            )
+        for violation in check_content(account.platform, payload.text, media):
+            errors.append(
+                {
+                    "target": str(account.id),
+                    "platform": account.platform,
+                    "loc": [*where, violation.field],
+                    "message": violation.message,
+                    "type": violation.kind,
+                }
+            )
+    if errors:
+        raise TargetsInvalid(errors)
+
+
+def _targets_in(post_targets: Sequence[tuple[Any, str]]) -> list[TargetIn]:
+    return [
+        TargetIn(social_account_id=t.social_account_id, platform_settings=t.platform_settings)
+        for t, _ in post_targets
+    ]
+
+
+async def create_post(
+    session: AsyncSession, clock: Clock, principal: Principal, data: PostCreate
+) -> PostOut:
+    """Create a draft, or a scheduled post if everything needed to publish it holds."""
+    scheduling = data.status == "scheduled"
+    if scheduling:
+        principal.require(Permission.POSTS_SCHEDULE)
+    now = clock.now()
+    if data.timezone is not None:
+        check_timezone(data.timezone, ["body", "timezone"])
+    accounts, media = await _references(session, data.targets, data.payload.media_ids, scheduling)
+    post = Post(
+        workspace_id=principal.workspace_id,
+        author_id=principal.member_id,
+        status=PostStatus.DRAFT.value,
+        publish_at=data.publish_at,
+        timezone=data.timezone,
+        payload=data.payload.model_dump(mode="json"),
+    )
+    session.add(post)
+    await session.flush()
+    await repository.replace_targets(
+        session, post, [(t.social_account_id, t.platform_settings) for t in data.targets]
+    )
+    await repository.replace_media_links(session, post, data.payload.media_ids)
+    if scheduling:
+        await _schedule(session, principal, post, data.targets, accounts, media, now)
+    timezone = data.timezone or await _workspace_timezone(session, principal)
+    return await _one(session, post, principal, now, offset_warnings(data.publish_at, timezone))
+
+
+async def _schedule(
+    session: AsyncSession,
+    principal: Principal,
+    post: Post,
+    targets: Sequence[TargetIn],
+    accounts: dict[UUID, SocialAccount],
+    media: Sequence[MediaAsset],
+    now: datetime,
+) -> None:
+    _check_schedulable(post, targets, accounts, media, now)
+    assert post.publish_at is not None
+    await enforce_scheduled_posts_limit(session, principal.workspace_id, post.publish_at, post.id)
+    post.status = PostStatus.SCHEDULED.value
+    await repository.notify_schedule_change(session, post)
+
+
+async def get_post(
+    session: AsyncSession, clock: Clock, principal: Principal, post_id: UUID
+) -> PostOut:
+    post = await repository.get(session, post_id)
+    if post is None:
+        raise NotFound("No post with this id in this workspace.")
+    return (
+        await view(session, [post], await _workspace_timezone(session, principal), clock.now())
+    )[0]
+
+
+async def list_posts(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    *,
+    statuses: Sequence[str],
+    publish_after: datetime | None,
+    publish_before: datetime | None,
+    social_account_id: UUID | None,
+    after: UUID | None,
+    limit: int,
+) -> list[PostOut]:
+    posts = await repository.list_posts(
+        session,
+        statuses=statuses,
+        publish_after=publish_after,
+        publish_before=publish_before,
+        social_account_id=social_account_id,
+        after=after,
+        limit=limit,
+    )
+    return await view(session, posts, await _workspace_timezone(session, principal), clock.now())
+
+
+async def _locked_post(
+    session: AsyncSession, post_id: UUID, if_match: str | None, *, require_if_match: bool = True
+) -> Post:
+    post = await repository.get(session, post_id, lock=True)
+    if post is None:
+        raise NotFound("No post with this id in this workspace.")
+    if require_if_match or if_match is not None:
+        require_match(if_match, post.version)
+    return post
+
+
+async def update_post(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    post_id: UUID,
+    data: PostUpdate,
+    if_match: str | None,
+) -> PostOut:
+    """Change a draft or a scheduled post (not within 5 minutes of publishing).
+
+    A scheduled post stays scheduled only if it still could be scheduled as changed.
+    """
+    now = clock.now()
+    post = await _locked_post(session, post_id, if_match)
+    _ensure_changeable(post, now)
+    scheduled = post.status == PostStatus.SCHEDULED
+    if scheduled:
+        principal.require(Permission.POSTS_SCHEDULE)
+    changes = data.model_fields_set
+    if "timezone" in changes and data.timezone is not None:
+        check_timezone(data.timezone, ["body", "timezone"])
+    targets = (
+        data.targets
+        if "targets" in changes and data.targets is not None
+        else _targets_in((await repository.targets_of(session, [post.id]))[post.id])
+    )
+    payload = (
+        data.payload
+        if "payload" in changes and data.payload
+        else PostPayload.model_validate(post.payload)
+    )
+    accounts, media = await _references(session, targets, payload.media_ids, scheduled)
+    if "payload" in changes and data.payload is not None:
+        post.payload = data.payload.model_dump(mode="json")
+        await repository.replace_media_links(session, post, data.payload.media_ids)
+    if "targets" in changes and data.targets is not None:
+        await repository.replace_targets(
+            session, post, [(t.social_account_id, t.platform_settings) for t in data.targets]
+        )
+    if "publish_at" in changes:
+        post.publish_at = data.publish_at
+    if "timezone" in changes:
+        post.timezone = data.timezone
+    if scheduled:
+        await _schedule(session, principal, post, targets, accounts, media, now)
+    post.version += 1
+    timezone = post.timezone or await _workspace_timezone(session, principal)
+    warnings = offset_warnings(data.publish_at, timezone) if "publish_at" in changes else []
+    return await _one(session, post, principal, now, warnings)
+
+
+async def schedule_post(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    post_id: UUID,
+    data: ScheduleRequest,
+    if_match: str | None,
+) -> PostOut:
+    """Schedule a draft, or move a scheduled post to a new time."""
+    now = clock.now()
+    post = await _locked_post(session, post_id, if_match)
+    _ensure_changeable(post, now)
+    if data.timezone is not None:
+        post.timezone = check_timezone(data.timezone, ["body", "timezone"])
+    if data.publish_at is not None:
+        post.publish_at = data.publish_at
+    targets = _targets_in((await repository.targets_of(session, [post.id]))[post.id])
+    payload = PostPayload.model_validate(post.payload)
+    accounts, media = await _references(session, targets, payload.media_ids, lock_media=True)
+    await _schedule(session, principal, post, targets, accounts, media, now)
+    post.version += 1
+    timezone = post.timezone or await _workspace_timezone(session, principal)
+    return await _one(session, post, principal, now, offset_warnings(data.publish_at, timezone))
+
+
+async def unschedule_post(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    post_id: UUID,
+    if_match: str | None,
+) -> PostOut:
+    """Take a scheduled post back to draft (not within 5 minutes of publishing)."""
+    now = clock.now()
+    post = await _locked_post(session, post_id, if_match)
+    _ensure_changeable(post, now)
+    if post.status != PostStatus.SCHEDULED:
+        raise PostNotEditable("Only a scheduled post can be unscheduled.", status=post.status)
+    post.status = PostStatus.DRAFT.value
+    post.version += 1
+    await repository.notify_schedule_change(session, post)
+    return await _one(session, post, principal, now)
+
+
+async def cancel_post(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    post_id: UUID,
+    if_match: str | None,
+) -> PostOut:
+    """Cancel a post that has not begun publishing, even in its last minutes.
+
+    The post leaves the queue at once, its media are released, and who cancelled it and
+    when is recorded. Cancelling a cancelled post changes nothing.
+    """
+    now = clock.now()
+    post = await _locked_post(session, post_id, if_match, require_if_match=False)
+    if post.status == PostStatus.CANCELLED:
+        return await _one(session, post, principal, now)
+    if post.status not in _CANCELLABLE:
+        raise PostNotCancellable(
+            f"The post is {post.status}; it can no longer be cancelled.", status=post.status
+        )
+    post.status = PostStatus.CANCELLED.value
+    post.cancelled_at = now
+    post.cancelled_by = principal.member_id
+    post.version += 1
+    await repository.release_media(session, post)
+    await repository.notify_schedule_change(session, post)
+    return await _one(session, post, principal, now)
+
+
+async def delete_post(
+    session: AsyncSession, clock: Clock, post_id: UUID, if_match: str | None
+) -> None:
+    """Delete a draft, with its targets and media links."""
+    post = await _locked_post(session, post_id, if_match)
+    _ensure_changeable(post, clock.now())
+    if post.status != PostStatus.DRAFT:
+        raise PostNotDeletable(
+            "Only drafts can be deleted; cancel a scheduled post instead.", status=post.status
+        )
+    await session.delete(post)
+    await session.flush()
+
+
+async def ensure_exists(session: AsyncSession, post_id: UUID) -> None:
+    if await repository.get(session, post_id) is None:
+        raise NotFound("No post with this id in this workspace.")
