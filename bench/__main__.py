@@ -1,11 +1,12 @@
-"""Benchmarks (`make bench`). None exist yet; each one will print its figures and its
-ratio against a baseline measured in the same run."""
+"""`make bench`: every benchmark, each printing its figures and its ratio to its baseline."""
 
 from __future__ import annotations
 
+from bench import posts
+
 
 def main() -> None:
-    print("No benchmarks yet.")
+    posts.main()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crier import __version__
@@ -101,7 +102,15 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def health() -> dict[str, str]:
+        """The process is up."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def ready() -> dict[str, str]:
+        """The process can reach its database (one round trip reading one row)."""
+        async with db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"status": "ready"}
 
     _install_problem_handlers(app)
     return app

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -117,9 +118,19 @@ def _serve_until_interrupted(settings: Settings, urls: DatabaseUrls, banner: obj
     # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal; by then all is
     # done but stopping the database, which the caller's `with` does. That is a clean stop.
     try:
-        asyncio.run(_serve(settings, urls, banner))
+        with asyncio.Runner(loop_factory=_fast_loop()) as runner:
+            runner.run(_serve(settings, urls, banner))
     except KeyboardInterrupt:
         typer.echo("Stopped.")
+
+
+def _fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (it is, with uvicorn[standard]); asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return None
+    return uvloop.new_event_loop
 
 
 def _with_address(settings: Settings, host: str | None, port: int | None) -> Settings:

@@ -294,3 +294,23 @@ async def test_scheduling_past_the_monthly_limit_is_403(
     next_month = (publish_at + timedelta(days=31)).isoformat()
     ok = await create(tenant, draft_body(account, status="scheduled", publish_at=next_month))
     assert ok.status_code == 201
+
+
+async def test_concurrent_scheduled_creates_in_one_workspace_all_succeed(
+    tenant: Tenant, clock: FakeClock
+) -> None:
+    account = await sandbox_account(tenant)
+    body = draft_body(account, status="scheduled", publish_at=at(clock, hours=1))
+    responses = await asyncio.gather(*(create(tenant, body) for _ in range(12)))
+    assert [r.status_code for r in responses] == [201] * 12
+    assert len((await tenant.get("/v1/posts", params={"status": "scheduled"})).json()["data"]) == 12
+
+
+async def test_concurrent_member_and_account_creates_respect_the_limit(
+    make_tenant: MakeTenant,
+) -> None:
+    tenant = await make_tenant(plan="free")  # 5 social accounts
+    responses = await asyncio.gather(
+        *(tenant.post("/v1/social-accounts", json={"platform": "sandbox"}) for _ in range(8))
+    )
+    assert sorted(r.status_code for r in responses) == [201] * 5 + [403] * 3

@@ -50,7 +50,7 @@ async def add_scheduled(
 
 async def enforce(db: Database, tenant_id: str, at: datetime, post: UUID | None = None) -> None:
     async with db.workspace_transaction(UUID(tenant_id)) as session:
-        await enforce_scheduled_posts_limit(session, UUID(tenant_id), at, post)
+        await enforce_scheduled_posts_limit(session, "free", "America/New_York", at, post)
 
 
 async def test_the_limit_counts_posts_in_the_local_month(

@@ -17,6 +17,10 @@ class Principal:
     role: Role
     permissions: frozenset[Permission]
     """What this request may do: the member's permissions narrowed by the key's scopes."""
+    workspace_timezone: str = "UTC"
+    """The workspace's IANA timezone as of the start of the request."""
+    workspace_plan: str = "free"
+    """The workspace's plan as of the start of the request."""
 
     def require(self, permission: Permission) -> None:
         """Raise `permission-denied` naming `permission` unless this request has it."""

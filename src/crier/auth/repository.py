@@ -2,13 +2,49 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.models import ApiKey
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """What `crier_authenticate` found for a key hash (see migration 0003)."""
+
+    api_key_id: UUID
+    workspace_id: UUID
+    member_id: UUID
+    scopes: list[str] | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    role: str
+    permissions: dict[str, Any]
+    member_removed_at: datetime | None
+    workspace_timezone: str
+    workspace_plan: str
+
+
+async def authenticate(
+    session: AsyncSession, secret_hash: bytes, now: datetime
+) -> Authenticated | None:
+    """Find the key by its hash and enter its workspace, in one round trip.
+
+    The database function records the key's use (at most once a minute) and leaves the
+    transaction inside the key's workspace; Row Level Security applies throughout.
+    """
+    row = (
+        await session.execute(
+            text("SELECT * FROM crier_authenticate(:hash, :now)"),
+            {"hash": secret_hash, "now": now},
+        )
+    ).one_or_none()
+    return Authenticated(**row._mapping) if row is not None else None
 
 
 async def key_by_hash(session: AsyncSession, secret_hash: bytes) -> ApiKey | None:

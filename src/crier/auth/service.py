@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +13,6 @@ from crier.auth import repository as key_repository
 from crier.auth.permissions import Permission, Role, effective_permissions
 from crier.auth.principal import Principal
 from crier.auth.schemas import ApiKeyCreate
-from crier.kit.db import enter_workspace, present_api_key_hash
 from crier.kit.errors import (
     NotAuthenticated,
     NotFound,
@@ -24,9 +23,6 @@ from crier.kit.errors import (
 from crier.kit.time import Clock
 from crier.member import repository as member_repository
 from crier.models import ApiKey, Member
-
-# Recording every use would turn each read into a write; a minute's precision is plenty.
-LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 async def authenticate(session: AsyncSession, clock: Clock, authorization: str | None) -> Principal:
@@ -39,31 +35,27 @@ async def authenticate(session: AsyncSession, clock: Clock, authorization: str |
         raise NotAuthenticated(
             "The Authorization header must be `Bearer crier_sk_...` with a Crier API key."
         )
-    secret_hash = keys.hash_key(token)
-    await present_api_key_hash(session, secret_hash)
-    key = await key_repository.key_by_hash(session, secret_hash)
     now = clock.now()
-    if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+    found = await key_repository.authenticate(session, keys.hash_key(token), now)
+    if (
+        found is None
+        or found.revoked_at is not None
+        or (found.expires_at is not None and found.expires_at <= now)
+    ):
         raise NotAuthenticated("The API key is unknown, revoked or expired.")
-    await enter_workspace(session, key.workspace_id)
-    member = await member_repository.get(session, key.member_id)
-    if member is None or member.removed_at is not None:
+    if found.member_removed_at is not None:
         raise NotAuthenticated("The API key belongs to a member who has left the workspace.")
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
-        key.last_used_at = now
-    return principal_for(member, key)
-
-
-def principal_for(member: Member, key: ApiKey) -> Principal:
-    grants = member.permissions or {}
+    grants = found.permissions or {}
     return Principal(
-        workspace_id=member.workspace_id,
-        member_id=member.id,
-        api_key_id=key.id,
-        role=Role(member.role),
+        workspace_id=found.workspace_id,
+        member_id=found.member_id,
+        api_key_id=found.api_key_id,
+        role=Role(found.role),
         permissions=effective_permissions(
-            member.role, grants.get("grant", ()), grants.get("deny", ()), key.scopes
+            found.role, grants.get("grant", ()), grants.get("deny", ()), found.scopes
         ),
+        workspace_timezone=found.workspace_timezone,
+        workspace_plan=found.workspace_plan,
     )
 
 

@@ -26,7 +26,8 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(request_session, scope="function")]
 
 
-def request_clock(request: Request) -> Clock:
+async def request_clock(request: Request) -> Clock:
+
     clock: Clock = request.app.state.clock
     return clock
 

@@ -48,7 +48,7 @@ def decode_cursor(cursor: str) -> UUID:
         ) from exc
 
 
-def page_request(
+async def page_request(
     cursor: Annotated[
         str | None, Query(description="`next_cursor` of the previous page.", max_length=64)
     ] = None,

@@ -21,6 +21,9 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    # Server-side defaults (timestamps, versions) come back with INSERT ... RETURNING,
+    # instead of a second query.
+    __mapper_args__ = {"eager_defaults": True}
 
 
 class Timestamps:

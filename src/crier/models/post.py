@@ -39,6 +39,13 @@ class Post(TenantModel):
             "status <> 'scheduled' OR publish_at IS NOT NULL", name="scheduled_has_time"
         ),
         Index("ix_posts_due", "publish_at", postgresql_where="status = 'scheduled'"),
+        Index(
+            "ix_posts_scheduled_in_month",
+            "workspace_id",
+            "publish_at",
+            postgresql_where="status IN ('scheduled', 'queued', 'publishing', 'published', "
+            "'failed')",
+        ),
     )
 
     status: Mapped[str] = mapped_column(Text, server_default="draft")

@@ -10,10 +10,25 @@ from uuid import UUID
 from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.ids import new_id
 from crier.models import Post, PostMedia, PostTarget, SocialAccount
 
 # Statuses of a post that has been, or is being, scheduled: what the monthly plan limit counts.
 SCHEDULED_STATUSES = ("scheduled", "queued", "publishing", "published", "failed")
+
+
+async def lock_and_count_scheduled(
+    session: AsyncSession, start: datetime, end: datetime, exclude: UUID | None = None
+) -> int:
+    """Lock the workspace (until commit), then count what `count_scheduled_between` counts.
+
+    One round trip (see `crier_lock_and_count_scheduled` in migration 0003).
+    """
+    result = await session.execute(
+        text("SELECT crier_lock_and_count_scheduled(:start, :end, :exclude)"),
+        {"start": start, "end": end, "exclude": exclude},
+    )
+    return int(result.scalar_one())
 
 
 async def count_scheduled_between(
@@ -94,6 +109,31 @@ async def targets_of(
     return found
 
 
+def add_targets(
+    session: AsyncSession, post: Post, wanted: Sequence[tuple[UUID, dict[str, Any]]]
+) -> list[PostTarget]:
+    """Targets of a post that has none yet."""
+    targets = [
+        PostTarget(
+            id=new_id(),
+            workspace_id=post.workspace_id,
+            post_id=post.id,
+            social_account_id=account,
+            platform_settings=settings,
+        )
+        for account, settings in wanted
+    ]
+    session.add_all(targets)
+    return targets
+
+
+def add_media_links(session: AsyncSession, post: Post, media_ids: Sequence[UUID]) -> None:
+    """Media links of a post that has none yet (a trigger keeps usage counts)."""
+    session.add_all(
+        PostMedia(workspace_id=post.workspace_id, post_id=post.id, media_id=m) for m in media_ids
+    )
+
+
 async def replace_targets(
     session: AsyncSession, post: Post, wanted: Sequence[tuple[UUID, dict[str, Any]]]
 ) -> None:
@@ -145,11 +185,3 @@ async def replace_media_links(session: AsyncSession, post: Post, media_ids: Sequ
 
 async def release_media(session: AsyncSession, post: Post) -> None:
     await session.execute(delete(PostMedia).where(PostMedia.post_id == post.id))
-
-
-async def notify_schedule_change(session: AsyncSession, post: Post) -> None:
-    """Tell listening workers, at commit, that this post's schedule changed."""
-    await session.execute(
-        text("SELECT pg_notify('crier_schedule', :message)"),
-        {"message": f"{post.workspace_id}:{post.id}"},
-    )

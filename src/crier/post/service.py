@@ -4,7 +4,7 @@ cancelling, and what must be true of a post before it may be scheduled."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -15,9 +15,10 @@ from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.concurrency import require_match
 from crier.kit.errors import Conflict, CrierError, NotFound, ValidationFailed, field_error
+from crier.kit.ids import new_id
 from crier.kit.time import Clock
 from crier.media import repository as media_repository
-from crier.models import MediaAsset, Post, SocialAccount
+from crier.models import MediaAsset, Post, PostTarget, SocialAccount
 from crier.platforms.rules import check_content
 from crier.post import repository
 from crier.post.schemas import Post as PostOut
@@ -33,7 +34,6 @@ from crier.post.schemas import (
 )
 from crier.social_account import repository as account_repository
 from crier.social_account.schemas import Platform
-from crier.workspace import repository as workspace_repository
 from crier.workspace.service import check_timezone, enforce_scheduled_posts_limit
 
 LOCK_WINDOW = timedelta(minutes=5)
@@ -142,21 +142,17 @@ def offset_warnings(sent: datetime | None, timezone: str) -> list[Warning]:
     ]
 
 
-async def _workspace_timezone(session: AsyncSession, principal: Principal) -> str:
-    workspace = await workspace_repository.get(session, principal.workspace_id)
-    assert workspace is not None
-    return workspace.timezone
-
-
 async def view(
     session: AsyncSession,
     posts: Sequence[Post],
     workspace_tz: str,
     now: datetime,
     warnings: list[Warning] | None = None,
+    targets: dict[UUID, list[tuple[PostTarget, str]]] | None = None,
 ) -> list[PostOut]:
     """Posts as the API shows them, with targets, local time and lock state."""
-    targets = await repository.targets_of(session, [p.id for p in posts])
+    if targets is None:
+        targets = await repository.targets_of(session, [p.id for p in posts])
     shown = []
     for post in posts:
         timezone = post.timezone or workspace_tz
@@ -174,7 +170,7 @@ async def view(
                     )
                     for t, platform in targets[post.id]
                 ],
-                publish_at=post.publish_at,
+                publish_at=post.publish_at.astimezone(UTC) if post.publish_at else None,
                 publish_at_local=post.publish_at.astimezone(ZoneInfo(timezone))
                 if post.publish_at
                 else None,
@@ -200,12 +196,12 @@ async def _one(
     principal: Principal,
     now: datetime,
     warnings: list[Warning] | None = None,
+    targets: list[tuple[PostTarget, str]] | None = None,
 ) -> PostOut:
-    await session.flush()
-    await session.refresh(post)
-    return (
-        await view(session, [post], await _workspace_timezone(session, principal), now, warnings)
-    )[0]
+    await session.flush()  # server defaults (version, timestamps) come back by RETURNING
+    known = {post.id: targets} if targets is not None else None
+    shown = await view(session, [post], principal.workspace_timezone, now, warnings, known)
+    return shown[0]
 
 
 async def _references(
@@ -320,39 +316,37 @@ async def create_post(
         check_timezone(data.timezone, ["body", "timezone"])
     accounts, media = await _references(session, data.targets, data.payload.media_ids, scheduling)
     post = Post(
+        id=new_id(),
         workspace_id=principal.workspace_id,
         author_id=principal.member_id,
-        status=PostStatus.DRAFT.value,
+        status=(PostStatus.SCHEDULED if scheduling else PostStatus.DRAFT).value,
         publish_at=data.publish_at,
         timezone=data.timezone,
         payload=data.payload.model_dump(mode="json"),
     )
+    if scheduling:
+        _check_schedulable(post, data.targets, accounts, media, now)
     session.add(post)
-    await session.flush()
-    await repository.replace_targets(
+    targets = repository.add_targets(
         session, post, [(t.social_account_id, t.platform_settings) for t in data.targets]
     )
-    await repository.replace_media_links(session, post, data.payload.media_ids)
+    repository.add_media_links(session, post, data.payload.media_ids)
+    await session.flush()
     if scheduling:
-        await _schedule(session, principal, post, data.targets, accounts, media, now)
-    timezone = data.timezone or await _workspace_timezone(session, principal)
-    return await _one(session, post, principal, now, offset_warnings(data.publish_at, timezone))
+        await _enforce_monthly_limit(session, principal, post)
+    warnings = offset_warnings(data.publish_at, data.timezone or principal.workspace_timezone)
+    shown_targets = [(t, accounts[t.social_account_id].platform) for t in targets]
+    return await _one(session, post, principal, now, warnings, shown_targets)
 
 
-async def _schedule(
-    session: AsyncSession,
-    principal: Principal,
-    post: Post,
-    targets: Sequence[TargetIn],
-    accounts: dict[UUID, SocialAccount],
-    media: Sequence[MediaAsset],
-    now: datetime,
-) -> None:
-    _check_schedulable(post, targets, accounts, media, now)
+async def _enforce_monthly_limit(session: AsyncSession, principal: Principal, post: Post) -> None:
+    """Last, so the workspace lock it takes is held only until the commit right after."""
     assert post.publish_at is not None
-    await enforce_scheduled_posts_limit(session, principal.workspace_id, post.publish_at, post.id)
-    post.status = PostStatus.SCHEDULED.value
-    await repository.notify_schedule_change(session, post)
+    await session.flush()
+    # The quota's months are the workspace's, whatever the post's own timezone.
+    await enforce_scheduled_posts_limit(
+        session, principal.workspace_plan, principal.workspace_timezone, post.publish_at, post.id
+    )
 
 
 async def get_post(
@@ -361,9 +355,7 @@ async def get_post(
     post = await repository.get(session, post_id)
     if post is None:
         raise NotFound("No post with this id in this workspace.")
-    return (
-        await view(session, [post], await _workspace_timezone(session, principal), clock.now())
-    )[0]
+    return (await view(session, [post], principal.workspace_timezone, clock.now()))[0]
 
 
 async def list_posts(
@@ -387,7 +379,7 @@ async def list_posts(
         after=after,
         limit=limit,
     )
-    return await view(session, posts, await _workspace_timezone(session, principal), clock.now())
+    return await view(session, posts, principal.workspace_timezone, clock.now())
 
 
 async def _locked_post(
@@ -445,9 +437,11 @@ async def update_post(
     if "timezone" in changes:
         post.timezone = data.timezone
     if scheduled:
-        await _schedule(session, principal, post, targets, accounts, media, now)
+        _check_schedulable(post, targets, accounts, media, now)
     post.version += 1
-    timezone = post.timezone or await _workspace_timezone(session, principal)
+    if scheduled:
+        await _enforce_monthly_limit(session, principal, post)
+    timezone = post.timezone or principal.workspace_timezone
     warnings = offset_warnings(data.publish_at, timezone) if "publish_at" in changes else []
     return await _one(session, post, principal, now, warnings)
 
@@ -471,9 +465,11 @@ async def schedule_post(
     targets = _targets_in((await repository.targets_of(session, [post.id]))[post.id])
     payload = PostPayload.model_validate(post.payload)
     accounts, media = await _references(session, targets, payload.media_ids, lock_media=True)
-    await _schedule(session, principal, post, targets, accounts, media, now)
+    _check_schedulable(post, targets, accounts, media, now)
+    post.status = PostStatus.SCHEDULED.value
     post.version += 1
-    timezone = post.timezone or await _workspace_timezone(session, principal)
+    await _enforce_monthly_limit(session, principal, post)
+    timezone = post.timezone or principal.workspace_timezone
     return await _one(session, post, principal, now, offset_warnings(data.publish_at, timezone))
 
 
@@ -492,7 +488,6 @@ async def unschedule_post(
         raise PostNotEditable("Only a scheduled post can be unscheduled.", status=post.status)
     post.status = PostStatus.DRAFT.value
     post.version += 1
-    await repository.notify_schedule_change(session, post)
     return await _one(session, post, principal, now)
 
 
@@ -521,7 +516,6 @@ async def cancel_post(
     post.cancelled_by = principal.member_id
     post.version += 1
     await repository.release_media(session, post)
-    await repository.notify_schedule_change(session, post)
     return await _one(session, post, principal, now)
 
 

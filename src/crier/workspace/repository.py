@@ -16,9 +16,14 @@ async def get(session: AsyncSession, workspace_id: UUID) -> Workspace | None:
 
 
 async def lock(session: AsyncSession, workspace_id: UUID) -> Workspace:
-    """The workspace row, locked until commit: serialises checks of plan limits."""
+    """The workspace row, locked until commit: serialises checks of plan limits.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: rows inserted with a foreign key to the workspace
+    hold KEY SHARE on it, which FOR UPDATE would wait for; two such transactions would
+    deadlock each other.
+    """
     result = await session.execute(
-        select(Workspace).where(Workspace.id == workspace_id).with_for_update()
+        select(Workspace).where(Workspace.id == workspace_id).with_for_update(key_share=True)
     )
     return result.scalar_one()
 

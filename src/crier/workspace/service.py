@@ -137,17 +137,21 @@ async def update_workspace(
 
 
 async def enforce_scheduled_posts_limit(
-    session: AsyncSession, workspace_id: UUID, publish_at: datetime, post_id: UUID | None = None
+    session: AsyncSession,
+    plan: str,
+    timezone: str,
+    publish_at: datetime,
+    post_id: UUID | None = None,
 ) -> None:
     """Raise `plan-limit-exceeded` if scheduling one more post (or moving `post_id`) into the
     month of `publish_at`, in the workspace's timezone, would pass the plan's limit.
 
-    Locks the workspace row, so concurrent schedulers cannot both take the last slot.
+    Locks the workspace row until commit, so concurrent schedulers cannot both take the last
+    slot; callers make this their last statement, to hold that lock briefly.
     """
-    workspace = await repository.lock(session, workspace_id)
-    start, end = plans.month_of(publish_at, workspace.timezone)
-    in_use = await post_repository.count_scheduled_between(session, start, end, exclude=post_id)
-    plans.enforce(workspace.plan, "scheduled_posts_per_month", in_use)
+    start, end = plans.month_of(publish_at, timezone)
+    in_use = await post_repository.lock_and_count_scheduled(session, start, end, exclude=post_id)
+    plans.enforce(plan, "scheduled_posts_per_month", in_use)
 
 
 async def _to_schema(session: AsyncSession, workspace: WorkspaceRow, now: datetime) -> Workspace:

@@ -87,7 +87,8 @@ class Database:
             urls.app,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            # No pre-ping: it would cost a round trip on every checkout. A connection found
+            # dead fails its request once and SQLAlchemy then invalidates the whole pool.
             # Errors and logs never carry bound values (hashes, sealed tokens, emails).
             hide_parameters=True,
             connect_args={"options": f"-c role={APP_ROLE}"},

@@ -1,0 +1,162 @@
+"""What every benchmark needs: a database, a Crier server in its own process, load loops
+bounded in count and time, and percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+from crier.kit.db import DatabaseUrls
+from crier.kit.db import migrate as migrations
+from crier.kit.db.embedded import EmbeddedPostgres
+
+
+@contextmanager
+def database(folder: Path) -> Iterator[DatabaseUrls]:
+    """A migrated embedded PostgreSQL in `folder`, deleted afterwards."""
+    embedded = EmbeddedPostgres(folder, delete_on_exit=True)
+    urls = embedded.start()
+    try:
+        migrations.upgrade(urls.owner)
+        yield urls
+    finally:
+        embedded.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def crier_server(urls: DatabaseUrls, folder: Path) -> Iterator[str]:
+    """`crier serve` on a free loopback port, in its own process; yields its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+    env.update(
+        DATABASE_URL=urls.owner.render_as_string(hide_password=False),
+        CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),
+        CRIER_DATA_DIR=str(folder),
+        CRIER_PORT=str(port),
+        CRIER_DB_POOL_SIZE="20",
+    )
+    log = (folder / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crier.cli", "serve"], env=env, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError("crier serve exited during start-up")
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("crier serve did not become ready in 60 s")
+        yield base
+    except BaseException:
+        log.flush()
+        print((folder / "server.log").read_text()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@dataclass
+class Measured:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
+
+
+async def load(
+    name: str,
+    request: Callable[[aiohttp.ClientSession, int], Awaitable[Reply]],
+    session: aiohttp.ClientSession,
+    *,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+) -> Measured:
+    """`concurrency` clients sending `request` until `max_requests` or `max_seconds`.
+
+    The load comes from aiohttp: on two cores, a slower client (httpx reaches about 400
+    requests/s here) would measure itself instead of the server.
+    """
+    measured = Measured(name)
+    counter = iter(range(max_requests))
+    started = time.perf_counter()
+    deadline = started + max_seconds
+
+    async def worker() -> None:
+        for i in counter:
+            if time.perf_counter() >= deadline:
+                return
+            sent = time.perf_counter()
+            reply = await request(session, i)
+            if reply.is_success:
+                measured.latencies.append(time.perf_counter() - sent)
+            else:
+                measured.errors += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    measured.seconds = time.perf_counter() - started
+    return measured
+
+
+async def send(session: aiohttp.ClientSession, method: str, url: str, json: object = None) -> Reply:
+    async with session.request(method, url, json=json) as response:
+        return Reply(response.status, await response.read())
+
+
+def table(rows: list[Measured]) -> str:
+    lines = [
+        f"{'endpoint':34} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+    ]
+    for m in rows:
+        lines.append(
+            f"{m.name:34} {len(m.latencies):>9} {m.rps:>8.0f} {m.percentile(50):>8.1f} "
+            f"{m.percentile(99):>8.1f} {m.errors:>7}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""The posts API under load (issue: create >= 40% of the ceiling's req/s, p99 < 50 ms).
+
+One `crier serve` process (uvicorn) on the embedded PostgreSQL; 16 concurrent aiohttp clients
+in this process. The ceiling is `/readyz` on the same server: one round trip reading one row,
+no authentication. Then `POST /v1/posts` (scheduled, two targets) and
+`GET /v1/posts/{id}` of the posts just created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+
+from bench.common import Measured, Reply, crier_server, database, load, send, table
+from crier.kit.db import Database, DatabaseUrls
+from crier.workspace.service import create_workspace
+
+CONCURRENCY = 16
+MAX_REQUESTS = 4000
+MAX_SECONDS = 15.0
+WARMUP = 300
+CREATE_SHARE_TARGET = 0.40
+P99_TARGET_MS = 50.0
+
+
+async def _workspace(urls: DatabaseUrls) -> str:
+    db = Database(urls, pool_size=2)
+    try:
+        async with db.transaction() as session:
+            new = await create_workspace(
+                session, name="Bench", plan="agency", owner_email="bench@example.com"
+            )
+        return new.api_key_secret
+    finally:
+        await db.dispose()
+
+
+async def _run(base: str, key: str) -> list[Measured]:
+    headers = {"Authorization": f"Bearer {key}"}
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(base, headers=headers, connector=connector) as session:
+        accounts = []
+        for _ in range(2):
+            reply = await send(session, "POST", "/v1/social-accounts", {"platform": "sandbox"})
+            assert reply.status == 201, reply.body
+            accounts.append(json.loads(reply.body)["id"])
+        publish_at = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+        created: list[str] = []
+
+        async def ceiling(s: aiohttp.ClientSession, _: int) -> Reply:
+            return await send(s, "GET", "/readyz")
+
+        async def create(s: aiohttp.ClientSession, i: int) -> Reply:
+            reply = await send(
+                s,
+                "POST",
+                "/v1/posts",
+                {
+                    "payload": {"text": f"Benchmark post {i}"},
+                    "targets": [{"social_account_id": a} for a in accounts],
+                    "status": "scheduled",
+                    "publish_at": publish_at,
+                },
+            )
+            if reply.status == 201:
+                created.append(json.loads(reply.body)["id"])
+            return reply
+
+        async def read(s: aiohttp.ClientSession, i: int) -> Reply:
+            return await send(s, "GET", f"/v1/posts/{created[i % len(created)]}")
+
+        bounds = {
+            "concurrency": CONCURRENCY,
+            "max_requests": MAX_REQUESTS,
+            "max_seconds": MAX_SECONDS,
+        }
+        warm = {"concurrency": CONCURRENCY, "max_requests": WARMUP, "max_seconds": 10.0}
+        await load("warm-up", ceiling, session, **warm)
+        await load("warm-up", create, session, **warm)
+        return [
+            await load("GET /readyz (ceiling)", ceiling, session, **bounds),
+            await load("POST /v1/posts (2 targets)", create, session, **bounds),
+            await load("GET /v1/posts/{id}", read, session, **bounds),
+        ]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="crier-bench-") as folder:
+        root = Path(folder)
+        with database(root) as urls:
+            key = asyncio.run(_workspace(urls))
+            with crier_server(urls, root) as base:
+                ceiling, create, read = asyncio.run(_run(base, key))
+    print(
+        f"\nPosts API: {CONCURRENCY} concurrent clients, one uvicorn process, "
+        "embedded PostgreSQL, same machine"
+    )
+    print(table([ceiling, create, read]))
+    share = create.rps / ceiling.rps if ceiling.rps else 0.0
+    print(
+        f"\ncreate req/s / ceiling req/s = {share:.2f}  (target >= {CREATE_SHARE_TARGET:.2f}): "
+        f"{'met' if share >= CREATE_SHARE_TARGET else 'NOT met'}"
+    )
+    for m in (create, read):
+        p99 = m.percentile(99)
+        print(
+            f"{m.name} p99 = {p99:.1f} ms  (target < {P99_TARGET_MS:.0f} ms): "
+            f"{'met' if p99 < P99_TARGET_MS else 'NOT met'}"
+        )
+    if create.errors or read.errors or ceiling.errors:
+        print("errors were answered during the run: the figures above are not valid")
+
+
+if __name__ == "__main__":
+    main()
