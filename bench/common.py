@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def crier_server(urls: DatabaseUrls, folder: Path) -> Iterator[str]:
+def crier_server(urls: DatabaseUrls, folder: Path, workers: int = 1) -> Iterator[str]:
     """`crier serve` on a free loopback port, in its own process; yields its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
@@ -52,6 +52,7 @@ def crier_server(urls: DatabaseUrls, folder: Path) -> Iterator[str]:
         CRIER_DATA_DIR=str(folder),
         CRIER_PORT=str(port),
         CRIER_DB_POOL_SIZE="20",
+        CRIER_WORKERS=str(workers),
     )
     log = (folder / "server.log").open("w")
     process = subprocess.Popen(

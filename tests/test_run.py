@@ -116,3 +116,48 @@ def test_run_starts_everything_prints_a_key_and_stops_cleanly(tmp_path: Path) ->
         assert [a["id"] for a in accounts.json()["data"]] == [account.json()["id"]]
     finally:
         assert second.interrupt() == 0
+
+
+def test_serve_with_several_workers_answers_from_each(tmp_path: Path) -> None:
+    """`crier serve --workers 2` on an external database (here: a fresh embedded one)."""
+    from crier.kit.db import migrate as migrations
+    from crier.kit.db.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(tmp_path / "db", delete_on_exit=True)
+    urls = embedded.start()
+    try:
+        migrations.upgrade(urls.owner)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+        env.update(
+            DATABASE_URL=urls.owner.render_as_string(hide_password=False),
+            CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),
+            CRIER_DATA_DIR=str(tmp_path / "data"),
+            CRIER_PORT=str(port),
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crier.cli", "serve", "--workers", "2"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            ready = False
+            while time.monotonic() < deadline and not ready:
+                try:
+                    ready = httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            assert ready, "the workers never became ready"
+            unauthenticated = httpx.get(f"http://127.0.0.1:{port}/v1/workspace")
+            assert unauthenticated.status_code == 401
+            assert unauthenticated.headers["content-type"] == "application/problem+json"
+        finally:
+            process.send_signal(signal.SIGINT)
+            output = process.communicate(timeout=60)[0]
+        assert process.returncode == 0, output
+        assert output.count("Started server process") >= 2, output
+    finally:
+        embedded.stop()

@@ -89,13 +89,38 @@ def migrate(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on [CRIER_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [CRIER_PORT].")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes sharing the port [CRIER_WORKERS]."),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API. The schema must be migrated first (`crier migrate`)."""
+    """Serve the HTTP API. The schema must be migrated first (`crier migrate`).
+
+    The API keeps no state in the process: run one worker per core (`--workers`), or as many
+    servers as you like behind a load balancer.
+    """
     settings = _with_address(Settings(), host, port)
+    workers = workers or settings.workers
     with database_server(settings) as urls:
         if not migrations.is_current(urls.owner):
             raise _fail("the database schema is not up to date: run `crier migrate` first")
-        _serve_until_interrupted(settings, urls, banner=None)
+        if workers == 1:
+            _serve_until_interrupted(settings, urls, banner=None)
+            return
+        # Workers are new processes: they find the database through the environment.
+        os.environ["DATABASE_URL"] = urls.owner.render_as_string(hide_password=False)
+        os.environ["CRIER_APP_DATABASE_URL"] = urls.app.render_as_string(hide_password=False)
+        os.environ["CRIER_DATA_DIR"] = str(settings.resolved_data_dir)
+        uvicorn.run(
+            "crier.asgi:create",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            log_level="info",
+            access_log=False,
+        )
 
 
 @cli.command()

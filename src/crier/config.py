@@ -47,6 +47,7 @@ class Settings(BaseSettings):
         default=None, description="Base URL clients use to reach the API, for printed links."
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process.")
+    workers: int = Field(default=1, ge=1, le=64, description="API worker processes.")
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -35,8 +35,7 @@ def test_media_count_kind_and_mixing_rules() -> None:
 
 
 def test_every_violation_is_reported_not_just_the_first() -> None:
-    assert kinds("bluesky", "a" * 301, [Media("image")] * 5) == {"text_too_long",
-                                                                 "too_many_media"}
+    assert kinds("bluesky", "a" * 301, [Media("image")] * 5) == {"text_too_long", "too_many_media"}
 
 
 @pytest.mark.parametrize("platform", sorted(RULES))
