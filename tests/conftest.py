@@ -22,7 +22,7 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from crier.app import create_app
 from crier.kit.db import Database, DatabaseUrls
@@ -263,4 +263,4 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str
     return body
 
 
-__all__ = ["FakeClock", "MakeTenant", "Tenant", "assert_problem", "make_url"]
+__all__ = ["FakeClock", "MakeTenant", "Tenant", "assert_problem"]

@@ -47,12 +47,6 @@ async def authenticate(
     return Authenticated(**row._mapping) if row is not None else None
 
 
-async def key_by_hash(session: AsyncSession, secret_hash: bytes) -> ApiKey | None:
-    """The key with this secret hash; visible only once the hash has been presented."""
-    result = await session.execute(select(ApiKey).where(ApiKey.secret_hash == secret_hash))
-    return result.scalar_one_or_none()
-
-
 async def get(session: AsyncSession, key_id: UUID) -> ApiKey | None:
     result = await session.execute(select(ApiKey).where(ApiKey.id == key_id))
     return result.scalar_one_or_none()

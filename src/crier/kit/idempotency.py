@@ -159,11 +159,3 @@ class Idempotency:
         return Response(
             content=body, status_code=status_code, headers=headers, media_type="application/json"
         )
-
-
-async def purge_expired(session: AsyncSession, clock: Clock) -> int:
-    """Delete stored results past their retention (in the current workspace)."""
-    result = await session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.expires_at <= clock.now())
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

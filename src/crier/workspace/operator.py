@@ -12,13 +12,11 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crier.auth import keys
-from crier.auth import repository as key_repository
 from crier.auth.permissions import Permission
-from crier.auth.service import issue_key
+from crier.auth.service import authenticate, issue_key
 from crier.kit.db import Database, enter_workspace, present_workspace_slug
-from crier.kit.errors import NotFound
-from crier.member import repository as member_repository
+from crier.kit.errors import NotAuthenticated, NotFound
+from crier.kit.time import SystemClock
 from crier.models import ApiKey, Member, User, Workspace
 from crier.workspace import repository
 from crier.workspace.service import NewWorkspace, create_workspace
@@ -120,17 +118,12 @@ async def ensure_demo(db: Database, data_dir: Path) -> Demo:
 
 
 async def _key_works(session: AsyncSession, secret: str) -> bool:
-    from crier.kit.db import present_api_key_hash
-
-    if not keys.looks_like_key(secret):
+    """Whether `secret` still authenticates, exactly as a request would check it."""
+    try:
+        await authenticate(session, SystemClock(), f"Bearer {secret}")
+    except NotAuthenticated:
         return False
-    await present_api_key_hash(session, keys.hash_key(secret))
-    key = await key_repository.key_by_hash(session, keys.hash_key(secret))
-    if key is None or key.revoked_at is not None:
-        return False
-    await enter_workspace(session, key.workspace_id)
-    member = await member_repository.get(session, key.member_id)
-    return member is not None and member.removed_at is None
+    return True
 
 
 def _save(path: Path, demo: Demo) -> None:

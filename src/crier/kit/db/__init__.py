@@ -3,7 +3,6 @@
 from crier.kit.db.engine import APP_ROLE, Database, DatabaseUrls, after_commit, after_rollback
 from crier.kit.db.tenancy import (
     enter_workspace,
-    present_api_key_hash,
     present_user_email,
     present_workspace_slug,
 )
@@ -15,7 +14,6 @@ __all__ = [
     "after_commit",
     "after_rollback",
     "enter_workspace",
-    "present_api_key_hash",
     "present_user_email",
     "present_workspace_slug",
 ]

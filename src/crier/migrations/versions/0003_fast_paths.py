@@ -18,6 +18,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # The one setter of the tenant context, paired with crier_current_workspace(): Python's
+    # `enter_workspace` calls it, and so does crier_authenticate below.
+    op.execute("""
+        CREATE FUNCTION crier_enter_workspace(p_workspace uuid) RETURNS void
+        LANGUAGE sql VOLATILE
+        AS $$ SELECT set_config('app.workspace_id', p_workspace::text, true) $$
+    """)
     # Runs as the caller (crier_app), so Row Level Security applies to every query inside:
     # the key is visible only through its hash, the member and workspace only once the
     # key's workspace has been entered. It saves round trips, not checks.
@@ -39,7 +46,7 @@ def upgrade() -> None:
             IF NOT FOUND THEN
                 RETURN;
             END IF;
-            PERFORM set_config('app.workspace_id', k.workspace_id::text, true);
+            PERFORM crier_enter_workspace(k.workspace_id);
             IF k.revoked_at IS NULL AND (k.last_used_at IS NULL
                     OR k.last_used_at <= p_now - interval '1 minute') THEN
                 UPDATE api_keys SET last_used_at = p_now
@@ -108,3 +115,5 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER posts_schedule_changed ON posts")
     op.execute("DROP FUNCTION crier_notify_schedule()")
     op.execute("DROP FUNCTION crier_authenticate(bytea, timestamptz)")
+    op.execute("DROP FUNCTION crier_enter_workspace(uuid)")
+
