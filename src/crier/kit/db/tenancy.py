@@ -25,7 +25,6 @@ async def enter_workspace(session: AsyncSession, workspace_id: UUID) -> None:
     await session.execute(_ENTER, {"workspace_id": workspace_id})
 
 
-
 async def present_user_email(session: AsyncSession, email: str) -> None:
     """Let this transaction find the user with `email` (its id only), to add it as a member."""
     await session.execute(_SET_LOCAL, {"name": "app.user_email", "value": email.lower()})

@@ -116,4 +116,3 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION crier_notify_schedule()")
     op.execute("DROP FUNCTION crier_authenticate(bytea, timestamptz)")
     op.execute("DROP FUNCTION crier_enter_workspace(uuid)")
-
