@@ -136,7 +136,8 @@ def offset_warnings(sent: datetime | None, timezone: str) -> list[Warning]:
                 f"publish_at was sent as {sent.isoformat()}, but at that instant {timezone} "
                 f"is at UTC{local.strftime('%z')[:3]}:{local.strftime('%z')[3:]}: the post "
                 f"will publish at {local.isoformat()} local time "
-                f"({sent.astimezone(ZoneInfo('UTC')).isoformat()})."
+                f"({sent.astimezone(UTC).isoformat().replace('+00:00', 'Z')})."
+
             ),
         )
     ]
