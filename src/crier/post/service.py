@@ -137,7 +137,6 @@ def offset_warnings(sent: datetime | None, timezone: str) -> list[Warning]:
                 f"is at UTC{local.strftime('%z')[:3]}:{local.strftime('%z')[3:]}: the post "
                 f"will publish at {local.isoformat()} local time "
                 f"({sent.astimezone(UTC).isoformat().replace('+00:00', 'Z')})."
-
             ),
         )
     ]
