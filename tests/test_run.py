@@ -27,13 +27,17 @@ def free_port() -> int:
 class Running:
     """A `crier run` process whose output is read line by line as it comes."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, sandbox_port: int) -> None:
         env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith("CRIER_") and k != "DATABASE_URL"
         }
-        env.update(CRIER_DATA_DIR=str(data_dir), CRIER_PORT=str(port))
+        env.update(
+            CRIER_DATA_DIR=str(data_dir),
+            CRIER_PORT=str(port),
+            CRIER_SANDBOX_PORT=str(sandbox_port),
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "crier.cli", "run"],
             env=env,
@@ -81,8 +85,8 @@ def postmaster_running(data_dir: Path) -> bool:
 
 
 def test_run_starts_everything_prints_a_key_and_stops_cleanly(tmp_path: Path) -> None:
-    port = free_port()
-    first = Running(tmp_path, port)
+    port, sandbox_port = free_port(), free_port()
+    first = Running(tmp_path, port, sandbox_port)
     try:
         key = first.wait_for("API key:").split()[-1]
         assert "created now" in "".join(first.output)
@@ -98,12 +102,17 @@ def test_run_starts_everything_prints_a_key_and_stops_cleanly(tmp_path: Path) ->
             headers={"Authorization": f"Bearer {key}"},
         )
         assert account.status_code == 201
+        sandbox = f"http://127.0.0.1:{sandbox_port}"
+        assert sandbox in "".join(first.output)
+        token = httpx.post(f"{sandbox}/oauth/token", data={"grant_type": "client_credentials"})
+        assert token.status_code == 200
     finally:
         code = first.interrupt()
     assert code == 0, "".join(first.output)
     assert not postmaster_running(tmp_path), "the embedded database outlived Ctrl-C"
 
-    second = Running(tmp_path, port)
+    second = Running(tmp_path, port, sandbox_port)
+
     try:
         again = second.wait_for("API key:").split()[-1]
         second.wait_for("Press Ctrl-C")

@@ -128,7 +128,8 @@ def run(
     host: Annotated[str | None, typer.Option(help="Interface to listen on [CRIER_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [CRIER_PORT].")] = None,
 ) -> None:
-    """Everything on one machine: database, migrations, a demo workspace and the API.
+    """Everything on one machine: database, migrations, a demo workspace, the API and the
+    sandbox platform.
 
     This is what `make run` does. Ctrl-C stops it all; the data stays in CRIER_DATA_DIR
     (default ./.crier) for the next run.
@@ -136,15 +137,17 @@ def run(
     settings = _with_address(Settings(), host, port)
     with database_server(settings) as urls:
         migrations.upgrade(urls.owner)
-        _serve_until_interrupted(settings, urls, banner=_demo_banner)
+        _serve_until_interrupted(settings, urls, banner=_demo_banner, with_sandbox=True)
 
 
-def _serve_until_interrupted(settings: Settings, urls: DatabaseUrls, banner: object) -> None:
+def _serve_until_interrupted(
+    settings: Settings, urls: DatabaseUrls, banner: object, with_sandbox: bool = False
+) -> None:
     # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal; by then all is
     # done but stopping the database, which the caller's `with` does. That is a clean stop.
     try:
         with asyncio.Runner(loop_factory=_fast_loop()) as runner:
-            runner.run(_serve(settings, urls, banner))
+            runner.run(_serve(settings, urls, banner, with_sandbox))
     except KeyboardInterrupt:
         typer.echo("Stopped.")
 
@@ -179,6 +182,8 @@ async def _demo_banner(db: Database, settings: Settings, urls: DatabaseUrls) -> 
             f"  API:        {base}/v1",
             f"  Docs:       {base}/docs",
             f"  Database:   {_where(settings, urls)}",
+            f"  Sandbox:    {settings.resolved_sandbox_url} (a local platform; /control to "
+            "inject faults)",
             f"  Workspace:  {demo.slug} ({demo.workspace_id})"
             + ("  [created now]" if demo.created else ""),
             f"  API key:    {demo.api_key}",
@@ -192,7 +197,9 @@ async def _demo_banner(db: Database, settings: Settings, urls: DatabaseUrls) -> 
     )
 
 
-async def _serve(settings: Settings, urls: DatabaseUrls, banner: object) -> None:
+async def _serve(
+    settings: Settings, urls: DatabaseUrls, banner: object, with_sandbox: bool = False
+) -> None:
     from crier.app import create_app
 
     db = await _open(settings, urls)
@@ -201,23 +208,73 @@ async def _serve(settings: Settings, urls: DatabaseUrls, banner: object) -> None
         vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)
         data = settings.resolved_data_dir
         app = create_app(db, vault, LocalStorage(data / "media"), data / "tmp")
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app, host=settings.host, port=settings.port, log_level="info", access_log=False
-            )
-        )
-        task = asyncio.create_task(server.serve())
-        # uvicorn offers no event for "listening"; the banner waits for its flag so that it
-        # never advertises an address that failed to bind.
-        while not server.started and not task.done():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        if server.started and message:
-            typer.echo(message)
-        await task
-        if not server.started:
-            raise _fail(f"could not listen on {settings.host}:{settings.port}")
+        servers = [_server(app, settings.host, settings.port)]
+        if with_sandbox:
+            servers.append(_sandbox_server(settings))
+        await _run_servers(servers, message)
     finally:
         await db.dispose()
+
+
+def _server(app: object, host: str, port: int) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)  # type: ignore[arg-type]
+    )
+
+
+def _sandbox_server(settings: Settings) -> uvicorn.Server:
+    from crier.platforms.sandbox.server import create_sandbox_app
+    from crier.platforms.sandbox.store import Store
+
+    store = Store(settings.resolved_data_dir / "sandbox.sqlite3")
+    return _server(create_sandbox_app(store), settings.sandbox_host, settings.sandbox_port)
+
+
+async def _run_servers(servers: list[uvicorn.Server], message: str | None) -> None:
+    """Run servers together until Ctrl-C; print `message` once all of them listen."""
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    # uvicorn offers no event for "listening"; the banner waits for its flag so that it
+    # never advertises an address that failed to bind.
+    while not all(s.started for s in servers) and not any(t.done() for t in tasks):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if all(s.started for s in servers) and message:
+        typer.echo(message)
+    if any(t.done() for t in tasks):  # one could not start: stop the others
+        for s in servers:
+            s.should_exit = True
+    await asyncio.gather(*tasks)
+    failed = [s for s in servers if not s.started]
+    if failed:
+        addresses = ", ".join(f"{s.config.host}:{s.config.port}" for s in failed)
+        raise _fail(f"could not listen on {addresses}")
+
+
+@cli.command()
+def sandbox(
+    host: Annotated[str | None, typer.Option(help="Interface [CRIER_SANDBOX_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [CRIER_SANDBOX_PORT].")] = None,
+) -> None:
+    """Run the sandbox platform: a local social network to publish to with no credentials.
+
+    Its control API (`/control`) makes it slow, failing, throttling, hanging or refusing
+    content, to see how Crier copes; see docs/sandbox.md. `crier run` starts it too.
+    """
+    update: dict[str, object] = {}
+    if host is not None:
+        update["sandbox_host"] = host
+    if port is not None:
+        update["sandbox_port"] = port
+    settings = Settings().model_copy(update=update)
+    try:
+        with asyncio.Runner(loop_factory=_fast_loop()) as runner:
+            runner.run(
+                _run_servers(
+                    [_sandbox_server(settings)],
+                    f"Sandbox platform on {settings.resolved_sandbox_url}",
+                )
+            )
+    except KeyboardInterrupt:
+        typer.echo("Stopped.")
 
 
 @workspace_cli.command("create")

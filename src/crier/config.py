@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process.")
     workers: int = Field(default=1, ge=1, le=64, description="API worker processes.")
+    sandbox_host: str = Field(default="127.0.0.1", description="Where `crier sandbox` listens.")
+    sandbox_port: int = Field(default=8001, ge=1, le=65535, description="Port of `crier sandbox`.")
+    sandbox_url: str | None = Field(
+        default=None,
+        description="Where Crier reaches the sandbox platform; by default the local one.",
+    )
+
+    @property
+    def resolved_sandbox_url(self) -> str:
+        return (self.sandbox_url or f"http://{self.sandbox_host}:{self.sandbox_port}").rstrip("/")
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -1,0 +1,260 @@
+"""The sandbox platform's HTTP API: OAuth-style tokens, posts, metrics, and a control API.
+
+It behaves like a small social network: it authenticates with bearer tokens that expire and
+can be refreshed or revoked, accepts posts (one per idempotency key and account), lets a
+client look a post up by that key, and serves metrics that grow with time. Under
+`/control` a test or a person can make it slow, failing, throttling, hanging or refusing.
+Errors are `{"error": {"code": ..., "message": ...}}`. See docs/sandbox.md.
+"""
+
+# No `from __future__ import annotations` here: the routes' dependencies live in a closure,
+# and FastAPI must see their annotations as objects, not as names to resolve later.
+import asyncio
+import hashlib
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Form, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from crier.kit.time import Clock, SystemClock
+from crier.platforms.sandbox.faults import Faults, FaultState
+from crier.platforms.sandbox.store import SandboxPost, Store
+
+MAX_TEXT = 500
+MAX_MEDIA = 4
+REFRESH_TOKEN_TTL = 60 * 24 * 3600
+
+
+class SandboxError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+class MediaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(pattern="^(image|gif|video)$", description="image, gif or video.")
+    url: str = Field(max_length=2000, description="Where the platform can fetch the file.")
+
+
+class PostIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(default="", max_length=10_000, description="The post's text.")
+    media: list[MediaIn] = Field(default_factory=list, description="Attached media.")
+
+
+def create_sandbox_app(
+    store: Store, clock: Clock | None = None, seed: int | None = None
+) -> FastAPI:
+    """The sandbox platform over `store`; `clock` drives token expiry and metric growth."""
+    clock = clock or SystemClock()
+    faults = FaultState(seed)
+    app = FastAPI(
+        title="Crier sandbox platform",
+        version="1",
+        description=__doc__,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.store, app.state.faults = store, faults
+
+    def now() -> float:
+        return clock.now().timestamp()
+
+    @app.exception_handler(SandboxError)
+    async def sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": exc.message}},
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    async def platform_call() -> None:
+        """Latency and injected faults, applied to every call of the platform API."""
+        f = faults.faults
+        if f.latency_ms:
+            await asyncio.sleep(f.latency_ms / 1000)
+        outcome = faults.decide()
+        if outcome.hang:
+            await asyncio.sleep(f.hang_seconds)
+            raise SandboxError(504, "timeout", "The sandbox hung as it was told to.")
+        if outcome.status == 429:
+            raise SandboxError(
+                429, "rate_limited", "Too many requests.", {"Retry-After": str(outcome.retry_after)}
+            )
+        if outcome.status is not None:
+            raise SandboxError(outcome.status, "unavailable", "The sandbox is failing on purpose.")
+
+    async def account_of(authorization: Annotated[str | None, Header()] = None) -> str:
+        scheme, _, token = (authorization or "").partition(" ")
+        found = store.token(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None or found.kind != "access":
+            raise SandboxError(401, "invalid_token", "Unknown access token.")
+        if found.revoked:
+            raise SandboxError(401, "token_revoked", "The access token was revoked.")
+        if found.expires_at is not None and found.expires_at <= now():
+            raise SandboxError(401, "token_expired", "The access token has expired.")
+        return found.account_id
+
+    Call = Depends(platform_call)
+    Account = Annotated[str, Depends(account_of)]
+
+    def tokens_for(account_id: str) -> dict[str, Any]:
+        ttl = faults.faults.token_ttl_seconds
+        account = store.account(account_id) or {}
+        return {
+            "access_token": store.issue_token("access", account_id, now() + ttl),
+            "refresh_token": store.issue_token("refresh", account_id, now() + REFRESH_TOKEN_TTL),
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "account_id": account_id,
+            "handle": account.get("handle"),
+        }
+
+    @app.post("/oauth/token", dependencies=[Call])
+    async def token(
+        grant_type: Annotated[str, Form()],
+        handle: Annotated[str | None, Form()] = None,
+        refresh_token: Annotated[str | None, Form()] = None,
+    ) -> dict[str, Any]:
+        """`client_credentials` (with `handle`) opens a new account; `refresh_token` trades a
+        refresh token for new tokens (the old refresh token stops working)."""
+        if grant_type == "client_credentials":
+            return tokens_for(store.create_account(handle or "sandbox", now()))
+        if grant_type == "refresh_token" and refresh_token:
+            found = store.token(refresh_token)
+            if (
+                found is None
+                or found.kind != "refresh"
+                or found.revoked
+                or (found.expires_at is not None and found.expires_at <= now())
+            ):
+                raise SandboxError(400, "invalid_grant", "The refresh token is not valid.")
+            store.revoke_token(refresh_token)
+            return tokens_for(found.account_id)
+        raise SandboxError(
+            400, "unsupported_grant_type", "Use client_credentials or refresh_token."
+        )
+
+    @app.get("/v1/me", dependencies=[Call])
+    async def me(account_id: Account) -> dict[str, Any]:
+        """The account of the token."""
+        return store.account(account_id) or {}
+
+    @app.post("/v1/posts", dependencies=[Call], status_code=201)
+    async def create_post(
+        post: PostIn,
+        account_id: Account,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    ) -> JSONResponse:
+        """Publish a post. With `Idempotency-Key`, the same key never makes two posts: a
+        repeat answers 200 with the first post."""
+        if idempotency_key is not None:
+            existing = store.post_by_key(account_id, idempotency_key)
+            if existing is not None:
+                return JSONResponse(
+                    _post_json(existing), status_code=200, headers={"Idempotent-Replayed": "true"}
+                )
+        if len(post.text) > MAX_TEXT:
+            raise SandboxError(422, "content_rejected", f"Text is over {MAX_TEXT} characters.")
+        if len(post.media) > MAX_MEDIA:
+            raise SandboxError(422, "media_rejected", f"More than {MAX_MEDIA} media.")
+        if faults.reject(post.text):
+            raise SandboxError(422, "content_rejected", "The sandbox refused this content.")
+        created, _ = store.add_post(
+            account_id, idempotency_key, post.text, [m.model_dump() for m in post.media], now()
+        )
+        if faults.hang_after_accept():
+            await asyncio.sleep(faults.faults.hang_seconds)
+        return JSONResponse(_post_json(created), status_code=201)
+
+    @app.get("/v1/posts", dependencies=[Call])
+    async def find_posts(
+        account_id: Account, idempotency_key: Annotated[str | None, Query()] = None
+    ) -> dict[str, Any]:
+        """The account's posts, or the one sent with `idempotency_key`."""
+        if idempotency_key is not None:
+            found = store.post_by_key(account_id, idempotency_key)
+            return {"data": [_post_json(found)] if found else []}
+        return {"data": [_post_json(p) for p in store.posts(account_id)]}
+
+    @app.get("/v1/posts/{post_id}", dependencies=[Call])
+    async def get_post(post_id: str, account_id: Account) -> dict[str, Any]:
+        post = store.get_post(post_id)
+        if post is None or post.account_id != account_id:
+            raise SandboxError(404, "not_found", "No such post.")
+        return _post_json(post)
+
+    @app.get("/v1/posts/{post_id}/metrics", dependencies=[Call])
+    async def metrics(post_id: str, account_id: Account) -> dict[str, Any]:
+        """Counts that grow with the post's age (deterministic for a given post and time)."""
+        post = store.get_post(post_id)
+        if post is None or post.account_id != account_id:
+            raise SandboxError(404, "not_found", "No such post.")
+        return {"post_id": post.id, "measured_at": now(), **grown_metrics(post, now())}
+
+    # The control API: for tests and people, never for Crier's adapter.
+    @app.get("/control/faults")
+    async def get_faults() -> Faults:
+        return faults.faults
+
+    @app.put("/control/faults")
+    async def set_faults(new: Faults) -> Faults:
+        """Replace the faults (fields left out are reset to 'never')."""
+        faults.set(new)
+        return faults.faults
+
+    @app.delete("/control/faults", status_code=204)
+    async def clear_faults() -> None:
+        faults.reset()
+
+    @app.post("/control/accounts/{account_id}/revoke")
+    async def revoke(account_id: str) -> dict[str, int]:
+        """Revoke every token of an account, as a user removing the app would."""
+        return {"revoked": store.revoke_account(account_id)}
+
+    @app.get("/control/received")
+    async def received() -> dict[str, Any]:
+        """Every post received, oldest first, with duplicates per idempotency key counted."""
+        posts = store.posts()
+        keys: dict[str, int] = {}
+        for p in posts:
+            if p.idempotency_key is not None:
+                keys[p.idempotency_key] = keys.get(p.idempotency_key, 0) + 1
+        return {
+            "data": [_post_json(p) for p in posts],
+            "count": len(posts),
+            "duplicate_keys": sorted(k for k, n in keys.items() if n > 1),
+        }
+
+    @app.post("/control/reset", status_code=204)
+    async def reset() -> None:
+        store.reset()
+        faults.reset()
+
+    return app
+
+
+def grown_metrics(post: SandboxPost, at: float) -> dict[str, int]:
+    minutes = max(0.0, (at - post.created_at) / 60)
+    seed = int(hashlib.sha256(post.id.encode()).hexdigest()[:4], 16) % 50
+    impressions = int((20 + seed) * minutes**0.9)
+    likes = impressions // 25
+    return {
+        "impressions": impressions,
+        "likes": likes,
+        "reposts": likes // 6,
+        "replies": likes // 9,
+    }
+
+
+def _post_json(post: SandboxPost) -> dict[str, Any]:
+    body = asdict(post)
+    body["permalink"] = f"https://sandbox.crier.invalid/p/{post.id}"
+    return body

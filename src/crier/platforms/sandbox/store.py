@@ -1,0 +1,141 @@
+"""What the sandbox platform remembers: accounts, tokens and posts, in SQLite.
+
+A file keeps them across restarts of `crier sandbox`; tests use memory. SQLite (in WAL mode)
+is plenty for one local process and keeps the sandbox independent of Crier's own database,
+as a real platform is.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY, handle TEXT NOT NULL, created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    token TEXT PRIMARY KEY, kind TEXT NOT NULL, account_id TEXT NOT NULL,
+    expires_at REAL, revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS posts (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, idempotency_key TEXT,
+    text TEXT NOT NULL, media TEXT NOT NULL, created_at REAL NOT NULL,
+    UNIQUE (account_id, idempotency_key)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Token:
+    token: str
+    kind: str
+    account_id: str
+    expires_at: float | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class SandboxPost:
+    id: str
+    account_id: str
+    idempotency_key: str | None
+    text: str
+    media: list[dict[str, Any]]
+    created_at: float
+
+
+class Store:
+    """Accounts, tokens and posts of the sandbox platform."""
+
+    def __init__(self, path: Path | None) -> None:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            str(path) if path else ":memory:", isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def create_account(self, handle: str, now: float) -> str:
+        account_id = "sbx_" + secrets.token_hex(8)
+        self._db.execute("INSERT INTO accounts VALUES (?, ?, ?)", (account_id, handle, now))
+        return account_id
+
+    def account(self, account_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT id, handle, created_at FROM accounts WHERE id = ?", (account_id,)
+        ).fetchone()
+        return {"id": row[0], "handle": row[1], "created_at": row[2]} if row else None
+
+    def issue_token(self, kind: str, account_id: str, expires_at: float | None) -> str:
+        token = f"sbx_{kind[0]}_" + secrets.token_urlsafe(24)
+        self._db.execute(
+            "INSERT INTO tokens VALUES (?, ?, ?, ?, 0)", (token, kind, account_id, expires_at)
+        )
+        return token
+
+    def token(self, token: str) -> Token | None:
+        row = self._db.execute(
+            "SELECT token, kind, account_id, expires_at, revoked FROM tokens WHERE token = ?",
+            (token,),
+        ).fetchone()
+        return Token(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+
+    def revoke_token(self, token: str) -> None:
+        self._db.execute("UPDATE tokens SET revoked = 1 WHERE token = ?", (token,))
+
+    def revoke_account(self, account_id: str) -> int:
+        cursor = self._db.execute(
+            "UPDATE tokens SET revoked = 1 WHERE account_id = ? AND revoked = 0", (account_id,)
+        )
+        return cursor.rowcount
+
+    def post_by_key(self, account_id: str, key: str) -> SandboxPost | None:
+        row = self._db.execute(
+            "SELECT * FROM posts WHERE account_id = ? AND idempotency_key = ?", (account_id, key)
+        ).fetchone()
+        return _post(row) if row else None
+
+    def get_post(self, post_id: str) -> SandboxPost | None:
+        row = self._db.execute("SELECT * FROM posts WHERE id = ?", (post_id,)).fetchone()
+        return _post(row) if row else None
+
+    def add_post(
+        self, account_id: str, key: str | None, text: str, media: list[dict[str, Any]], now: float
+    ) -> tuple[SandboxPost, bool]:
+        """Store a post, unless this account already sent one with `key`: (post, created)."""
+        if key is not None:
+            existing = self.post_by_key(account_id, key)
+            if existing is not None:
+                return existing, False
+        post = SandboxPost("sbp_" + secrets.token_hex(10), account_id, key, text, media, now)
+        self._db.execute(
+            "INSERT INTO posts VALUES (?, ?, ?, ?, ?, ?)",
+            (post.id, account_id, key, text, json.dumps(media), now),
+        )
+        return post, True
+
+    def posts(self, account_id: str | None = None) -> list[SandboxPost]:
+        if account_id is None:
+            rows = self._db.execute("SELECT * FROM posts ORDER BY created_at, id").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM posts WHERE account_id = ? ORDER BY created_at, id", (account_id,)
+            ).fetchall()
+        return [_post(r) for r in rows]
+
+    def reset(self) -> None:
+        self._db.executescript("DELETE FROM posts; DELETE FROM tokens; DELETE FROM accounts;")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _post(row: tuple[Any, ...]) -> SandboxPost:
+    return SandboxPost(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])

@@ -1,0 +1,194 @@
+"""The sandbox platform over real HTTP: tokens, posts, metrics, and every fault it injects."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from tests.conftest import FakeClock
+from tests.platforms.sandbox.conftest import Sandbox
+
+
+def error_code(response: httpx.Response) -> str:
+    code: str = response.json()["error"]["code"]
+    return code
+
+
+async def test_tokens_are_issued_expire_and_refresh(sandbox: Sandbox, clock: FakeClock) -> None:
+    tokens = await sandbox.connect("crier_demo")
+    assert tokens["expires_in"] == 7200
+    me = await sandbox.http.get("/v1/me", headers=sandbox.bearer(tokens))
+    assert me.json()["handle"] == "crier_demo"
+    clock.advance(timedelta(hours=2))
+    expired = await sandbox.http.get("/v1/me", headers=sandbox.bearer(tokens))
+    assert (expired.status_code, error_code(expired)) == (401, "token_expired")
+    refreshed = await sandbox.http.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
+    assert refreshed.status_code == 200
+    assert refreshed.json()["account_id"] == tokens["account_id"]
+    assert (await sandbox.http.get("/v1/me", headers=sandbox.bearer(refreshed.json()))).is_success
+    reused = await sandbox.http.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
+    assert (reused.status_code, error_code(reused)) == (400, "invalid_grant")
+
+
+async def test_a_revoked_account_cannot_post(sandbox: Sandbox) -> None:
+    tokens = await sandbox.connect()
+    await sandbox.http.post(f"/control/accounts/{tokens['account_id']}/revoke")
+    response = await sandbox.http.post(
+        "/v1/posts", json={"text": "hi"}, headers=sandbox.bearer(tokens)
+    )
+    assert (response.status_code, error_code(response)) == (401, "token_revoked")
+    unknown = await sandbox.http.get("/v1/me", headers={"Authorization": "Bearer nope"})
+    assert (unknown.status_code, error_code(unknown)) == (401, "invalid_token")
+
+
+async def test_one_idempotency_key_never_makes_two_posts(sandbox: Sandbox) -> None:
+    tokens = await sandbox.connect()
+    headers = {**sandbox.bearer(tokens), "Idempotency-Key": "delivery-1"}
+    first = await sandbox.http.post("/v1/posts", json={"text": "hello"}, headers=headers)
+    again = await sandbox.http.post("/v1/posts", json={"text": "hello"}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    found = await sandbox.http.get(
+        "/v1/posts", params={"idempotency_key": "delivery-1"}, headers=sandbox.bearer(tokens)
+    )
+    assert [p["id"] for p in found.json()["data"]] == [first.json()["id"]]
+    missing = await sandbox.http.get(
+        "/v1/posts", params={"idempotency_key": "other"}, headers=sandbox.bearer(tokens)
+    )
+    assert missing.json()["data"] == []
+    received = (await sandbox.http.get("/control/received")).json()
+    assert (received["count"], received["duplicate_keys"]) == (1, [])
+    assert first.json()["permalink"].endswith(first.json()["id"])
+
+
+async def test_keys_are_per_account(sandbox: Sandbox) -> None:
+    one, two = await sandbox.connect("one"), await sandbox.connect("two")
+    for tokens in (one, two):
+        response = await sandbox.http.post(
+            "/v1/posts",
+            json={"text": "x"},
+            headers={**sandbox.bearer(tokens), "Idempotency-Key": "same"},
+        )
+        assert response.status_code == 201
+    ones = (await sandbox.http.get("/v1/posts", headers=sandbox.bearer(one))).json()["data"]
+    other = await sandbox.http.get(f"/v1/posts/{ones[0]['id']}", headers=sandbox.bearer(two))
+    assert other.status_code == 404
+
+
+async def test_metrics_grow_with_time(sandbox: Sandbox, clock: FakeClock) -> None:
+    tokens = await sandbox.connect()
+    post = (
+        await sandbox.http.post("/v1/posts", json={"text": "x"}, headers=sandbox.bearer(tokens))
+    ).json()
+    seen = []
+    for _ in range(3):
+        clock.advance(timedelta(minutes=20))
+
+        metrics = await sandbox.http.get(
+            f"/v1/posts/{post['id']}/metrics", headers=sandbox.bearer(tokens)
+        )
+        seen.append(metrics.json()["impressions"])
+    assert 0 < seen[0] < seen[1] < seen[2]
+
+
+async def test_content_over_the_rules_is_rejected(sandbox: Sandbox) -> None:
+    tokens = await sandbox.connect()
+    long = await sandbox.http.post(
+        "/v1/posts", json={"text": "x" * 501}, headers=sandbox.bearer(tokens)
+    )
+    assert (long.status_code, error_code(long)) == (422, "content_rejected")
+    media = [{"kind": "image", "url": "https://example.invalid/a.jpg"}] * 5
+    many = await sandbox.http.post(
+        "/v1/posts", json={"text": "x", "media": media}, headers=sandbox.bearer(tokens)
+    )
+    assert (many.status_code, error_code(many)) == (422, "media_rejected")
+
+
+async def test_told_to_fail_it_fails_then_recovers(sandbox: Sandbox) -> None:
+    tokens = await sandbox.connect()
+    await sandbox.faults(fail_next=2)
+    codes = [
+        (
+            await sandbox.http.post("/v1/posts", json={"text": "x"}, headers=sandbox.bearer(tokens))
+        ).status_code
+        for _ in range(3)
+    ]
+    assert codes == [503, 503, 201]
+
+
+async def test_told_to_throttle_it_answers_429_with_retry_after(sandbox: Sandbox) -> None:
+    tokens = await sandbox.connect()
+    await sandbox.faults(rate_limit_next=1, retry_after_seconds=7)
+    response = await sandbox.http.get("/v1/me", headers=sandbox.bearer(tokens))
+    assert (response.status_code, response.headers["retry-after"]) == (429, "7")
+    assert error_code(response) == "rate_limited"
+    assert (await sandbox.http.get("/v1/me", headers=sandbox.bearer(tokens))).is_success
+
+
+async def test_told_to_reject_content_it_does(sandbox: Sandbox) -> None:
+    tokens = await sandbox.connect()
+    await sandbox.faults(reject_next=1, reject_text="forbidden")
+    first = await sandbox.http.post(
+        "/v1/posts", json={"text": "fine"}, headers=sandbox.bearer(tokens)
+    )
+    assert (first.status_code, error_code(first)) == (422, "content_rejected")
+    assert (
+        await sandbox.http.post("/v1/posts", json={"text": "fine"}, headers=sandbox.bearer(tokens))
+    ).status_code == 201
+    bad = await sandbox.http.post(
+        "/v1/posts", json={"text": "a forbidden word"}, headers=sandbox.bearer(tokens)
+    )
+    assert bad.status_code == 422
+
+
+async def test_told_to_hang_the_client_times_out(sandbox: Sandbox) -> None:
+    tokens = await sandbox.connect()
+    await sandbox.faults(hang_next=1, hang_seconds=0.5)
+    with pytest.raises(httpx.ReadTimeout):
+        await sandbox.http.get("/v1/me", headers=sandbox.bearer(tokens), timeout=0.1)
+    assert (await sandbox.http.get("/v1/me", headers=sandbox.bearer(tokens))).is_success
+
+
+async def test_a_post_accepted_before_a_hang_can_be_found_by_its_key(sandbox: Sandbox) -> None:
+    tokens = await sandbox.connect()
+    await sandbox.faults(hang_after_accept_next=1, hang_seconds=0.5)
+    headers = {**sandbox.bearer(tokens), "Idempotency-Key": "uncertain"}
+    with pytest.raises(httpx.ReadTimeout):
+        await sandbox.http.post("/v1/posts", json={"text": "did it?"}, headers=headers, timeout=0.1)
+    found = await sandbox.http.get(
+        "/v1/posts", params={"idempotency_key": "uncertain"}, headers=sandbox.bearer(tokens)
+    )
+    assert len(found.json()["data"]) == 1
+    retry = await sandbox.http.post("/v1/posts", json={"text": "did it?"}, headers=headers)
+    assert retry.status_code == 200
+    assert (await sandbox.http.get("/control/received")).json()["count"] == 1
+
+
+async def test_an_error_rate_fails_a_share_of_calls(sandbox: Sandbox) -> None:
+    tokens = await sandbox.connect()
+    await sandbox.faults(error_rate=0.5)
+    codes = [
+        (await sandbox.http.get("/v1/me", headers=sandbox.bearer(tokens))).status_code
+        for _ in range(40)
+    ]
+    assert set(codes) == {200, 503}
+    await sandbox.faults(error_rate=1.0)
+    assert (await sandbox.http.get("/v1/me", headers=sandbox.bearer(tokens))).status_code == 503
+    await sandbox.http.delete("/control/faults")
+    assert (await sandbox.http.get("/v1/me", headers=sandbox.bearer(tokens))).status_code == 200
+
+
+async def test_bad_control_input_is_refused(sandbox: Sandbox) -> None:
+    response = await sandbox.http.put("/control/faults", json={"error_rate": 2})
+    assert response.status_code == 422
+    response = await sandbox.http.put("/control/faults", json={"explode": True})
+    assert response.status_code == 422
