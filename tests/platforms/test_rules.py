@@ -46,3 +46,14 @@ def test_each_platform_prefers_a_crop_that_uploads_provide(platform: str) -> Non
 def test_platforms_pick_the_shape_they_show() -> None:
     assert preferred_crop("instagram") == "portrait"
     assert preferred_crop("x") == "landscape"
+
+
+def test_every_error_code_is_documented_for_users() -> None:
+    from pathlib import Path
+
+    from crier.platforms.errors import DESCRIPTIONS, ErrorCode
+
+    text = (Path(__file__).parents[2] / "docs" / "errors.md").read_text()
+    assert set(DESCRIPTIONS) == set(ErrorCode)
+    for code in ErrorCode:
+        assert f"| `{code}` |" in text, code

@@ -1,0 +1,73 @@
+"""The catalogue of delivery error codes: one vocabulary for every platform.
+
+Each failure an adapter reports has one of these codes, whether the attempt may be retried,
+and whether the platform may nonetheless have accepted it (then the delivery must be looked
+up by its idempotency key before any resend). docs/errors.md lists them for users.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    RATE_LIMITED = "rate_limited"
+    PLATFORM_UNAVAILABLE = "platform_unavailable"
+    TIMEOUT = "timeout"
+    AUTH_EXPIRED = "auth_expired"
+    AUTH_REVOKED = "auth_revoked"
+    CONTENT_REJECTED = "content_rejected"
+    MEDIA_REJECTED = "media_rejected"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    INVALID_REQUEST = "invalid_request"
+
+
+DESCRIPTIONS: dict[ErrorCode, str] = {
+    ErrorCode.RATE_LIMITED: "The platform asked us to slow down (429); retried after its "
+    "Retry-After.",
+    ErrorCode.PLATFORM_UNAVAILABLE: "The platform failed (5xx) or could not be reached; "
+    "retried with backoff.",
+    ErrorCode.TIMEOUT: "The platform did not answer in time; looked up by idempotency key, "
+    "then retried.",
+    ErrorCode.AUTH_EXPIRED: "The account's token expired and could not be refreshed; reconnect "
+    "the account.",
+    ErrorCode.AUTH_REVOKED: "The platform revoked Crier's access to the account; reconnect it.",
+    ErrorCode.CONTENT_REJECTED: "The platform refused the content; not retried.",
+    ErrorCode.MEDIA_REJECTED: "The platform refused the media; not retried.",
+    ErrorCode.OUTCOME_UNKNOWN: "A send was interrupted and its result is not yet known; it is "
+    "reconciled with the platform before anything is sent again.",
+    ErrorCode.INVALID_REQUEST: "The platform refused the request as malformed; not retried.",
+}
+
+RETRYABLE = frozenset(
+    {
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.PLATFORM_UNAVAILABLE,
+        ErrorCode.TIMEOUT,
+        ErrorCode.OUTCOME_UNKNOWN,
+    }
+)
+
+
+class PlatformError(Exception):
+    """A platform call failed, with a catalogued code."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        may_have_succeeded: bool = False,
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.may_have_succeeded = may_have_succeeded
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE

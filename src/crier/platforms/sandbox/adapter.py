@@ -1,0 +1,151 @@
+"""Crier's adapter for the sandbox platform, over real HTTP (httpx)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from crier.kit.time import Clock, SystemClock
+from crier.platforms.base import Prepared, Published, Tokens
+from crier.platforms.errors import ErrorCode, PlatformError
+
+_CODES = {
+    "token_expired": ErrorCode.AUTH_EXPIRED,
+    "token_revoked": ErrorCode.AUTH_REVOKED,
+    "invalid_token": ErrorCode.AUTH_REVOKED,
+    "invalid_grant": ErrorCode.AUTH_REVOKED,
+    "content_rejected": ErrorCode.CONTENT_REJECTED,
+    "media_rejected": ErrorCode.MEDIA_REJECTED,
+    "rate_limited": ErrorCode.RATE_LIMITED,
+}
+
+
+class SandboxAdapter:
+    platform = "sandbox"
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, clock: Clock | None = None) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._clock = clock or SystemClock()
+
+    async def connect(self, handle: str) -> Tokens:
+        """Open a sandbox account (the sandbox needs no OAuth consent)."""
+        body = await self._call(
+            "POST",
+            "/oauth/token",
+            None,
+            data={"grant_type": "client_credentials", "handle": handle},
+        )
+        return self._tokens(body)
+
+    async def refresh(self, refresh_token: str) -> Tokens:
+        body = await self._call(
+            "POST",
+            "/oauth/token",
+            None,
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        )
+        return self._tokens(body)
+
+    async def publish(self, access_token: str, post: Prepared, idempotency_key: str) -> Published:
+        body = await self._call(
+            "POST",
+            "/v1/posts",
+            access_token,
+            json={"text": post.text, "media": [{"kind": m.kind, "url": m.url} for m in post.media]},
+            headers={"Idempotency-Key": idempotency_key},
+            sends=True,
+        )
+        return _published(body)
+
+    async def find(self, access_token: str, idempotency_key: str) -> Published | None:
+        body = await self._call(
+            "GET", "/v1/posts", access_token, params={"idempotency_key": idempotency_key}
+        )
+        found = body["data"]
+        return _published(found[0]) if found else None
+
+    async def metrics(self, access_token: str, external_id: str) -> dict[str, int]:
+        body = await self._call("GET", f"/v1/posts/{external_id}/metrics", access_token)
+        return {k: int(v) for k, v in body.items() if k not in ("post_id", "measured_at")}
+
+    def _tokens(self, body: dict[str, Any]) -> Tokens:
+        expires_in = body.get("expires_in")
+        return Tokens(
+            access_token=body["access_token"],
+            refresh_token=body.get("refresh_token"),
+            expires_at=self._clock.now() + timedelta(seconds=expires_in) if expires_in else None,
+            external_id=body["account_id"],
+            handle=body.get("handle") or body["account_id"],
+        )
+
+    async def _call(
+        self, method: str, path: str, access_token: str | None, *, sends: bool = False, **kw: Any
+    ) -> dict[str, Any]:
+        """One HTTP call, every failure turned into a catalogued `PlatformError`.
+
+        `sends`: the call creates something, so a timeout leaves its outcome unknown.
+        """
+        headers = dict(kw.pop("headers", None) or {})
+        if access_token is not None:
+            headers["Authorization"] = f"Bearer {access_token}"
+        try:
+            response = await self._http.request(method, self._base + path, headers=headers, **kw)
+        except httpx.TimeoutException as exc:
+            raise PlatformError(
+                ErrorCode.TIMEOUT,
+                f"no answer in time ({type(exc).__name__})",
+                may_have_succeeded=sends and not isinstance(exc, httpx.ConnectTimeout),
+            ) from None
+        except httpx.ConnectError as exc:
+            raise PlatformError(ErrorCode.PLATFORM_UNAVAILABLE, f"cannot connect: {exc}") from None
+        except httpx.TransportError as exc:
+            raise PlatformError(
+                ErrorCode.PLATFORM_UNAVAILABLE, f"transport failed: {exc}", may_have_succeeded=sends
+            ) from None
+        if response.is_success:
+            body: dict[str, Any] = response.json()
+            return body
+        raise _error(response, sends)
+
+
+def _error(response: httpx.Response, sends: bool) -> PlatformError:
+    """Map an error answer to the catalogue. A server error on a send might have come after
+    the platform stored the post (a gateway timing out, say), so it is reported as maybe
+    accepted: the caller looks the key up before sending again."""
+    try:
+        detail = response.json().get("error", {})
+    except ValueError:
+        detail = {}
+    platform_code = str(detail.get("code", ""))
+    message = str(detail.get("message", response.reason_phrase))
+    status = response.status_code
+    if status == 429:
+        retry_after = response.headers.get("retry-after", "")
+        return PlatformError(
+            ErrorCode.RATE_LIMITED,
+            message,
+            status=status,
+            retry_after=float(retry_after) if retry_after.isdigit() else None,
+        )
+    if status == 504:
+        return PlatformError(ErrorCode.TIMEOUT, message, status=status, may_have_succeeded=sends)
+    if status >= 500:
+        return PlatformError(
+            ErrorCode.PLATFORM_UNAVAILABLE, message, status=status, may_have_succeeded=sends
+        )
+
+    code = _CODES.get(platform_code)
+    if code is None:
+        code = ErrorCode.AUTH_REVOKED if status in (401, 403) else ErrorCode.INVALID_REQUEST
+    return PlatformError(code, message, status=status)
+
+
+def _published(body: dict[str, Any]) -> Published:
+    return Published(
+        external_id=body["id"],
+        permalink=body["permalink"],
+        published_at=datetime.fromtimestamp(body["created_at"], UTC),
+    )
