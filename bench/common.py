@@ -42,45 +42,65 @@ def free_port() -> int:
 
 
 @contextmanager
-def crier_server(urls: DatabaseUrls, folder: Path, workers: int = 1) -> Iterator[str]:
-    """`crier serve` on a free loopback port, in its own process; yields its base URL."""
-    port = free_port()
+def _process(
+    args: list[str], env: dict[str, str], ready_url: str, log_path: Path
+) -> Iterator[None]:
+    """A Crier command in its own process, until it answers `ready_url`; its log on failure."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own command
+            [sys.executable, "-m", "crier.cli", *args], env=env, stdout=log, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(ready_url, timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None:
+                    raise RuntimeError(f"crier {args[0]} exited during start-up")
+                time.sleep(0.2)
+            else:
+                raise RuntimeError(f"crier {args[0]} did not become ready in 60 s")
+            yield
+        except BaseException:
+            log.flush()
+            print(log_path.read_text()[-3000:], file=sys.stderr)
+            raise
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _environment(folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+    env["CRIER_DATA_DIR"] = str(folder)
+    return env
+
+
+@contextmanager
+def crier_server(urls: DatabaseUrls, folder: Path, workers: int = 1) -> Iterator[str]:
+    """`crier serve` and `crier sandbox` on free loopback ports, each in its own process;
+    yields the API's base URL."""
+    sandbox_port, port = free_port(), free_port()
+    sandbox_env = {**_environment(folder), "CRIER_SANDBOX_PORT": str(sandbox_port)}
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env = _environment(folder)
     env.update(
         DATABASE_URL=urls.owner.render_as_string(hide_password=False),
         CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),
-        CRIER_DATA_DIR=str(folder),
         CRIER_PORT=str(port),
         CRIER_DB_POOL_SIZE="20",
         CRIER_WORKERS=str(workers),
-    )
-    log = (folder / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crier.cli", "serve"], env=env, stdout=log, stderr=log
+        CRIER_SANDBOX_URL=sandbox_url,
     )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError("crier serve exited during start-up")
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("crier serve did not become ready in 60 s")
+    with (
+        _process(["sandbox"], sandbox_env, f"{sandbox_url}/control/faults", folder / "sandbox.log"),
+        _process(["serve"], env, f"{base}/readyz", folder / "server.log"),
+    ):
         yield base
-    except BaseException:
-        log.flush()
-        print((folder / "server.log").read_text()[-3000:], file=sys.stderr)
-        raise
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 @dataclass

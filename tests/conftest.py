@@ -31,7 +31,11 @@ from crier.kit.db.embedded import EmbeddedPostgres
 from crier.kit.db.engine import APP_ROLE, sqlalchemy_url
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
+from crier.platforms.registry import Platforms
+from crier.platforms.sandbox.server import create_sandbox_app
+from crier.platforms.sandbox.store import Store
 from crier.workspace.service import create_workspace
+from tests.servers import serving
 
 
 class FakeClock:
@@ -153,17 +157,30 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> LocalStorage:
 
 
 @pytest.fixture(scope="session")
+async def sandbox_url(clock: FakeClock) -> AsyncIterator[str]:
+    """The sandbox platform the API connects accounts to: a real server on loopback."""
+    store = Store(None)
+    async with serving(create_sandbox_app(store, clock, seed=11)) as url:
+        yield url
+    store.close()
+
+
+@pytest.fixture(scope="session")
 async def http(
     db: Database,
     vault: Vault,
     storage: LocalStorage,
     clock: FakeClock,
+    sandbox_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(db, vault, storage, Path(tmp_path_factory.mktemp("spool")), clock)
+    platforms = Platforms(sandbox_url, clock)
+    spool = Path(tmp_path_factory.mktemp("spool"))
+    app = create_app(db, vault, storage, spool, platforms, clock)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://crier.test") as client:
         yield client
+    await platforms.close()
 
 
 @dataclass

@@ -30,6 +30,7 @@ from crier.kit.time import EXPECTED_FORM, Clock, SystemClock
 from crier.kit.vault import Vault
 from crier.media.endpoints import router as media_router
 from crier.member.endpoints import router as member_router
+from crier.platforms.registry import Platforms
 from crier.post.endpoints import router as post_router
 from crier.problems.endpoints import router as problems_router
 from crier.social_account.endpoints import router as social_account_router
@@ -72,9 +73,14 @@ _BY_STATUS = {
 
 
 def create_app(
-    db: Database, vault: Vault, storage: Storage, spool_dir: Path, clock: Clock | None = None
+    db: Database,
+    vault: Vault,
+    storage: Storage,
+    spool_dir: Path,
+    platforms: Platforms,
+    clock: Clock | None = None,
 ) -> FastAPI:
-    """Build the API around an open database and a media storage."""
+    """Build the API around an open database, a media storage and the platform adapters."""
     app = FastAPIOffline(
         title="Crier API",
         version=__version__,
@@ -88,6 +94,7 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.storage = storage
     app.state.spool_dir = spool_dir
+    app.state.platforms = platforms
 
     for router in (
         workspace_router,

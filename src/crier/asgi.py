@@ -17,6 +17,7 @@ from crier.config import Settings
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
+from crier.platforms.registry import Platforms
 
 
 def create() -> FastAPI:
@@ -29,17 +30,20 @@ def create() -> FastAPI:
         pool_size=settings.db_pool_size,
     )
     data = settings.resolved_data_dir
+    platforms = Platforms(settings.resolved_sandbox_url)
     app = create_app(
         db,
         Vault.from_settings(settings.secret_key, data),
         LocalStorage(data / "media"),
         data / "tmp",
+        platforms,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await db.verify_app_role()
         yield
+        await platforms.close()
         await db.dispose()
 
     app.router.lifespan_context = lifespan

@@ -22,6 +22,7 @@ from crier.kit.db.server import database_server
 from crier.kit.errors import CrierError
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
+from crier.platforms.registry import Platforms
 
 cli = typer.Typer(
     help="Crier: self-hostable social-media scheduling with a public REST API.",
@@ -207,11 +208,15 @@ async def _serve(
         message = await banner(db, settings, urls) if callable(banner) else None
         vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)
         data = settings.resolved_data_dir
-        app = create_app(db, vault, LocalStorage(data / "media"), data / "tmp")
+        platforms = Platforms(settings.resolved_sandbox_url)
+        app = create_app(db, vault, LocalStorage(data / "media"), data / "tmp", platforms)
         servers = [_server(app, settings.host, settings.port)]
         if with_sandbox:
             servers.append(_sandbox_server(settings))
-        await _run_servers(servers, message)
+        try:
+            await _run_servers(servers, message)
+        finally:
+            await platforms.close()
     finally:
         await db.dispose()
 

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import psycopg
 
-from crier.kit.db import DatabaseUrls
+from crier.app import create_app
+from crier.kit.db import Database, DatabaseUrls
+from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
-from tests.conftest import APP_OPTIONS, MakeTenant, Tenant, app_conninfo, assert_problem
+from crier.platforms.registry import Platforms
+from tests.conftest import (
+    APP_OPTIONS,
+    FakeClock,
+    MakeTenant,
+    Tenant,
+    app_conninfo,
+    assert_problem,
+)
+from tests.servers import free_port
 
 
 async def test_connect_a_sandbox_account_with_no_credentials(tenant: Tenant) -> None:
@@ -101,3 +115,47 @@ async def test_another_workspaces_accounts_answer_404(tenant: Tenant, other_tena
     assert (await other_tenant.get(f"/v1/social-accounts/{theirs['id']}")).json()["status"] == (
         "active"
     )
+
+
+async def test_sandbox_tokens_come_from_the_sandbox_platform(
+    tenant: Tenant, db_urls: DatabaseUrls, vault: Vault, sandbox_url: str
+) -> None:
+    account = (
+        await tenant.post(
+            "/v1/social-accounts", json={"platform": "sandbox", "handle": "from_platform"}
+        )
+    ).json()
+    with psycopg.connect(app_conninfo(db_urls), options=APP_OPTIONS) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.workspace_id', %s, true)", [tenant.id])
+        row = conn.execute(
+            "SELECT access_token FROM social_accounts WHERE id = %s", [account["id"]]
+        ).fetchone()
+    assert row is not None
+    token = vault.open(bytes(row[0]))
+    async with httpx.AsyncClient() as client:
+        me = await client.get(f"{sandbox_url}/v1/me", headers={"Authorization": f"Bearer {token}"})
+
+    assert me.status_code == 200
+    assert me.json()["id"] == account["external_id"]
+    assert me.json()["handle"] == "from_platform"
+
+
+async def test_an_unreachable_platform_is_503_and_connects_nothing(
+    tenant: Tenant,
+    db: Database,
+    vault: Vault,
+    storage: LocalStorage,
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    platforms = Platforms(f"http://127.0.0.1:{free_port()}", clock)
+    app = create_app(db, vault, storage, tmp_path, platforms, clock)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://crier.test") as client:
+        response = await client.post(
+            "/v1/social-accounts", json={"platform": "sandbox"}, headers=tenant.auth
+        )
+    await platforms.close()
+    body = assert_problem(response, 503, "platform-unavailable")
+    assert body["platform_error"] == "platform_unavailable"
+    assert (await tenant.get("/v1/social-accounts")).json()["data"] == []

@@ -54,6 +54,7 @@ _DESCRIPTIONS = {
     404: "No such resource in this workspace (`not-found`).",
     409: "Conflicts with the current state of the resource.",
     422: "Invalid input (`validation-error`).",
+    503: "A platform could not be reached (`platform-unavailable`); nothing changed.",
 }
 
 

@@ -49,21 +49,23 @@ async def list_social_accounts(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=SocialAccount,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 422, 503),
 )
 async def connect_social_account(
     data: SocialAccountConnect,
     principal: CanManage,
     session: DbSession,
-    clock: RequestClock,
     request: Request,
     idem: IdempotentRequest,
 ) -> Response:
-    """Connect an account. `sandbox` accounts need no credentials; they publish to Crier's
-    built-in sandbox platform. Counts against the plan's `social_accounts` limit."""
+    """Connect an account. `sandbox` accounts need no credentials: the sandbox platform
+    (`crier sandbox`, started by `crier run`) issues their tokens. Counts against the plan's
+    `social_accounts` limit; `platform-unavailable` if the platform cannot be reached."""
 
     async def connect() -> SocialAccount:
-        account = await service.connect(session, clock, request.app.state.vault, principal, data)
+        account = await service.connect(
+            session, request.app.state.vault, request.app.state.platforms, principal, data
+        )
         return SocialAccount.model_validate(account)
 
     return await idem.create(

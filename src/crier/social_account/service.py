@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,12 +12,12 @@ from crier.kit.errors import NotFound
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.models import SocialAccount
+from crier.platforms.errors import PlatformError
+from crier.platforms.registry import Platforms, PlatformUnavailable
 from crier.social_account import repository
 from crier.social_account.schemas import AccountStatus, Platform, SocialAccountConnect
 from crier.workspace import plans
 from crier.workspace import repository as workspace_repository
-
-SANDBOX_TOKEN_LIFETIME = timedelta(days=60)
 
 
 async def list_accounts(
@@ -46,25 +45,35 @@ async def get_account(session: AsyncSession, account_id: UUID) -> SocialAccount:
 
 async def connect(
     session: AsyncSession,
-    clock: Clock,
     vault: Vault,
+    platforms: Platforms,
     principal: Principal,
     data: SocialAccountConnect,
 ) -> SocialAccount:
-    """Connect an account; the sandbox needs no credentials. Counts against the plan."""
+    """Connect an account; the sandbox needs no credentials. Counts against the plan.
+
+    The platform is asked for tokens before the plan's limit is locked and checked, so no
+    lock is held while waiting on the network.
+    """
+    workspace = await workspace_repository.get(session, principal.workspace_id)
+    assert workspace is not None
+    plans.enforce(workspace.plan, "social_accounts", await repository.count_connected(session))
+    try:
+        tokens = await platforms.sandbox.connect(data.handle or f"sandbox-{secrets.token_hex(4)}")
+    except PlatformError as error:
+        raise PlatformUnavailable.from_error(data.platform.value, error) from None
     workspace = await workspace_repository.lock(session, principal.workspace_id)
     plans.enforce(workspace.plan, "social_accounts", await repository.count_connected(session))
-    handle = data.handle or f"sandbox-{secrets.token_hex(4)}"
     account = SocialAccount(
         workspace_id=principal.workspace_id,
         platform=data.platform.value,
-        external_id=f"sbx_{secrets.token_hex(8)}",
-        handle=handle,
-        display_name=data.display_name or handle,
+        external_id=tokens.external_id,
+        handle=tokens.handle,
+        display_name=data.display_name or tokens.handle,
         status=AccountStatus.ACTIVE.value,
-        access_token=vault.seal(secrets.token_urlsafe(32)),
-        refresh_token=vault.seal(secrets.token_urlsafe(32)),
-        token_expires_at=clock.now() + SANDBOX_TOKEN_LIFETIME,
+        access_token=vault.seal(tokens.access_token),
+        refresh_token=vault.seal(tokens.refresh_token) if tokens.refresh_token else None,
+        token_expires_at=tokens.expires_at,
     )
     session.add(account)
     await session.flush()

@@ -1,0 +1,43 @@
+"""The adapters of the platforms this server can publish to, sharing one HTTP client."""
+
+from __future__ import annotations
+
+import httpx
+
+from crier.kit.errors import CrierError
+from crier.kit.time import Clock
+from crier.platforms.errors import PlatformError
+from crier.platforms.sandbox.adapter import SandboxAdapter
+
+# Connect fast, and do not let a slow platform hold a request or a worker for long.
+TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+class PlatformUnavailable(CrierError):
+    """The social platform could not be reached or failed. Nothing was changed; try again
+    later. `platform_error` is the delivery error code (see docs/errors.md)."""
+
+    slug = "platform-unavailable"
+    title = "Platform unavailable"
+    status = 503
+
+    @classmethod
+    def from_error(cls, platform: str, error: PlatformError) -> PlatformUnavailable:
+        return cls(
+            f"{platform} answered: {error.message}",
+            platform=platform,
+            platform_error=error.code.value,
+        )
+
+
+class Platforms:
+    """Every adapter, by platform name. Close it to release its connections."""
+
+    def __init__(
+        self, sandbox_url: str, clock: Clock | None = None, http: httpx.AsyncClient | None = None
+    ) -> None:
+        self.http = http or httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+        self.sandbox = SandboxAdapter(self.http, sandbox_url, clock)
+
+    async def close(self) -> None:
+        await self.http.aclose()
