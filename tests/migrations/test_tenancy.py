@@ -34,6 +34,12 @@ INSERTS: dict[str, str] = {
     "VALUES (%(ws)s, %(id)s, 'image', 'image/png', 'probe.png', 1, 'x')",
     "post_media": "INSERT INTO post_media (workspace_id, id, post_id, media_id) "
     "VALUES (%(ws)s, %(id)s, %(post)s, %(media)s)",
+    "deliveries": "INSERT INTO deliveries "
+    "(workspace_id, id, post_id, post_target_id, social_account_id, platform) "
+    "VALUES (%(ws)s, %(id)s, %(post)s, %(target)s, %(account)s, 'sandbox')",
+    "delivery_attempts": "INSERT INTO delivery_attempts "
+    "(workspace_id, id, delivery_id, number, started_at) "
+    "VALUES (%(ws)s, %(id)s, %(delivery)s, %(number)s, now())",
     "idempotency_keys": "INSERT INTO idempotency_keys (workspace_id, id, key, fingerprint, "
     "response_status, response_headers, response_body, expires_at) "
     "VALUES (%(ws)s, %(id)s, %(external)s, 'f', 201, '{}', '\\x00', now())",
@@ -61,6 +67,7 @@ class Seeded:
             "ws": self.ws,
             "id": uuid.uuid4(),
             "hash": secrets.token_bytes(32),
+            "number": secrets.randbelow(30000) + 1,
             "external": secrets.token_hex(4),
             "date": f"2026-01-{secrets.randbelow(28) + 1}",
             **override,
@@ -108,6 +115,10 @@ def seed(urls: DatabaseUrls, ws: uuid.UUID) -> Seeded:
                 seeded.refs["post"] = params["id"]
             if table == "media_assets":
                 seeded.refs["media"] = params["id"]
+            if table == "post_targets":
+                seeded.refs["target"] = params["id"]
+            if table == "deliveries":
+                seeded.refs["delivery"] = params["id"]
         return seeded
 
 

@@ -16,34 +16,39 @@ CURRENT_WORKSPACE = "crier_current_workspace()"
 
 
 def create_app_role() -> None:
-    """Create the application role if this cluster lacks it, and let the owner take it.
+    """The application's role: tenant rows only, through Row Level Security."""
+    create_role(APP_ROLE)
 
-    Roles belong to the cluster, not the database, so downgrades leave it in place.
+
+def create_role(role: str) -> None:
+    """Create `role` if this cluster lacks it (never superuser, never BYPASSRLS), and let the
+    owner take it, so that a process logging in as the owner can act as the role.
+
+    Roles belong to the cluster, not the database, so downgrades leave them in place.
     """
     op.execute(f"""
         DO $$
         DECLARE
             pg16 boolean := current_setting('server_version_num')::int >= 160000;
         BEGIN
-            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-                CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+                CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
             END IF;
-            -- So that an application connecting with the owner's login can take the role.
             -- PostgreSQL 16 gives a role's creator ADMIN on it but not the right to SET it.
-            IF NOT pg_has_role(current_user, '{APP_ROLE}', CASE WHEN pg16 THEN 'SET' ELSE 'MEMBER' END)
+            IF NOT pg_has_role(current_user, '{role}', CASE WHEN pg16 THEN 'SET' ELSE 'MEMBER' END)
             THEN
                 BEGIN
-                    EXECUTE format('GRANT {APP_ROLE} TO %I', current_user)
+                    EXECUTE format('GRANT {role} TO %I', current_user)
                         || CASE WHEN pg16 THEN ' WITH SET TRUE' ELSE '' END;
                 EXCEPTION WHEN insufficient_privilege THEN
-                    RAISE NOTICE 'the application must log in as a member of {APP_ROLE}';
+                    RAISE NOTICE 'processes must log in as a member of {role}';
                 END;
             END IF;
         END
         $$;
     """)  # noqa: S608 - constants only
-    op.execute(f"GRANT CONNECT ON DATABASE {_current_database()} TO {APP_ROLE}")
-    op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
+    op.execute(f"GRANT CONNECT ON DATABASE {_current_database()} TO {role}")
+    op.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
 
 
 def _current_database() -> str:

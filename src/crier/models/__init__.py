@@ -2,6 +2,7 @@
 
 from crier.models.analytics import AnalyticsSnapshot
 from crier.models.base import Base, TenantModel
+from crier.models.delivery import Delivery, DeliveryAttempt
 from crier.models.idempotency import IdempotencyKey
 from crier.models.media import MediaAsset
 from crier.models.member import ApiKey, Member, User
@@ -14,6 +15,8 @@ __all__ = [
     "AnalyticsSnapshot",
     "ApiKey",
     "Base",
+    "Delivery",
+    "DeliveryAttempt",
     "IdempotencyKey",
     "MediaAsset",
     "Member",

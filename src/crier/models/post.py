@@ -40,6 +40,11 @@ class Post(TenantModel):
         ),
         Index("ix_posts_due", "publish_at", postgresql_where="status = 'scheduled'"),
         Index(
+            "ix_posts_leases",
+            "lease_expires_at",
+            postgresql_where="status IN ('queued', 'publishing')",
+        ),
+        Index(
             "ix_posts_scheduled_in_month",
             "workspace_id",
             "publish_at",
@@ -58,6 +63,9 @@ class Post(TenantModel):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_by: Mapped[UUID | None] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    """The worker holding a queued or publishing post, until `lease_expires_at`."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class PostTarget(TenantModel):

@@ -5,7 +5,9 @@ folder, and is shared by every Crier process started on the same folder: the las
 exit stops it. On first start it gets two roles and a database:
 
 - `crier`, which owns the database and the schema and runs the migrations;
-- `crier_app`, the application's login: no ownership, no BYPASSRLS.
+- `crier_app`, the application's login: no ownership, no BYPASSRLS;
+- `crier_scheduler`, the scheduler's login: sees only which posts are due, across workspaces.
+
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from crier.kit.db.engine import APP_ROLE, DatabaseUrls
+from crier.kit.db.engine import APP_ROLE, SCHEDULER_ROLE, DatabaseUrls
 
 OWNER_ROLE = "crier"
 DATABASE_NAME = "crier"
@@ -48,7 +50,9 @@ class EmbeddedPostgres:
         self._bootstrap(superuser)
         socket_dir = superuser.query["host"]
         return DatabaseUrls(
-            owner=_socket_url(OWNER_ROLE, socket_dir), app=_socket_url(APP_ROLE, socket_dir)
+            owner=_socket_url(OWNER_ROLE, socket_dir),
+            app=_socket_url(APP_ROLE, socket_dir),
+            scheduler=_socket_url(SCHEDULER_ROLE, socket_dir),
         )
 
     def superuser_url(self) -> URL:
@@ -78,19 +82,24 @@ class EmbeddedPostgres:
             roles = {
                 r
                 for (r,) in conn.execute(
-                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [[OWNER_ROLE, APP_ROLE]]
+                    "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+                    [[OWNER_ROLE, APP_ROLE, SCHEDULER_ROLE]],
                 )
             }
             if OWNER_ROLE not in roles:
                 conn.execute(
                     sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(OWNER_ROLE))
                 )
-            if APP_ROLE not in roles:
-                conn.execute(
-                    sql.SQL(
-                        "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
-                    ).format(sql.Identifier(APP_ROLE))
-                )
+            # Each process logs in as the role it acts as: the API as crier_app, the
+            # scheduler as crier_scheduler. Neither may take the other's role.
+            for role in (APP_ROLE, SCHEDULER_ROLE):
+                if role not in roles:
+                    conn.execute(
+                        sql.SQL(
+                            "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+                        ).format(sql.Identifier(role))
+                    )
+
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
             ).fetchone()

@@ -27,6 +27,9 @@ from sqlalchemy.ext.asyncio import (
 from crier.kit.db.tenancy import enter_workspace
 
 APP_ROLE = "crier_app"
+SCHEDULER_ROLE = "crier_scheduler"
+"""Claims due posts across workspaces, seeing nothing of them but ids, times and leases."""
+
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +44,28 @@ def sqlalchemy_url(url: str | URL) -> URL:
 
 @dataclass(frozen=True)
 class DatabaseUrls:
-    """Where the schema owner and the application connect."""
+    """Where the schema owner, the application and the scheduler connect."""
 
     owner: URL
     app: URL
+    scheduler: URL | None = None
+    """The scheduler's login; the owner's when not given (the owner may take the role)."""
 
     @classmethod
-    def from_strings(cls, owner: str, app: str | None = None) -> DatabaseUrls:
+    def from_strings(
+        cls, owner: str, app: str | None = None, scheduler: str | None = None
+    ) -> DatabaseUrls:
         owner_url = sqlalchemy_url(owner)
-        return cls(owner=owner_url, app=sqlalchemy_url(app) if app else owner_url)
+        return cls(
+            owner=owner_url,
+            app=sqlalchemy_url(app) if app else owner_url,
+            scheduler=sqlalchemy_url(scheduler) if scheduler else None,
+        )
+
+    def login_for(self, role: str) -> URL:
+        if role == SCHEDULER_ROLE:
+            return self.scheduler or self.owner
+        return self.app
 
 
 _COMMIT_HOOKS = "crier.after_commit"
@@ -79,19 +95,20 @@ class UnsafeApplicationRole(RuntimeError):
 
 
 class Database:
-    """The application's engine and sessions, always as the role `crier_app`."""
+    """An engine and sessions acting as one role: `crier_app` unless told otherwise."""
 
-    def __init__(self, urls: DatabaseUrls, pool_size: int = 10) -> None:
+    def __init__(self, urls: DatabaseUrls, pool_size: int = 10, role: str = APP_ROLE) -> None:
         self.urls = urls
+        self.role = role
         self.engine: AsyncEngine = create_async_engine(
-            urls.app,
+            urls.login_for(role),
             pool_size=pool_size,
             max_overflow=pool_size,
             # No pre-ping: it would cost a round trip on every checkout. A connection found
             # dead fails its request once and SQLAlchemy then invalidates the whole pool.
             # Errors and logs never carry bound values (hashes, sealed tokens, emails).
             hide_parameters=True,
-            connect_args={"options": f"-c role={APP_ROLE}"},
+            connect_args={"options": f"-c role={role}"},
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
@@ -110,15 +127,15 @@ class Database:
         except OperationalError as exc:
             if "set role" not in str(exc):
                 raise
-            login = self.urls.app.username
+            login = self.urls.login_for(self.role).username
             raise UnsafeApplicationRole(
-                f"the application login {login!r} may not take the role {APP_ROLE!r}; as an "
-                f"administrator run: GRANT {APP_ROLE} TO {login}"
+                f"the login {login!r} may not take the role {self.role!r}; as an "
+                f"administrator run: GRANT {self.role} TO {login}"
             ) from None
-        if row[0] != APP_ROLE or row[1] or row[2]:
+        if row[0] != self.role or row[1] or row[2]:
             raise UnsafeApplicationRole(
-                f"the application connects as {row[0]!r} (superuser={row[1]}, "
-                f"bypassrls={row[2]}); it must act as {APP_ROLE!r} with neither"
+                f"the connection acts as {row[0]!r} (superuser={row[1]}, "
+                f"bypassrls={row[2]}); it must act as {self.role!r} with neither"
             )
 
     @asynccontextmanager

@@ -1,0 +1,1 @@
+"""The scheduler: claiming due posts, firing them on time, delivering them exactly once."""

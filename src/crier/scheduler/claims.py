@@ -1,0 +1,39 @@
+"""Claiming due posts across workspaces, as the scheduler role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from crier.kit.db import Database
+from crier.kit.sql import queries
+
+QUERIES = queries(__file__, "queries.sql")
+LOCK_HORIZON = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    workspace_id: UUID
+    post_id: UUID
+    publish_at: datetime
+    status: str
+
+
+async def claim_due(
+    scheduler_db: Database, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[Claimed]:
+    """Claim up to `limit` posts due within 5 minutes (or with expired leases) for `worker`."""
+    async with scheduler_db.engine.begin() as conn:
+        rows = await conn.execute(
+            QUERIES["claim_due_posts"],
+            {
+                "worker": worker,
+                "now": now,
+                "horizon": now + LOCK_HORIZON,
+                "lease_until": now + lease,
+                "limit": limit,
+            },
+        )
+        return [Claimed(r.workspace_id, r.id, r.publish_at, r.status) for r in rows]

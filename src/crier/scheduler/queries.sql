@@ -1,0 +1,32 @@
+-- name: claim_due_posts
+-- Take up to :limit posts for worker :worker until :lease_until: scheduled posts within the
+-- lock horizon (:horizon, publish_at - 5 minutes) become queued, and queued or publishing
+-- posts whose lease expired before :now change hands. SKIP LOCKED lets any number of
+-- workers claim at once without waiting on, or taking, each other's posts. Runs as
+-- crier_scheduler, which sees only these columns.
+WITH due AS (
+    SELECT workspace_id, id
+    FROM posts
+    WHERE (status = 'scheduled' AND publish_at <= :horizon)
+       OR (status IN ('queued', 'publishing') AND lease_expires_at <= :now)
+    ORDER BY publish_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE posts AS p
+SET status = CASE WHEN p.status = 'scheduled' THEN 'queued' ELSE p.status END,
+    locked_at = COALESCE(p.locked_at, :now),
+    lease_owner = :worker,
+    lease_expires_at = :lease_until,
+    version = p.version + CASE WHEN p.status = 'scheduled' THEN 1 ELSE 0 END,
+    updated_at = now()
+FROM due
+WHERE p.workspace_id = due.workspace_id AND p.id = due.id
+RETURNING p.workspace_id, p.id, p.publish_at, p.status
+
+-- name: renew_leases
+-- Extend the leases :worker still holds, so that no other worker takes them over.
+UPDATE posts
+SET lease_expires_at = :lease_until
+WHERE lease_owner = :worker AND status IN ('queued', 'publishing')
+RETURNING workspace_id, id

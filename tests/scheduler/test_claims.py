@@ -1,0 +1,154 @@
+"""Claiming due posts across workspaces, as the narrow scheduler role."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from crier.kit.db import Database, DatabaseUrls
+from crier.kit.db.engine import SCHEDULER_ROLE
+from crier.models import Post
+from crier.scheduler.claims import Claimed, claim_due
+from tests.conftest import MakeTenant, Tenant, libpq
+
+# Moments no other test schedules near, so claims here only see this module's posts. Each
+# test takes an era before the previous test's, so no lease it left can look expired.
+EPOCH = datetime(2020, 1, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+_eras = iter(range(1, 1000))
+
+
+@pytest.fixture
+def now() -> datetime:
+    return EPOCH - timedelta(days=100 * next(_eras))
+
+
+def mine(claimed: list[Claimed], posts: set[UUID]) -> list[Claimed]:
+    return [c for c in claimed if c.post_id in posts]
+
+
+@pytest.fixture(scope="module")
+async def scheduler_db(db_urls: DatabaseUrls) -> AsyncIterator[Database]:
+    database = Database(db_urls, pool_size=4, role=SCHEDULER_ROLE)
+    await database.verify_app_role()
+    yield database
+    await database.dispose()
+
+
+async def add_post(db: Database, tenant: Tenant, status: str, publish_at: datetime) -> UUID:
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        post = Post(
+            workspace_id=UUID(tenant.id),
+            author_id=UUID(tenant.owner_id),
+            status=status,
+            publish_at=publish_at,
+            payload={"text": "secret text"},
+        )
+        session.add(post)
+        await session.flush()
+        return post.id
+
+
+async def test_the_scheduler_sees_only_what_it_needs(
+    make_tenant: MakeTenant, db: Database, scheduler_db: Database, db_urls: DatabaseUrls
+) -> None:
+    a, b = await make_tenant(), await make_tenant()
+    due_a = await add_post(db, a, "scheduled", EPOCH)
+    due_b = await add_post(db, b, "scheduled", EPOCH)
+    draft = await add_post(db, a, "draft", EPOCH)
+    async with scheduler_db.engine.connect() as conn:
+        visible = set(
+            (
+                await conn.execute(
+                    text("SELECT id FROM posts WHERE publish_at = :at"), {"at": EPOCH}
+                )
+            ).scalars()
+        )
+    assert {due_a, due_b} <= visible
+    assert draft not in visible
+    login = libpq(db_urls.login_for(SCHEDULER_ROLE))
+    with psycopg.connect(login, options=f"-c role={SCHEDULER_ROLE}") as conn:
+        for forbidden in (
+            "SELECT payload FROM posts",
+            "SELECT * FROM members",
+            "SELECT * FROM social_accounts",
+            "UPDATE posts SET payload = '{}'",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute(forbidden)
+        with (
+            pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"),
+            conn.transaction(),
+        ):
+            conn.execute("UPDATE posts SET status = 'published' WHERE id = %s", [due_a])
+
+
+async def test_due_posts_are_queued_once_across_workspaces(
+    make_tenant: MakeTenant, db: Database, scheduler_db: Database, now: datetime
+) -> None:
+    a, b = await make_tenant(), await make_tenant()
+    in_window = [
+        await add_post(db, a, "scheduled", now + timedelta(minutes=4)),
+        await add_post(db, b, "scheduled", now + timedelta(minutes=1)),
+    ]
+    later = await add_post(db, a, "scheduled", now + timedelta(minutes=6))
+    cancelled = await add_post(db, b, "cancelled", now + timedelta(minutes=2))
+    claimed = await claim_due(scheduler_db, "worker-1", now, LEASE, limit=10)
+    assert [c.post_id for c in claimed] == [in_window[1], in_window[0]]  # by publish_at
+    assert {c.status for c in claimed} == {"queued"}
+    assert later not in {c.post_id for c in claimed}
+    assert cancelled not in {c.post_id for c in claimed}
+    assert await claim_due(scheduler_db, "worker-2", now, LEASE, limit=10) == []
+    async with db.workspace_transaction(UUID(a.id)) as session:
+        post = await session.get(Post, (UUID(a.id), in_window[0]))
+        assert post is not None
+        assert (post.status, post.lease_owner, post.version) == ("queued", "worker-1", 2)
+        assert post.locked_at == now
+
+
+async def test_an_expired_lease_passes_to_another_worker(
+    make_tenant: MakeTenant, db: Database, scheduler_db: Database, now: datetime
+) -> None:
+    tenant = await make_tenant()
+    post_id = await add_post(db, tenant, "scheduled", now)
+    [first] = mine(await claim_due(scheduler_db, "worker-1", now, LEASE, limit=10), {post_id})
+    early = now + LEASE - timedelta(seconds=1)
+    assert mine(await claim_due(scheduler_db, "worker-2", early, LEASE, limit=10), {post_id}) == []
+    late = await claim_due(scheduler_db, "worker-2", now + LEASE, LEASE, limit=10)
+    [taken] = mine(late, {post_id})
+    assert (taken.post_id, taken.status) == (first.post_id, "queued")
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        post = await session.get(Post, (UUID(tenant.id), post_id))
+        assert post is not None
+        assert (post.lease_owner, post.locked_at, post.version) == ("worker-2", now, 2)
+
+
+async def test_concurrent_claims_never_share_a_post(
+    make_tenant: MakeTenant, db: Database, scheduler_db: Database, now: datetime
+) -> None:
+    tenant = await make_tenant()
+    posts = {await add_post(db, tenant, "scheduled", now + timedelta(seconds=i)) for i in range(12)}
+    results = await asyncio.gather(
+        *(claim_due(scheduler_db, f"worker-{i}", now, LEASE, limit=5) for i in range(4))
+    )
+    claimed = [c.post_id for result in results for c in result]
+    assert len(claimed) == len(set(claimed)) == 12
+    assert set(claimed) == posts
+
+
+async def test_a_claimed_post_is_locked_for_the_api(
+    tenant: Tenant, db: Database, scheduler_db: Database, now: datetime
+) -> None:
+    post_id = await add_post(db, tenant, "scheduled", now)
+    before = (await tenant.get(f"/v1/posts/{post_id}")).headers["etag"]
+    await claim_due(scheduler_db, "worker-1", now, LEASE, limit=10)
+    after = await tenant.get(f"/v1/posts/{post_id}")
+    assert after.json()["status"] == "queued"
+    assert after.json()["locked"] is True
+    assert after.headers["etag"] != before
