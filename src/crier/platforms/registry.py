@@ -34,9 +34,10 @@ class Platforms:
     """Every adapter, by platform name. Close it to release its connections."""
 
     def __init__(
-        self, sandbox_url: str, clock: Clock | None = None, http: httpx.AsyncClient | None = None
+        self, sandbox_url: str, clock: Clock | None = None, timeout: httpx.Timeout = TIMEOUT
     ) -> None:
-        self.http = http or httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+
         self.sandbox = SandboxAdapter(self.http, sandbox_url, clock)
 
     async def close(self) -> None:

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from crier.auth.dependencies import IdempotentRequest, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
+from crier.delivery import service as delivery_service
+from crier.delivery.schemas import DeliveryList
 from crier.kit.concurrency import etag_of
 from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.kit.idempotency import fingerprint
@@ -17,7 +19,6 @@ from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.kit.time import Timestamp
 from crier.post import service
 from crier.post.schemas import (
-    DeliveryList,
     Post,
     PostCreate,
     PostId,
@@ -217,4 +218,4 @@ async def list_deliveries(post_id: PostId, _: CanRead, session: DbSession) -> De
     """One delivery per target, with every attempt, once the scheduler has begun sending
     the post; empty before that."""
     await service.ensure_exists(session, post_id)
-    return DeliveryList(data=[])
+    return await delivery_service.list_for_post(session, post_id)

@@ -154,13 +154,3 @@ class Post(BaseModel):
     warnings: list[Warning] = Field(
         default_factory=list, description="Things worth knowing about this request's input."
     )
-
-
-class Delivery(BaseModel):
-    id: UUID = Field(description="Identifier of the delivery.")
-
-
-class DeliveryList(BaseModel):
-    data: list[Delivery] = Field(
-        description="One delivery per target, once the scheduler has begun sending the post."
-    )

@@ -37,3 +37,12 @@ async def claim_due(
             },
         )
         return [Claimed(r.workspace_id, r.id, r.publish_at, r.status) for r in rows]
+
+
+async def renew_leases(scheduler_db: Database, worker: str, now: datetime, lease: timedelta) -> int:
+    """Extend every lease `worker` holds; returns how many it still holds."""
+    async with scheduler_db.engine.begin() as conn:
+        rows = await conn.execute(
+            QUERIES["renew_leases"], {"worker": worker, "lease_until": now + lease}
+        )
+        return len(rows.all())

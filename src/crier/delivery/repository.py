@@ -1,0 +1,50 @@
+"""Queries on deliveries and attempts (always inside one workspace)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crier.models import Delivery, DeliveryAttempt
+
+
+async def of_post(session: AsyncSession, post_id: UUID, *, lock: bool = False) -> list[Delivery]:
+    query = select(Delivery).where(Delivery.post_id == post_id).order_by(Delivery.id)
+    if lock:
+        query = query.with_for_update()
+    return list((await session.execute(query)).scalars())
+
+
+async def get(session: AsyncSession, delivery_id: UUID, *, lock: bool = False) -> Delivery | None:
+    query = select(Delivery).where(Delivery.id == delivery_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def attempts_of(
+    session: AsyncSession, delivery_ids: Sequence[UUID]
+) -> dict[UUID, list[DeliveryAttempt]]:
+    found: dict[UUID, list[DeliveryAttempt]] = {d: [] for d in delivery_ids}
+    if delivery_ids:
+        rows = await session.execute(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id.in_(list(delivery_ids)))
+            .order_by(DeliveryAttempt.delivery_id, DeliveryAttempt.number)
+        )
+        for attempt in rows.scalars():
+            found[attempt.delivery_id].append(attempt)
+    return found
+
+
+async def open_attempt(session: AsyncSession, delivery_id: UUID) -> DeliveryAttempt | None:
+    """The attempt still marked as sending (its worker died mid-call, or is mid-call)."""
+    result = await session.execute(
+        select(DeliveryAttempt).where(
+            DeliveryAttempt.delivery_id == delivery_id, DeliveryAttempt.outcome == "sending"
+        )
+    )
+    return result.scalar_one_or_none()

@@ -1,0 +1,51 @@
+"""Delivery resources: what `GET /v1/posts/{id}/deliveries` shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from crier.platforms.errors import ErrorCode
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    PUBLISHED = "published"
+    FAILED = "failed"
+
+
+class Attempt(BaseModel):
+    number: int = Field(description="1 for the first try, up to 3.")
+    started_at: datetime = Field(description="When the attempt began.")
+    finished_at: datetime | None = Field(description="When its answer (or failure) came.")
+    outcome: str = Field(
+        description="`published`, `retrying`, `failed`, `unknown` (settled by looking the "
+        "post up on the platform), or `sending` while under way."
+    )
+    http_status: int | None = Field(description="The platform's HTTP status, if it answered.")
+    error_code: ErrorCode | None = Field(description="From the catalogue in docs/errors.md.")
+    message: str | None = Field(description="What the platform said.")
+
+
+class Delivery(BaseModel):
+    id: UUID = Field(description="Identifier of the delivery; also its idempotency key.")
+    target_id: UUID = Field(description="The post target this delivery sends.")
+    social_account_id: UUID = Field(description="The account published to.")
+    platform: str = Field(description="That account's platform.")
+    status: DeliveryStatus = Field(description="`pending`, `sending`, `published` or `failed`.")
+    platform_post_id: str | None = Field(description="The post's id on the platform.")
+    permalink: str | None = Field(description="Where the post can be seen.")
+    published_at: datetime | None = Field(description="When the platform published it.")
+    error_code: ErrorCode | None = Field(description="Why it failed, if it did.")
+    next_attempt_at: datetime | None = Field(description="When the next retry is due.")
+    attempts: list[Attempt] = Field(description="Every attempt, oldest first.")
+
+
+class DeliveryList(BaseModel):
+    data: list[Delivery] = Field(
+        description="One delivery per target, once the scheduler has prepared the post."
+    )

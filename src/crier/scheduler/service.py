@@ -1,0 +1,348 @@
+"""Delivering one claimed post: prepare its deliveries, send them, settle the post.
+
+Every step runs as crier_app inside the post's workspace, in short transactions: no
+transaction is open while waiting on a platform. Each attempt is written down before it is
+sent, so a worker that dies mid-call leaves an attempt marked `sending`; whoever takes the
+post over looks the delivery up on the platform by its idempotency key (the delivery id)
+before sending anything again. That is what makes "exactly once" hold through crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from crier.delivery import repository as delivery_repository
+from crier.kit.db import Database
+from crier.kit.time import Clock
+from crier.kit.vault import Vault
+from crier.models import Delivery, DeliveryAttempt, Post, SocialAccount
+from crier.platforms.base import Prepared, Published
+from crier.platforms.errors import ErrorCode, PlatformError
+from crier.platforms.registry import Platforms
+from crier.post import repository as post_repository
+from crier.post.schemas import PostPayload
+from crier.social_account import repository as account_repository
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+BACKOFF_BASE = timedelta(seconds=2)
+REFRESH_MARGIN = timedelta(minutes=10)
+_IN_FLIGHT = ("queued", "publishing")
+_random = random.Random()  # noqa: S311 - jitter, not security
+
+
+def backoff(attempt: int, retry_after: float | None) -> timedelta:
+    """Exponential backoff with jitter (2 s, 4 s ...), never sooner than `Retry-After`."""
+    seconds = BACKOFF_BASE.total_seconds() * 2.0 ** (attempt - 1)
+    jittered = timedelta(seconds=seconds * (0.8 + 0.4 * _random.random()))
+    floor = timedelta(seconds=retry_after or 0)
+    return max(jittered, floor)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A post this worker holds: when it is next due to be worked on."""
+
+    workspace_id: UUID
+    post_id: UUID
+    due_at: datetime
+
+
+async def prepare(
+    db: Database,
+    platforms: Platforms,
+    vault: Vault,
+    clock: Clock,
+    workspace_id: UUID,
+    post_id: UUID,
+    worker: str,
+) -> Held | None:
+    """Create the post's deliveries (once) and refresh tokens about to expire.
+
+    None if the post is no longer this worker's to send (cancelled, taken over, done).
+    """
+    now = clock.now()
+    async with db.workspace_transaction(workspace_id) as session:
+        post = await post_repository.get(session, post_id, lock=True)
+        if not _ours(post, worker):
+            return None
+        assert post is not None
+        assert post.publish_at is not None
+        existing = {d.post_target_id for d in await delivery_repository.of_post(session, post_id)}
+        targets = (await post_repository.targets_of(session, [post_id]))[post_id]
+        for target, platform in targets:
+            if target.id not in existing:
+                session.add(
+                    Delivery(
+                        workspace_id=workspace_id,
+                        post_id=post_id,
+                        post_target_id=target.id,
+                        platform=platform,
+                        social_account_id=target.social_account_id,
+                    )
+                )
+        accounts = await account_repository.get_many(
+            session, [t.social_account_id for t, _ in targets]
+        )
+        stale = [
+            a.id
+            for a in accounts.values()
+            if a.token_expires_at is not None
+            and a.token_expires_at - now < REFRESH_MARGIN
+            and a.status == "active"
+        ]
+        due_at = post.publish_at
+    for account_id in stale:
+        await refresh_account(db, platforms, vault, clock, workspace_id, account_id)
+    return Held(workspace_id, post_id, due_at)
+
+
+async def refresh_account(
+    db: Database,
+    platforms: Platforms,
+    vault: Vault,
+    clock: Clock,
+    workspace_id: UUID,
+    account_id: UUID,
+) -> None:
+    """Trade the refresh token for new tokens; if the platform refuses, the account is
+    `expired` (its deliveries then fail with `auth_expired`)."""
+    async with db.workspace_transaction(workspace_id) as session:
+        account = await account_repository.get(session, account_id)
+        if account is None or account.refresh_token is None:
+            return
+        refresh_token = vault.open(account.refresh_token)
+    try:
+        tokens = await platforms.sandbox.refresh(refresh_token)
+    except PlatformError as error:
+        if error.retryable:
+            log.warning("token refresh failed, will retry", extra={"code": error.code.value})
+            return
+        async with db.workspace_transaction(workspace_id) as session:
+            account = await account_repository.get(session, account_id)
+            if account is not None:
+                account.status = "expired"
+        return
+    async with db.workspace_transaction(workspace_id) as session:
+        account = await account_repository.get(session, account_id)
+        if account is not None:
+            account.access_token = vault.seal(tokens.access_token)
+            if tokens.refresh_token:
+                account.refresh_token = vault.seal(tokens.refresh_token)
+            account.token_expires_at = tokens.expires_at
+
+
+async def fire(
+    db: Database, platforms: Platforms, vault: Vault, clock: Clock, held: Held, worker: str
+) -> Held | None:
+    """Send every delivery of the post that is due, concurrently, then settle the post.
+
+    Returns when the post is next due (a retry), or None once it is settled or not ours.
+    """
+    now = clock.now()
+    async with db.workspace_transaction(held.workspace_id) as session:
+        post = await post_repository.get(session, held.post_id, lock=True)
+        if not _ours(post, worker):
+            return None  # cancelled (or taken over) before its time: nothing is sent
+        assert post is not None
+        post.status = "publishing"
+        payload = PostPayload.model_validate(post.payload)
+        deliveries = [
+            d
+            for d in await delivery_repository.of_post(session, held.post_id)
+            if d.status in ("pending", "sending")
+            and (d.next_attempt_at is None or d.next_attempt_at <= now)
+        ]
+    content = Prepared(text=payload.text)
+    await asyncio.gather(
+        *(
+            _deliver(db, platforms, vault, clock, held.workspace_id, d.id, content)
+            for d in deliveries
+        )
+    )
+    return await settle(db, clock, held, worker)
+
+
+async def settle(db: Database, clock: Clock, held: Held, worker: str) -> Held | None:
+    """Published when every delivery is; failed when any failed for good; else next retry."""
+    async with db.workspace_transaction(held.workspace_id) as session:
+        post = await post_repository.get(session, held.post_id, lock=True)
+        if not _ours(post, worker):
+            return None
+        assert post is not None
+        deliveries = await delivery_repository.of_post(session, held.post_id)
+        open_ones = [d for d in deliveries if d.status in ("pending", "sending")]
+        if open_ones:
+            next_due = min((d.next_attempt_at or clock.now()) for d in open_ones)
+            return Held(held.workspace_id, held.post_id, next_due)
+        failed = any(d.status == "failed" for d in deliveries)
+        post.status = "failed" if failed else "published"
+        if not failed:
+            post.published_at = max(
+                (d.published_at for d in deliveries if d.published_at), default=clock.now()
+            )
+        post.version += 1
+        post.lease_owner = None
+        post.lease_expires_at = None
+        return None
+
+
+async def _deliver(
+    db: Database,
+    platforms: Platforms,
+    vault: Vault,
+    clock: Clock,
+    workspace_id: UUID,
+    delivery_id: UUID,
+    content: Prepared,
+) -> None:
+    """One attempt at one delivery (or settling an earlier uncertain one)."""
+    async with db.workspace_transaction(workspace_id) as session:
+        delivery = await delivery_repository.get(session, delivery_id, lock=True)
+        if delivery is None or delivery.status not in ("pending", "sending"):
+            return
+        account = await account_repository.get(session, delivery.social_account_id)
+        uncertain = await delivery_repository.open_attempt(session, delivery_id) or (
+            delivery.error_code
+            in (ErrorCode.TIMEOUT, ErrorCode.OUTCOME_UNKNOWN, ErrorCode.PLATFORM_UNAVAILABLE)
+            and delivery.attempts > 0
+        )
+        unusable = _unusable(account, clock.now())
+        token = vault.open(account.access_token) if account and account.access_token else ""
+        key = str(delivery.id)
+        if unusable is not None:
+            _fail(delivery, unusable, "the account cannot publish; reconnect it")
+            return
+    if uncertain:
+        try:
+            found = await platforms.sandbox.find(token, key)
+        except PlatformError:
+            found = None  # cannot tell yet: the resend below is safe, it carries the same key
+        if found is not None:
+            await _record_found(db, clock, workspace_id, delivery_id, found)
+            return
+    async with db.workspace_transaction(workspace_id) as session:
+        delivery = await delivery_repository.get(session, delivery_id, lock=True)
+        if delivery is None or delivery.status not in ("pending", "sending"):
+            return
+        previous = await delivery_repository.open_attempt(session, delivery_id)
+        if previous is not None:
+            previous.outcome = "unknown"
+            previous.finished_at = clock.now()
+            previous.error_code = ErrorCode.OUTCOME_UNKNOWN.value
+            previous.message = "interrupted; not found on the platform, so sent again"
+        delivery.attempts += 1
+        delivery.status = "sending"
+        attempt = DeliveryAttempt(
+            workspace_id=workspace_id,
+            delivery_id=delivery_id,
+            number=delivery.attempts,
+            started_at=clock.now(),
+        )
+        session.add(attempt)
+        await session.flush()
+        attempt_id = attempt.id
+    try:
+        published = await platforms.sandbox.publish(token, content, key)
+    except PlatformError as error:
+        await _record_failure(db, clock, workspace_id, delivery_id, attempt_id, error)
+        return
+    await _record_success(db, clock, workspace_id, delivery_id, attempt_id, published)
+
+
+async def _record_success(
+    db: Database,
+    clock: Clock,
+    workspace_id: UUID,
+    delivery_id: UUID,
+    attempt_id: UUID,
+    published: Published,
+) -> None:
+    async with db.workspace_transaction(workspace_id) as session:
+        delivery = await delivery_repository.get(session, delivery_id, lock=True)
+        attempt = await session.get(DeliveryAttempt, (workspace_id, attempt_id))
+        assert delivery is not None
+        assert attempt is not None
+        attempt.outcome, attempt.finished_at, attempt.http_status = "published", clock.now(), 201
+        _published(delivery, published)
+
+
+async def _record_found(
+    db: Database, clock: Clock, workspace_id: UUID, delivery_id: UUID, published: Published
+) -> None:
+    async with db.workspace_transaction(workspace_id) as session:
+        delivery = await delivery_repository.get(session, delivery_id, lock=True)
+        assert delivery is not None
+        attempts = (await delivery_repository.attempts_of(session, [delivery_id]))[delivery_id]
+        if attempts:  # the uncertain attempt did publish
+            last = attempts[-1]
+            last.outcome = "published"
+            last.finished_at = last.finished_at or clock.now()
+            last.message = "found on the platform by its idempotency key"
+        _published(delivery, published)
+
+
+async def _record_failure(
+    db: Database,
+    clock: Clock,
+    workspace_id: UUID,
+    delivery_id: UUID,
+    attempt_id: UUID,
+    error: PlatformError,
+) -> None:
+    async with db.workspace_transaction(workspace_id) as session:
+        delivery = await delivery_repository.get(session, delivery_id, lock=True)
+        attempt = await session.get(DeliveryAttempt, (workspace_id, attempt_id))
+        assert delivery is not None
+        assert attempt is not None
+        attempt.finished_at = clock.now()
+        attempt.http_status = error.status
+        attempt.error_code = error.code.value
+        attempt.message = error.message[:1000]
+        delivery.error_code = error.code.value
+        delivery.error_message = error.message[:1000]
+        if error.retryable and delivery.attempts < MAX_ATTEMPTS:
+            attempt.outcome = "retrying"
+            delivery.status = "pending"
+            delivery.next_attempt_at = clock.now() + backoff(delivery.attempts, error.retry_after)
+        else:
+            attempt.outcome = "failed"
+            delivery.status = "failed"
+            delivery.next_attempt_at = None
+
+
+def _published(delivery: Delivery, published: Published) -> None:
+    delivery.status = "published"
+    delivery.external_id = published.external_id
+    delivery.permalink = published.permalink
+    delivery.published_at = published.published_at
+    delivery.next_attempt_at = None
+    delivery.error_code = None
+    delivery.error_message = None
+
+
+def _fail(delivery: Delivery, code: ErrorCode, message: str) -> None:
+    delivery.status = "failed"
+    delivery.error_code = code.value
+    delivery.error_message = message
+    delivery.next_attempt_at = None
+
+
+def _unusable(account: SocialAccount | None, now: datetime) -> ErrorCode | None:
+    if account is None or account.status in ("revoked", "disconnected"):
+        return ErrorCode.AUTH_REVOKED
+    if account.status == "expired" or (
+        account.token_expires_at is not None and account.token_expires_at <= now
+    ):
+        return ErrorCode.AUTH_EXPIRED
+    return None
+
+
+def _ours(post: Post | None, worker: str) -> bool:
+    return post is not None and post.status in _IN_FLIGHT and post.lease_owner == worker

@@ -1,0 +1,115 @@
+"""The scheduler worker: claims due posts, holds them on a timer, fires them on time.
+
+`tick()` is one round of work at the clock's current time; `run()` repeats it, sleeping
+exactly until the next held post is due (so lateness does not depend on the poll), and at
+most `poll` (the safety net that also finds newly due posts). Any number of workers may run
+against one database: claims use SKIP LOCKED and leases, renewed every round, so a dead
+worker's posts pass to another once its leases expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy.exc import DBAPIError
+
+from crier.kit.db import Database
+from crier.kit.time import Clock
+from crier.kit.vault import Vault
+from crier.platforms.registry import Platforms
+from crier.scheduler import service
+from crier.scheduler.claims import claim_due, renew_leases
+from crier.scheduler.service import Held
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(
+        self,
+        app_db: Database,
+        scheduler_db: Database,
+        platforms: Platforms,
+        vault: Vault,
+        clock: Clock,
+        *,
+        worker_id: str | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 200,
+        poll: timedelta = timedelta(seconds=1),
+    ) -> None:
+        self.app_db, self.scheduler_db = app_db, scheduler_db
+        self.platforms, self.vault, self.clock = platforms, vault, clock
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.lease, self.batch, self.poll = lease, batch, poll
+        self.held: dict[tuple[UUID, UUID], Held] = {}
+
+    async def tick(self) -> None:
+        """Renew leases, claim what is due, fire what has reached its time."""
+        now = self.clock.now()
+        if self.held:
+            await renew_leases(self.scheduler_db, self.id, now, self.lease)
+        for claimed in await claim_due(self.scheduler_db, self.id, now, self.lease, self.batch):
+            held = await service.prepare(
+                self.app_db,
+                self.platforms,
+                self.vault,
+                self.clock,
+                claimed.workspace_id,
+                claimed.post_id,
+                self.id,
+            )
+            key = (claimed.workspace_id, claimed.post_id)
+            if held is None:
+                self.held.pop(key, None)
+            else:
+                self.held[key] = held
+        due = [h for h in self.held.values() if h.due_at <= self.clock.now()]
+        results = await asyncio.gather(
+            *(
+                service.fire(self.app_db, self.platforms, self.vault, self.clock, h, self.id)
+                for h in due
+            )
+        )
+        for held, after in zip(due, results, strict=True):
+            key = (held.workspace_id, held.post_id)
+            if after is None:
+                self.held.pop(key, None)
+            else:
+                self.held[key] = after
+
+    def next_due(self) -> datetime | None:
+        return min((h.due_at for h in self.held.values()), default=None)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set. A lost database is waited out, not fatal."""
+        log.info("worker started", extra={"worker": self.id})
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self.tick()
+                failures = 0
+            except (DBAPIError, OSError) as error:
+                failures += 1
+                log.warning(
+                    "worker round failed; retrying",
+                    extra={"worker": self.id, "error": type(error).__name__},
+                )
+            wait = (
+                self.poll
+                if not failures
+                else min(timedelta(seconds=2**failures), timedelta(seconds=30))
+            )
+            due = self.next_due()
+            if due is not None and not failures:
+                wait = min(wait, max(due - self.clock.now(), timedelta(0)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait.total_seconds())
+        log.info("worker stopped", extra={"worker": self.id})

@@ -1,0 +1,253 @@
+"""The worker against the real sandbox platform, with time moved by the test clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from crier.kit.db import Database, DatabaseUrls
+from crier.kit.db.engine import SCHEDULER_ROLE
+from crier.kit.vault import Vault
+from crier.platforms.registry import Platforms
+from crier.scheduler.worker import Worker
+from tests.conftest import FakeClock, Tenant, assert_problem
+from tests.post.conftest import at, sandbox_account
+
+
+@pytest.fixture(scope="module")
+async def scheduler_db(db_urls: DatabaseUrls) -> AsyncIterator[Database]:
+    database = Database(db_urls, pool_size=4, role=SCHEDULER_ROLE)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def worker(
+    db: Database, scheduler_db: Database, vault: Vault, clock: FakeClock, sandbox_url: str
+) -> AsyncIterator[Worker]:
+    platforms = Platforms(sandbox_url, clock, timeout=httpx.Timeout(0.3))
+    yield Worker(db, scheduler_db, platforms, vault, clock, worker_id="test-worker", batch=1000)
+    await platforms.close()
+
+
+@pytest.fixture
+async def control(sandbox_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=sandbox_url) as client:
+        yield client
+        await client.delete("/control/faults")
+
+
+async def schedule(
+    tenant: Tenant, accounts: list[str], publish_at: str, text: str = "Hello"
+) -> dict[str, Any]:
+    response = await tenant.post(
+        "/v1/posts",
+        json={
+            "payload": {"text": text},
+            "targets": [{"social_account_id": a} for a in accounts],
+            "status": "scheduled",
+            "publish_at": publish_at,
+        },
+    )
+    assert response.status_code == 201, response.text
+    post: dict[str, Any] = response.json()
+    return post
+
+
+async def deliveries(tenant: Tenant, post_id: str) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = (await tenant.get(f"/v1/posts/{post_id}/deliveries")).json()[
+        "data"
+    ]
+    return data
+
+
+async def received_for(control: httpx.AsyncClient, keys: set[str]) -> list[dict[str, Any]]:
+    posts = (await control.get("/control/received")).json()["data"]
+    return [p for p in posts if p["idempotency_key"] in keys]
+
+
+async def test_a_post_is_queued_five_minutes_ahead_and_sent_at_its_time(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    one, two = await sandbox_account(tenant), await sandbox_account(tenant)
+    post = await schedule(tenant, [one, two], at(clock, minutes=10))
+    await worker.tick()
+    assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "scheduled"
+
+    clock.advance(timedelta(minutes=5, seconds=1))
+    await worker.tick()
+    queued = (await tenant.get(f"/v1/posts/{post['id']}")).json()
+    assert (queued["status"], queued["locked"]) == ("queued", True)
+    prepared = await deliveries(tenant, post["id"])
+    assert [d["status"] for d in prepared] == ["pending", "pending"]
+
+    clock.advance(timedelta(minutes=4, seconds=58))
+    await worker.tick()
+    assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "queued"
+    clock.advance(timedelta(seconds=1))
+    await worker.tick()
+    done = (await tenant.get(f"/v1/posts/{post['id']}")).json()
+    assert done["status"] == "published"
+    assert done["published_at"] is not None
+    sent = await deliveries(tenant, post["id"])
+    assert {d["status"] for d in sent} == {"published"}
+    assert all(d["permalink"] and d["platform_post_id"] for d in sent)
+    assert [len(d["attempts"]) for d in sent] == [1, 1]
+    on_platform = await received_for(control, {d["id"] for d in sent})
+    assert len(on_platform) == 2
+
+
+async def test_a_failure_is_retried_and_every_attempt_recorded(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    post = await schedule(tenant, [account], at(clock, minutes=1))
+    await control.put("/control/faults", json={"fail_next": 1})
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "pending"
+
+    assert delivery["attempts"][0]["error_code"] == "platform_unavailable"
+    assert delivery["attempts"][0]["http_status"] == 503
+    assert delivery["next_attempt_at"] is not None
+    clock.advance(timedelta(minutes=2))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "published"
+    assert [a["outcome"] for a in delivery["attempts"]] == ["retrying", "published"]
+    assert len(await received_for(control, {delivery["id"]})) == 1
+
+
+async def test_three_attempts_at_most_then_the_post_fails(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    post = await schedule(tenant, [account], at(clock, minutes=1))
+    await control.put("/control/faults", json={"fail_next": 5})
+    for _ in range(4):
+        clock.advance(timedelta(minutes=1))
+        await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "failed"
+    assert len(delivery["attempts"]) == 3
+    assert delivery["error_code"] == "platform_unavailable"
+    assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "failed"
+
+
+async def test_a_rejection_is_permanent(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    post = await schedule(tenant, [account], at(clock, minutes=1), text="forbidden words")
+    await control.put("/control/faults", json={"reject_text": "forbidden"})
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "content_rejected")
+    assert len(delivery["attempts"]) == 1
+    assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "failed"
+
+
+async def test_a_throttled_send_waits_for_retry_after(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    post = await schedule(tenant, [account], at(clock, minutes=1))
+    await control.put("/control/faults", json={"rate_limit_next": 1, "retry_after_seconds": 90})
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["attempts"][0]["error_code"] == "rate_limited"
+    from datetime import datetime
+
+    wait = datetime.fromisoformat(delivery["next_attempt_at"]) - clock.now()
+    assert wait >= timedelta(seconds=90)
+    clock.advance(timedelta(seconds=60))
+    await worker.tick()
+    assert (await deliveries(tenant, post["id"]))[0]["status"] == "pending"
+    clock.advance(timedelta(seconds=31))
+    await worker.tick()
+    assert (await deliveries(tenant, post["id"]))[0]["status"] == "published"
+
+
+async def test_an_unanswered_send_is_found_by_its_key_not_sent_twice(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    post = await schedule(tenant, [account], at(clock, minutes=1))
+    await control.put("/control/faults", json={"hang_after_accept_next": 1, "hang_seconds": 1})
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["attempts"][0]["error_code"] == "timeout"
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "published"
+    assert len(delivery["attempts"]) == 1, "settled by looking the key up, not by resending"
+    [attempt] = delivery["attempts"]
+    assert (attempt["outcome"], attempt["error_code"]) == ("published", "timeout")
+    assert "idempotency key" in attempt["message"]
+
+    assert len(await received_for(control, {delivery["id"]})) == 1
+
+
+async def test_a_post_cancelled_after_queuing_is_never_sent(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    post = await schedule(tenant, [account], at(clock, minutes=3))
+    await worker.tick()
+    assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "queued"
+    clock.advance(timedelta(minutes=2, seconds=59))
+    assert (await tenant.post(f"/v1/posts/{post['id']}/cancel")).status_code == 200
+    clock.advance(timedelta(seconds=1))
+    await worker.tick()
+    assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "cancelled"
+    sent = await deliveries(tenant, post["id"])
+    assert all(d["attempts"] == [] for d in sent)
+    assert await received_for(control, {d["id"] for d in sent}) == []
+
+
+async def test_an_expiring_token_is_refreshed_before_sending(
+    tenant: Tenant, worker: Worker, clock: FakeClock
+) -> None:
+    account = await sandbox_account(tenant)
+    post = await schedule(tenant, [account], at(clock, hours=3))
+    clock.advance(timedelta(hours=2, minutes=56))  # the 2-hour token has expired
+    await worker.tick()
+    refreshed = (await tenant.get(f"/v1/social-accounts/{account}")).json()
+    assert refreshed["status"] == "active"
+    clock.advance(timedelta(minutes=4))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "published", delivery
+
+
+async def test_a_revoked_account_fails_its_delivery_at_once(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    external = (await tenant.get(f"/v1/social-accounts/{account}")).json()["external_id"]
+    post = await schedule(tenant, [account], at(clock, minutes=1))
+    await control.post(f"/control/accounts/{external}/revoke")
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "auth_revoked")
+    assert len(delivery["attempts"]) == 1
+
+
+async def test_deliveries_of_another_workspace_answer_404(
+    tenant: Tenant, other_tenant: Tenant, worker: Worker, clock: FakeClock
+) -> None:
+    post = await schedule(other_tenant, [await sandbox_account(other_tenant)], at(clock, minutes=1))
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    assert_problem(await tenant.get(f"/v1/posts/{post['id']}/deliveries"), 404, "not-found")
+    assert len(await deliveries(other_tenant, post["id"])) == 1
