@@ -38,6 +38,8 @@ def crier(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         [],
         ["serve"],
         ["run"],
+        ["worker"],
+        ["sandbox"],
         ["migrate"],
         ["dbshell"],
         ["workspace", "create"],

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,30 @@ class Running:
         return self.process.wait(timeout=60)
 
 
+def assert_published_by_the_worker(base: str, key: str, account_id: str) -> None:
+    """A post due now is published by the worker `crier run` started (bounded wait)."""
+    auth = {"Authorization": f"Bearer {key}"}
+    post = httpx.post(
+        f"{base}/v1/posts",
+        headers=auth,
+        json={
+            "payload": {"text": "straight from make run"},
+            "targets": [{"social_account_id": account_id}],
+            "status": "scheduled",
+            "publish_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    assert post.status_code == 201, post.text
+    deadline = time.monotonic() + 30
+    status = post.json()["status"]
+    while status != "published" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = httpx.get(f"{base}/v1/posts/{post.json()['id']}", headers=auth).json()["status"]
+    assert status == "published"
+    deliveries = httpx.get(f"{base}/v1/posts/{post.json()['id']}/deliveries", headers=auth)
+    assert deliveries.json()["data"][0]["permalink"]
+
+
 def postmaster_running(data_dir: Path) -> bool:
     pid_file = data_dir / "pgdata" / "postmaster.pid"
     if not pid_file.exists():
@@ -106,6 +131,7 @@ def test_run_starts_everything_prints_a_key_and_stops_cleanly(tmp_path: Path) ->
         assert sandbox in "".join(first.output)
         token = httpx.post(f"{sandbox}/oauth/token", data={"grant_type": "client_credentials"})
         assert token.status_code == 200
+        assert_published_by_the_worker(base, key, account.json()["id"])
     finally:
         code = first.interrupt()
     assert code == 0, "".join(first.output)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 from collections.abc import Callable
 from typing import Annotated
 
@@ -129,8 +130,8 @@ def run(
     host: Annotated[str | None, typer.Option(help="Interface to listen on [CRIER_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [CRIER_PORT].")] = None,
 ) -> None:
-    """Everything on one machine: database, migrations, a demo workspace, the API and the
-    sandbox platform.
+    """Everything on one machine: database, migrations, a demo workspace, the API, the
+    scheduler and the sandbox platform.
 
     This is what `make run` does. Ctrl-C stops it all; the data stays in CRIER_DATA_DIR
     (default ./.crier) for the next run.
@@ -185,6 +186,7 @@ async def _demo_banner(db: Database, settings: Settings, urls: DatabaseUrls) -> 
             f"  Database:   {_where(settings, urls)}",
             f"  Sandbox:    {settings.resolved_sandbox_url} (a local platform; /control to "
             "inject faults)",
+            "  Scheduler:  running: due posts are published on time",
             f"  Workspace:  {demo.slug} ({demo.workspace_id})"
             + ("  [created now]" if demo.created else ""),
             f"  API key:    {demo.api_key}",
@@ -201,6 +203,7 @@ async def _demo_banner(db: Database, settings: Settings, urls: DatabaseUrls) -> 
 async def _serve(
     settings: Settings, urls: DatabaseUrls, banner: object, with_sandbox: bool = False
 ) -> None:
+    """The API (and with `with_sandbox`, the sandbox platform and a scheduler worker)."""
     from crier.app import create_app
 
     db = await _open(settings, urls)
@@ -211,14 +214,36 @@ async def _serve(
         platforms = Platforms(settings.resolved_sandbox_url)
         app = create_app(db, vault, LocalStorage(data / "media"), data / "tmp", platforms)
         servers = [_server(app, settings.host, settings.port)]
+        stop = asyncio.Event()
+        background = []
         if with_sandbox:
             servers.append(_sandbox_server(settings))
+            background.append(asyncio.create_task(_work(settings, urls, db, platforms, stop)))
         try:
             await _run_servers(servers, message)
         finally:
+            stop.set()
+            await asyncio.gather(*background)
             await platforms.close()
     finally:
         await db.dispose()
+
+
+async def _work(
+    settings: Settings, urls: DatabaseUrls, db: Database, platforms: Platforms, stop: asyncio.Event
+) -> None:
+    """A scheduler worker until `stop` is set."""
+    from crier.kit.db.engine import SCHEDULER_ROLE
+    from crier.kit.time import SystemClock
+    from crier.scheduler.worker import Worker
+
+    scheduler_db = Database(urls, pool_size=2, role=SCHEDULER_ROLE)
+    try:
+        await scheduler_db.verify_app_role()
+        vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)
+        await Worker(db, scheduler_db, platforms, vault, SystemClock()).run(stop)
+    finally:
+        await scheduler_db.dispose()
 
 
 def _server(app: object, host: str, port: int) -> uvicorn.Server:
@@ -252,6 +277,36 @@ async def _run_servers(servers: list[uvicorn.Server], message: str | None) -> No
     if failed:
         addresses = ", ".join(f"{s.config.host}:{s.config.port}" for s in failed)
         raise _fail(f"could not listen on {addresses}")
+
+
+@cli.command()
+def worker() -> None:
+    """Run the scheduler: queue posts 5 minutes ahead, publish them on time, retry failures.
+
+    Run as many workers, on as many machines, as you like: they share the work through the
+    database and take over each other's posts if one dies. Stops cleanly on Ctrl-C or TERM.
+    """
+    settings = Settings()
+    with database_server(settings) as urls:
+        if not migrations.is_current(urls.owner):
+            raise _fail("the database schema is not up to date: run `crier migrate` first")
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            db = await _open(settings, urls)
+            platforms = Platforms(settings.resolved_sandbox_url)
+            try:
+                await _work(settings, urls, db, platforms, stop)
+            finally:
+                await platforms.close()
+                await db.dispose()
+
+        with asyncio.Runner(loop_factory=_fast_loop()) as runner:
+            runner.run(main())
+        typer.echo("Stopped.")
 
 
 @cli.command()
