@@ -132,6 +132,7 @@ async def test_contributors_write_drafts_but_do_not_schedule(
     )
     assert_problem(response, 403, "permission-denied")
     assert_problem(await contributor.post(f"{path}/cancel"), 403, "permission-denied")
+    assert_problem(await contributor.post(f"{path}/retry"), 403, "permission-denied")
     assert_problem(
         await with_etag(contributor, "DELETE", path, edited.headers["etag"]),
         403,
@@ -182,6 +183,7 @@ async def test_another_workspaces_posts_answer_404(tenant: Tenant, other_tenant:
         ("POST", "/schedule"),
         ("POST", "/unschedule"),
         ("POST", "/cancel"),
+        ("POST", "/retry"),
         ("DELETE", ""),
     ):
         body = {"payload": {"text": "x"}} if method == "PATCH" else None

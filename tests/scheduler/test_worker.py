@@ -251,3 +251,33 @@ async def test_deliveries_of_another_workspace_answer_404(
     await worker.tick()
     assert_problem(await tenant.get(f"/v1/posts/{post['id']}/deliveries"), 404, "not-found")
     assert len(await deliveries(other_tenant, post["id"])) == 1
+
+
+async def test_retry_resends_only_the_failed_targets(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    good, flaky = await sandbox_account(tenant), await sandbox_account(tenant)
+    post = await schedule(tenant, [good, flaky], at(clock, minutes=1))
+    assert_problem(await tenant.post(f"/v1/posts/{post['id']}/retry"), 409, "post-not-retryable")
+    # One of the two concurrent sends is refused for good; which one does not matter.
+    await control.put("/control/faults", json={"reject_next": 1})
+
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    first = await deliveries(tenant, post["id"])
+    assert sorted(d["status"] for d in first) == ["failed", "published"]
+    assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "failed"
+
+    retried = await tenant.post(f"/v1/posts/{post['id']}/retry")
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "scheduled"
+    await worker.tick()
+    after = await deliveries(tenant, post["id"])
+    assert {d["status"] for d in after} == {"published"}
+    by_id = {d["id"]: d for d in after}
+    was_failed = next(d for d in first if d["status"] == "failed")
+    was_published = next(d for d in first if d["status"] == "published")
+    assert len(by_id[was_failed["id"]]["attempts"]) == 2
+    assert by_id[was_published["id"]]["attempts"] == was_published["attempts"]
+    assert len(await received_for(control, set(by_id))) == 2
+    assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "published"

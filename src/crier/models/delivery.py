@@ -48,6 +48,8 @@ class Delivery(TenantModel):
     platform: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    attempts_allowed: Mapped[int] = mapped_column(Integer, server_default="3")
+    """Attempts may go up to this number; a retry of a failed post allows 3 more."""
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     external_id: Mapped[str | None] = mapped_column(Text)
     permalink: Mapped[str | None] = mapped_column(Text)

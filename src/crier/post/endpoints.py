@@ -196,6 +196,27 @@ async def cancel_post(
     return _with_etag(response, post)
 
 
+@router.post(
+    "/{post_id}/retry",
+    response_model=Post,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def retry_post(
+    post_id: PostId,
+    principal: CanSchedule,
+    session: DbSession,
+    clock: RequestClock,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", description="Optional: retry only this version.")
+    ] = None,
+) -> Post:
+    """Re-send only the failed targets of a failed post, now (`post-not-retryable`
+    otherwise). Published targets are not sent again."""
+    post = await service.retry_post(session, clock, principal, post_id, if_match)
+    return _with_etag(response, post)
+
+
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_CHANGE_ERRORS)
 async def delete_post(
     post_id: PostId,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
+from crier.delivery import repository as delivery_repository
 from crier.kit.concurrency import require_match
 from crier.kit.errors import Conflict, CrierError, NotFound, ValidationFailed, field_error
 from crier.kit.ids import new_id
@@ -32,6 +33,7 @@ from crier.post.schemas import (
     TargetIn,
     Warning,
 )
+from crier.scheduler.service import MAX_ATTEMPTS
 from crier.social_account import repository as account_repository
 from crier.social_account.schemas import Platform
 from crier.workspace.service import check_timezone, enforce_scheduled_posts_limit
@@ -516,6 +518,41 @@ async def cancel_post(
     post.cancelled_by = principal.member_id
     post.version += 1
     await repository.release_media(session, post)
+    return await _one(session, post, principal, now)
+
+
+class PostNotRetryable(Conflict):
+    """Only a failed post can be retried; its published targets are left alone."""
+
+    slug = "post-not-retryable"
+    title = "Post not retryable"
+
+
+async def retry_post(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    post_id: UUID,
+    if_match: str | None,
+) -> PostOut:
+    """Send the failed targets of a failed post again, at once; published ones stay as they
+    are. Each failed delivery gets 3 more attempts; its earlier attempts stay listed."""
+    now = clock.now()
+    post = await _locked_post(session, post_id, if_match, require_if_match=False)
+    if post.status != PostStatus.FAILED:
+        raise PostNotRetryable(
+            f"The post is {post.status}; only failed posts are retried.", status=post.status
+        )
+    for delivery in await delivery_repository.of_post(session, post_id, lock=True):
+        if delivery.status == "failed":
+            delivery.status = "pending"
+            delivery.attempts_allowed = delivery.attempts + MAX_ATTEMPTS
+            delivery.next_attempt_at = None
+            delivery.error_code = None
+            delivery.error_message = None
+    # Back in the queue and already due: the scheduler claims it on its next round.
+    post.status = PostStatus.SCHEDULED.value
+    post.version += 1
     return await _one(session, post, principal, now)
 
 

@@ -31,6 +31,7 @@ from crier.social_account import repository as account_repository
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+"""Attempts in all for one send (a retry of a failed post allows as many again)."""
 BACKOFF_BASE = timedelta(seconds=2)
 REFRESH_MARGIN = timedelta(minutes=10)
 _IN_FLIGHT = ("queued", "publishing")
@@ -307,7 +308,7 @@ async def _record_failure(
         attempt.message = error.message[:1000]
         delivery.error_code = error.code.value
         delivery.error_message = error.message[:1000]
-        if error.retryable and delivery.attempts < MAX_ATTEMPTS:
+        if error.retryable and delivery.attempts < delivery.attempts_allowed:
             attempt.outcome = "retrying"
             delivery.status = "pending"
             delivery.next_attempt_at = clock.now() + backoff(delivery.attempts, error.retry_after)

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("platform", sa.Text(), nullable=False),
         sa.Column("status", sa.Text(), server_default="pending", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("attempts_allowed", sa.Integer(), server_default="3", nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("external_id", sa.Text(), nullable=True),
         sa.Column("permalink", sa.Text(), nullable=True),
