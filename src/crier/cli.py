@@ -291,8 +291,14 @@ def worker() -> None:
         if not migrations.is_current(urls.owner):
             raise _fail("the database schema is not up to date: run `crier migrate` first")
 
+        if settings.worker_metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.worker_metrics_port, addr=settings.host)
+
         async def main() -> None:
             stop = asyncio.Event()
+
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)

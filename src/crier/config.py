@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process.")
     workers: int = Field(default=1, ge=1, le=64, description="API worker processes.")
+    worker_metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="Where `crier worker` serves /metrics (on CRIER_HOST); 0 turns it off.",
+    )
+
     sandbox_host: str = Field(default="127.0.0.1", description="Where `crier sandbox` listens.")
     sandbox_port: int = Field(default=8001, ge=1, le=65535, description="Port of `crier sandbox`.")
     sandbox_url: str | None = Field(

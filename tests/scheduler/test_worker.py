@@ -281,3 +281,21 @@ async def test_retry_resends_only_the_failed_targets(
     assert by_id[was_published["id"]]["attempts"] == was_published["attempts"]
     assert len(await received_for(control, set(by_id))) == 2
     assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "published"
+
+
+async def test_metrics_show_lateness_outcomes_and_the_queue(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    await schedule(tenant, [account], at(clock, minutes=1))
+    await control.put("/control/faults", json={"fail_next": 1})
+    clock.advance(timedelta(minutes=1, seconds=2))
+    await worker.tick()
+    metrics = (await tenant.http.get("/metrics")).text
+    assert "crier_publish_lateness_seconds_bucket" in metrics
+    assert (
+        'crier_delivery_attempts_total{error_code="platform_unavailable",outcome="retrying"}'
+        in metrics
+    )
+    assert "crier_queue_depth " in metrics
+    assert "crier_leases_held " in metrics

@@ -57,6 +57,11 @@ async def get(session: AsyncSession, post_id: UUID, *, lock: bool = False) -> Po
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def publish_at_of(session: AsyncSession, post_id: UUID) -> datetime | None:
+    result = await session.execute(select(Post.publish_at).where(Post.id == post_id))
+    return result.scalar_one_or_none()
+
+
 async def list_posts(
     session: AsyncSession,
     *,

@@ -46,3 +46,9 @@ async def renew_leases(scheduler_db: Database, worker: str, now: datetime, lease
             QUERIES["renew_leases"], {"worker": worker, "lease_until": now + lease}
         )
         return len(rows.all())
+
+
+async def queue_depth(scheduler_db: Database, now: datetime) -> int:
+    async with scheduler_db.engine.connect() as conn:
+        result = await conn.execute(QUERIES["queue_depth"], {"horizon": now + LOCK_HORIZON})
+        return int(result.scalar_one())

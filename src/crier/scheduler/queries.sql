@@ -30,3 +30,9 @@ UPDATE posts
 SET lease_expires_at = :lease_until
 WHERE lease_owner = :worker AND status IN ('queued', 'publishing')
 RETURNING workspace_id, id
+
+-- name: queue_depth
+-- Posts due within the lock horizon or in flight, across workspaces (for /metrics).
+SELECT count(*) FROM posts
+WHERE (status = 'scheduled' AND publish_at <= :horizon)
+   OR status IN ('queued', 'publishing')

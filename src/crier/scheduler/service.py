@@ -26,6 +26,7 @@ from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import Platforms
 from crier.post import repository as post_repository
 from crier.post.schemas import PostPayload
+from crier.scheduler.metrics import DELIVERY_ATTEMPTS, PUBLISH_LATENESS
 from crier.social_account import repository as account_repository
 
 log = logging.getLogger(__name__)
@@ -247,6 +248,10 @@ async def _deliver(
             started_at=clock.now(),
         )
         session.add(attempt)
+        if delivery.attempts == 1:
+            publish_at = await post_repository.publish_at_of(session, delivery.post_id)
+            if publish_at is not None:
+                PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
         await session.flush()
         attempt_id = attempt.id
     try:
@@ -272,6 +277,7 @@ async def _record_success(
         assert attempt is not None
         attempt.outcome, attempt.finished_at, attempt.http_status = "published", clock.now(), 201
         _published(delivery, published)
+    DELIVERY_ATTEMPTS.labels("published", "").inc()
 
 
 async def _record_found(
@@ -316,6 +322,8 @@ async def _record_failure(
             attempt.outcome = "failed"
             delivery.status = "failed"
             delivery.next_attempt_at = None
+        outcome = attempt.outcome
+    DELIVERY_ATTEMPTS.labels(outcome, error.code.value).inc()
 
 
 def _published(delivery: Delivery, published: Published) -> None:

@@ -25,7 +25,8 @@ from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
 from crier.scheduler import service
-from crier.scheduler.claims import claim_due, renew_leases
+from crier.scheduler.claims import claim_due, queue_depth, renew_leases
+from crier.scheduler.metrics import LEASES_HELD, QUEUE_DEPTH
 from crier.scheduler.service import Held
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class Worker:
                 self.held.pop(key, None)
             else:
                 self.held[key] = after
+        LEASES_HELD.set(len(self.held))
+        QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
 
     def next_due(self) -> datetime | None:
         return min((h.due_at for h in self.held.values()), default=None)
