@@ -299,3 +299,44 @@ async def test_metrics_show_lateness_outcomes_and_the_queue(
     )
     assert "crier_queue_depth " in metrics
     assert "crier_leases_held " in metrics
+
+
+async def test_a_post_scheduled_for_now_wakes_the_worker_at_once(
+    tenant: Tenant,
+    db: Database,
+    scheduler_db: Database,
+    vault: Vault,
+    clock: FakeClock,
+    sandbox_url: str,
+) -> None:
+    """With a one-minute poll, only the NOTIFY can get this post out within seconds."""
+    import asyncio
+
+    platforms = Platforms(sandbox_url, clock, timeout=httpx.Timeout(2))
+    worker = Worker(
+        db,
+        scheduler_db,
+        platforms,
+        vault,
+        clock,
+        worker_id="listening-worker",
+        poll=timedelta(minutes=1),
+        batch=1000,
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.wait_for(worker.listening.wait(), timeout=10)
+        await asyncio.sleep(0)
+        post = await schedule(tenant, [await sandbox_account(tenant)], clock.now().isoformat())
+        status = post["status"]
+        for _ in range(100):  # bounded: at most ~10 s, far below the minute-long poll
+            status = (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"]
+            if status == "published":
+                break
+            await asyncio.sleep(0.1)
+        assert status == "published"
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=10)
+        await platforms.close()

@@ -18,6 +18,7 @@ import socket
 from datetime import datetime, timedelta
 from uuid import UUID
 
+import psycopg
 from sqlalchemy.exc import DBAPIError
 
 from crier.kit.db import Database
@@ -51,6 +52,8 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.lease, self.batch, self.poll = lease, batch, poll
         self.held: dict[tuple[UUID, UUID], Held] = {}
+        self.listening = asyncio.Event()
+        """Set once the worker hears schedule changes (LISTEN is in place)."""
 
     async def tick(self) -> None:
         """Renew leases, claim what is due, fire what has reached its time."""
@@ -94,8 +97,40 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set. A lost database is waited out, not fatal."""
         log.info("worker started", extra={"worker": self.id})
+        wake = asyncio.Event()
+        listener = asyncio.create_task(self._listen(wake, stop))
+        try:
+            await self._loop(stop, wake)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        log.info("worker stopped", extra={"worker": self.id})
+
+    async def _listen(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        """Wake the loop at once when a post is scheduled, rescheduled or cancelled
+        (NOTIFY on `crier_schedule`, sent by a trigger on posts), instead of at the next poll.
+        """
+        while not stop.is_set():
+            try:
+                raw = await self.app_db.engine.raw_connection()
+                try:
+                    conn = raw.driver_connection
+                    assert conn is not None
+                    await conn.set_autocommit(True)
+                    await conn.execute("LISTEN crier_schedule")
+                    self.listening.set()
+                    async for _ in conn.notifies():
+                        wake.set()
+                finally:
+                    raw.invalidate()  # a LISTENing connection never goes back to the pool
+            except (DBAPIError, OSError, psycopg.Error):
+                await asyncio.sleep(1)  # the database is away: the poll still runs
+
+    async def _loop(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
+            wake.clear()
             try:
                 await self.tick()
                 failures = 0
@@ -113,6 +148,16 @@ class Worker:
             due = self.next_due()
             if due is not None and not failures:
                 wait = min(wait, max(due - self.clock.now(), timedelta(0)))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait.total_seconds())
-        log.info("worker stopped", extra={"worker": self.id})
+            await _first_of(stop, wake, wait)
+
+
+async def _first_of(stop: asyncio.Event, wake: asyncio.Event, within: timedelta) -> None:
+    """Wait until `stop` or `wake` is set, or `within` has passed."""
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+    try:
+        await asyncio.wait(
+            waiters, timeout=within.total_seconds(), return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
