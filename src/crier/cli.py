@@ -21,6 +21,7 @@ from crier.kit.db import migrate as migrations
 from crier.kit.db.engine import UnsafeApplicationRole
 from crier.kit.db.server import database_server
 from crier.kit.errors import CrierError
+from crier.kit.logs import configure as configure_logs
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
@@ -40,9 +41,7 @@ log = logging.getLogger("crier")
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    configure_logs(Settings().log_format)
     cli()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process.")
     workers: int = Field(default=1, ge=1, le=64, description="API worker processes.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`json` for one JSON object per log line."
+    )
     worker_metrics_port: int = Field(
         default=9464,
         ge=0,

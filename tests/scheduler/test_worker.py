@@ -340,3 +340,38 @@ async def test_a_post_scheduled_for_now_wakes_the_worker_at_once(
         stop.set()
         await asyncio.wait_for(running, timeout=10)
         await platforms.close()
+
+
+async def test_worker_logs_never_carry_tokens(
+    tenant: Tenant,
+    worker: Worker,
+    clock: FakeClock,
+    control: httpx.AsyncClient,
+    db: Database,
+    vault: Vault,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    from uuid import UUID
+
+    from crier.models import SocialAccount
+
+    caplog.set_level(logging.DEBUG)
+    account = await sandbox_account(tenant)
+    await schedule(tenant, [account], at(clock, hours=3))
+    await control.put("/control/faults", json={"fail_next": 1})
+    clock.advance(timedelta(hours=2, minutes=56))  # refresh, then a failed and a good send
+    await worker.tick()
+    clock.advance(timedelta(minutes=5))
+    await worker.tick()
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        row = await session.get(SocialAccount, (UUID(tenant.id), UUID(account)))
+        assert row is not None
+        assert row.access_token
+        assert row.refresh_token
+        secrets_now = [vault.open(row.access_token), vault.open(row.refresh_token), tenant.key]
+    assert caplog.records, "the worker logged something to check"
+    for secret in secrets_now:
+        assert secret not in caplog.text
