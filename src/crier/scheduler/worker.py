@@ -113,17 +113,11 @@ class Worker:
         """
         while not stop.is_set():
             try:
-                raw = await self.app_db.engine.raw_connection()
-                try:
-                    conn = raw.driver_connection
-                    assert conn is not None
-                    await conn.set_autocommit(True)
+                async with await self.app_db.listening_connection() as conn:
                     await conn.execute("LISTEN crier_schedule")
                     self.listening.set()
                     async for _ in conn.notifies():
                         wake.set()
-                finally:
-                    raw.invalidate()  # a LISTENing connection never goes back to the pool
             except (DBAPIError, OSError, psycopg.Error):
                 await asyncio.sleep(1)  # the database is away: the poll still runs
 

@@ -12,8 +12,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
@@ -160,6 +162,15 @@ class Database:
         async with self.transaction() as session:
             await enter_workspace(session, workspace_id)
             yield session
+
+    async def listening_connection(self) -> psycopg.AsyncConnection[Any]:
+        """A connection outside the pool, in autocommit, acting as this role: for LISTEN."""
+        url = self.urls.login_for(self.role).set(drivername="postgresql")
+        return await psycopg.AsyncConnection.connect(
+            url.render_as_string(hide_password=False),
+            autocommit=True,
+            options=f"-c role={self.role}",
+        )
 
     async def dispose(self) -> None:
         await self.engine.dispose()
