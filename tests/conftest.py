@@ -147,8 +147,19 @@ def _fresh_clock(clock: FakeClock) -> None:
 
 
 @pytest.fixture(scope="session")
-def vault(tmp_path_factory: pytest.TempPathFactory) -> Vault:
-    return Vault.from_settings(None, Path(tmp_path_factory.mktemp("secrets")))
+def vault_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(tmp_path_factory.mktemp("secrets"))
+
+
+@pytest.fixture(scope="session")
+def vault(vault_dir: Path) -> Vault:
+    return Vault.from_settings(None, vault_dir)
+
+
+@pytest.fixture(scope="session")
+def vault_key(vault: Vault, vault_dir: Path) -> str:
+    """The test vault's key, for processes that must read the same sealed tokens."""
+    return (vault_dir / "secret.key").read_text().strip()
 
 
 @pytest.fixture(scope="session")

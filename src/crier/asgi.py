@@ -26,7 +26,9 @@ def create() -> FastAPI:
     if not settings.database_url:
         raise RuntimeError("crier.asgi needs DATABASE_URL (crier serve sets it for workers)")
     db = Database(
-        DatabaseUrls.from_strings(settings.database_url, settings.app_database_url),
+        DatabaseUrls.from_strings(
+            settings.database_url, settings.app_database_url, settings.scheduler_database_url
+        ),
         pool_size=settings.db_pool_size,
     )
     data = settings.resolved_data_dir

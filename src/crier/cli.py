@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -240,7 +241,16 @@ async def _work(
     try:
         await scheduler_db.verify_app_role()
         vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)
-        await Worker(db, scheduler_db, platforms, vault, SystemClock()).run(stop)
+        worker = Worker(
+            db,
+            scheduler_db,
+            platforms,
+            vault,
+            SystemClock(),
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+            poll=timedelta(seconds=settings.worker_poll_seconds),
+        )
+        await worker.run(stop)
     finally:
         await scheduler_db.dispose()
 

@@ -37,6 +37,17 @@ class Settings(BaseSettings):
             "subject to Row Level Security."
         ),
     )
+    scheduler_database_url: str | None = Field(
+        default=None,
+        description="How workers claim due posts; defaults to DATABASE_URL. Either way the "
+        "connection takes the role `crier_scheduler`.",
+    )
+    worker_lease_seconds: float = Field(
+        default=60, gt=0, description="How long a worker's claim on a post lasts unrenewed."
+    )
+    worker_poll_seconds: float = Field(
+        default=1, gt=0, description="The scheduler's safety-net poll, between wake-ups."
+    )
     secret_key: str | None = Field(
         default=None,
         description=(

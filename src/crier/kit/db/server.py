@@ -14,7 +14,9 @@ from crier.kit.db.engine import DatabaseUrls
 def database_server(settings: Settings) -> Iterator[DatabaseUrls]:
     """Yield the URLs of the database to use, holding the embedded server open meanwhile."""
     if settings.database_url:
-        yield DatabaseUrls.from_strings(settings.database_url, settings.app_database_url)
+        yield DatabaseUrls.from_strings(
+            settings.database_url, settings.app_database_url, settings.scheduler_database_url
+        )
         return
     embedded = EmbeddedPostgres(settings.resolved_data_dir)
     try:

@@ -1,0 +1,297 @@
+"""Nothing lost, nothing twice: real `crier worker` processes, killed at the worst moments.
+
+These tests run in real time (worker processes read the system clock). Every post in them is
+due at once or within seconds; the tests wait, boundedly, for outcomes, never for a
+schedule. The sandbox platform runs on loopback in the test's own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from crier.kit.db import Database, DatabaseUrls
+from crier.kit.vault import Vault
+from crier.models import Delivery, DeliveryAttempt, Post, PostTarget, SocialAccount
+from crier.platforms.sandbox.server import create_sandbox_app
+from crier.platforms.sandbox.store import Store
+from tests.conftest import MakeTenant, Tenant
+from tests.servers import serving
+
+LEASE_SECONDS = 3
+
+
+@dataclass
+class Platform:
+    url: str
+    http: httpx.AsyncClient
+
+    async def faults(self, **faults: Any) -> None:
+        assert (await self.http.put("/control/faults", json=faults)).status_code == 200
+
+    async def copies(self, keys: set[str]) -> dict[str, int]:
+        """How many posts the platform holds for each delivery key."""
+        received = (await self.http.get("/control/received")).json()["data"]
+        counts: dict[str, int] = {}
+        for post in received:
+            if post["idempotency_key"] in keys:
+                counts[post["idempotency_key"]] = counts.get(post["idempotency_key"], 0) + 1
+        return counts
+
+
+@pytest.fixture
+async def platform() -> AsyncIterator[Platform]:
+    """A sandbox in real time (the workers' clock), fresh for each test."""
+    store = Store(None)
+    async with (
+        serving(create_sandbox_app(store)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        yield Platform(url, client)
+    store.close()
+
+
+@dataclass
+class Workers:
+    env: dict[str, str]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, count: int = 1) -> list[subprocess.Popen[bytes]]:
+        started = [
+            subprocess.Popen(
+                [sys.executable, "-m", "crier.cli", "worker"],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(count)
+        ]
+        self.processes += started
+        return started
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def workers(
+    db_urls: DatabaseUrls, platform: Platform, vault_key: str, tmp_path: Path
+) -> Iterator[Workers]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+    env.update(
+        DATABASE_URL=db_urls.owner.render_as_string(hide_password=False),
+        CRIER_APP_DATABASE_URL=db_urls.app.render_as_string(hide_password=False),
+        CRIER_SANDBOX_URL=platform.url,
+        CRIER_SECRET_KEY=vault_key,
+        CRIER_DATA_DIR=str(tmp_path),
+        CRIER_WORKER_LEASE_SECONDS=str(LEASE_SECONDS),
+        CRIER_WORKER_POLL_SECONDS="0.5",
+        CRIER_WORKER_METRICS_PORT="0",
+    )
+    if db_urls.scheduler is not None:
+        env["CRIER_SCHEDULER_DATABASE_URL"] = db_urls.scheduler.render_as_string(
+            hide_password=False
+        )
+    pool = Workers(env)
+    yield pool
+    pool.stop_all()
+
+
+async def account_on(platform: Platform, db: Database, vault: Vault, tenant: Tenant) -> UUID:
+    """A social account whose tokens come from this test's sandbox."""
+    tokens = (
+        await platform.http.post(
+            "/oauth/token", data={"grant_type": "client_credentials", "handle": "crash"}
+        )
+    ).json()
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        account = SocialAccount(
+            workspace_id=UUID(tenant.id),
+            platform="sandbox",
+            external_id=tokens["account_id"],
+            handle="crash",
+            display_name="crash",
+            status="active",
+            access_token=vault.seal(tokens["access_token"]),
+            refresh_token=vault.seal(tokens["refresh_token"]),
+            token_expires_at=datetime.now(UTC) + timedelta(seconds=tokens["expires_in"]),
+        )
+        session.add(account)
+        await session.flush()
+        return account.id
+
+
+async def schedule_many(
+    db: Database, tenant: Tenant, account: UUID, count: int, publish_at: datetime
+) -> list[UUID]:
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        posts = [
+            Post(
+                workspace_id=UUID(tenant.id),
+                author_id=UUID(tenant.owner_id),
+                status="scheduled",
+                publish_at=publish_at,
+                payload={"text": f"#{i}"},
+            )
+            for i in range(count)
+        ]
+        session.add_all(posts)
+        await session.flush()
+        session.add_all(
+            PostTarget(workspace_id=UUID(tenant.id), post_id=p.id, social_account_id=account)
+            for p in posts
+        )
+        return [p.id for p in posts]
+
+
+async def eventually(check: Any, seconds: float) -> bool:
+    """Poll `check()` until it holds, for at most `seconds` (outcomes, not schedules)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.2)
+    return bool(await check())
+
+
+async def post_statuses(db: Database, tenant: Tenant, posts: list[UUID]) -> dict[UUID, str]:
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        rows = await session.execute(select(Post.id, Post.status).where(Post.id.in_(posts)))
+        return {post_id: status for post_id, status in rows.all()}
+
+
+async def deliveries_of(db: Database, tenant: Tenant, posts: list[UUID]) -> list[Delivery]:
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        rows = await session.execute(select(Delivery).where(Delivery.post_id.in_(posts)))
+        return list(rows.scalars())
+
+
+async def attempts_of(db: Database, tenant: Tenant, posts: list[UUID]) -> list[DeliveryAttempt]:
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        rows = await session.execute(
+            select(DeliveryAttempt)
+            .join(
+                Delivery,
+                (Delivery.workspace_id == DeliveryAttempt.workspace_id)
+                & (Delivery.id == DeliveryAttempt.delivery_id),
+            )
+            .where(Delivery.post_id.in_(posts))
+        )
+        return list(rows.scalars())
+
+
+async def all_published(db: Database, tenant: Tenant, posts: list[UUID]) -> bool:
+    return set((await post_statuses(db, tenant, posts)).values()) == {"published"}
+
+
+async def assert_exactly_once(
+    db: Database, tenant: Tenant, platform: Platform, posts: list[UUID]
+) -> list[Delivery]:
+    deliveries = await deliveries_of(db, tenant, posts)
+    assert len(deliveries) == len(posts)
+    assert {d.status for d in deliveries} == {"published"}
+    copies = await platform.copies({str(d.id) for d in deliveries})
+    assert len(copies) == len(posts), "every post reached the platform"
+    assert set(copies.values()) == {1}, "and none twice"
+    return deliveries
+
+
+async def test_three_workers_publish_a_thousand_posts_due_in_one_second_exactly_once(
+    make_tenant: MakeTenant, db: Database, vault: Vault, platform: Platform, workers: Workers
+) -> None:
+    tenant = await make_tenant()
+    account = await account_on(platform, db, vault, tenant)
+    posts = await schedule_many(db, tenant, account, 1000, datetime.now(UTC) + timedelta(seconds=2))
+    workers.start(3)
+    assert await eventually(lambda: all_published(db, tenant, posts), 180)
+    await assert_exactly_once(db, tenant, platform, posts)
+
+
+async def test_a_worker_killed_after_claiming_hands_its_posts_over(
+    make_tenant: MakeTenant, db: Database, vault: Vault, platform: Platform, workers: Workers
+) -> None:
+    tenant = await make_tenant()
+    account = await account_on(platform, db, vault, tenant)
+    posts = await schedule_many(db, tenant, account, 5, datetime.now(UTC) + timedelta(seconds=4))
+    [first] = workers.start(1)
+
+    async def claimed_and_prepared() -> bool:
+        statuses = set((await post_statuses(db, tenant, posts)).values())
+        return statuses == {"queued"} and len(await deliveries_of(db, tenant, posts)) == 5
+
+    assert await eventually(claimed_and_prepared, 30)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert set((await post_statuses(db, tenant, posts)).values()) == {"queued"}
+    workers.start(1)
+    assert await eventually(lambda: all_published(db, tenant, posts), 60)
+    await assert_exactly_once(db, tenant, platform, posts)
+
+
+async def test_a_worker_killed_mid_send_leaves_nothing_lost_or_doubled(
+    make_tenant: MakeTenant, db: Database, vault: Vault, platform: Platform, workers: Workers
+) -> None:
+    tenant = await make_tenant()
+    account = await account_on(platform, db, vault, tenant)
+    await platform.faults(latency_ms=2500)
+    posts = await schedule_many(db, tenant, account, 3, datetime.now(UTC))
+    [first] = workers.start(1)
+
+    async def sending() -> bool:
+        attempts = await attempts_of(db, tenant, posts)
+        return len([a for a in attempts if a.outcome == "sending"]) == 3
+
+    assert await eventually(sending, 30)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    await platform.faults()
+    workers.start(1)
+    assert await eventually(lambda: all_published(db, tenant, posts), 60)
+    await assert_exactly_once(db, tenant, platform, posts)
+
+
+async def test_a_worker_killed_after_the_platform_accepted_does_not_send_again(
+    make_tenant: MakeTenant, db: Database, vault: Vault, platform: Platform, workers: Workers
+) -> None:
+    tenant = await make_tenant()
+    account = await account_on(platform, db, vault, tenant)
+    await platform.faults(hang_after_accept_next=3, hang_seconds=6)
+    posts = await schedule_many(db, tenant, account, 3, datetime.now(UTC))
+    [first] = workers.start(1)
+
+    async def accepted() -> bool:
+        return (
+            len(await platform.copies({str(d.id) for d in await deliveries_of(db, tenant, posts)}))
+            == 3
+        )
+
+    assert await eventually(accepted, 30)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    workers.start(1)
+    assert await eventually(lambda: all_published(db, tenant, posts), 60)
+    await assert_exactly_once(db, tenant, platform, posts)
+    attempts = await attempts_of(db, tenant, posts)
+    assert len(attempts) == 3, "settled by looking each key up, not by sending again"
+    assert {a.outcome for a in attempts} == {"published"}
