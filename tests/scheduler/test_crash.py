@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import httpx
@@ -29,10 +29,23 @@ from crier.kit.vault import Vault
 from crier.models import Delivery, DeliveryAttempt, Post, PostTarget, SocialAccount
 from crier.platforms.sandbox.server import create_sandbox_app
 from crier.platforms.sandbox.store import Store
-from tests.conftest import MakeTenant, Tenant
+from tests.conftest import MakeTenant
 from tests.servers import serving
 
 LEASE_SECONDS = 3
+
+
+class WorkspaceRef(Protocol):
+    id: str
+    owner_id: str
+
+
+@dataclass
+class Workspace:
+    """A workspace made outside the test API (on a database of the test's own)."""
+
+    id: str
+    owner_id: str
 
 
 @dataclass
@@ -69,14 +82,17 @@ async def platform() -> AsyncIterator[Platform]:
 class Workers:
     env: dict[str, str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    log: Path | None = None
+    """Where the workers' logs go (nowhere when None)."""
 
     def start(self, count: int = 1) -> list[subprocess.Popen[bytes]]:
+        output = self.log.open("ab") if self.log else subprocess.DEVNULL
         started = [
             subprocess.Popen(
                 [sys.executable, "-m", "crier.cli", "worker"],
                 env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
             )
             for _ in range(count)
         ]
@@ -118,7 +134,7 @@ def workers(
     pool.stop_all()
 
 
-async def account_on(platform: Platform, db: Database, vault: Vault, tenant: Tenant) -> UUID:
+async def account_on(platform: Platform, db: Database, vault: Vault, tenant: WorkspaceRef) -> UUID:
     """A social account whose tokens come from this test's sandbox."""
     tokens = (
         await platform.http.post(
@@ -143,7 +159,7 @@ async def account_on(platform: Platform, db: Database, vault: Vault, tenant: Ten
 
 
 async def schedule_many(
-    db: Database, tenant: Tenant, account: UUID, count: int, publish_at: datetime
+    db: Database, tenant: WorkspaceRef, account: UUID, count: int, publish_at: datetime
 ) -> list[UUID]:
     async with db.workspace_transaction(UUID(tenant.id)) as session:
         posts = [
@@ -175,19 +191,21 @@ async def eventually(check: Any, seconds: float) -> bool:
     return bool(await check())
 
 
-async def post_statuses(db: Database, tenant: Tenant, posts: list[UUID]) -> dict[UUID, str]:
+async def post_statuses(db: Database, tenant: WorkspaceRef, posts: list[UUID]) -> dict[UUID, str]:
     async with db.workspace_transaction(UUID(tenant.id)) as session:
         rows = await session.execute(select(Post.id, Post.status).where(Post.id.in_(posts)))
         return {post_id: status for post_id, status in rows.all()}
 
 
-async def deliveries_of(db: Database, tenant: Tenant, posts: list[UUID]) -> list[Delivery]:
+async def deliveries_of(db: Database, tenant: WorkspaceRef, posts: list[UUID]) -> list[Delivery]:
     async with db.workspace_transaction(UUID(tenant.id)) as session:
         rows = await session.execute(select(Delivery).where(Delivery.post_id.in_(posts)))
         return list(rows.scalars())
 
 
-async def attempts_of(db: Database, tenant: Tenant, posts: list[UUID]) -> list[DeliveryAttempt]:
+async def attempts_of(
+    db: Database, tenant: WorkspaceRef, posts: list[UUID]
+) -> list[DeliveryAttempt]:
     async with db.workspace_transaction(UUID(tenant.id)) as session:
         rows = await session.execute(
             select(DeliveryAttempt)
@@ -201,12 +219,12 @@ async def attempts_of(db: Database, tenant: Tenant, posts: list[UUID]) -> list[D
         return list(rows.scalars())
 
 
-async def all_published(db: Database, tenant: Tenant, posts: list[UUID]) -> bool:
+async def all_published(db: Database, tenant: WorkspaceRef, posts: list[UUID]) -> bool:
     return set((await post_statuses(db, tenant, posts)).values()) == {"published"}
 
 
 async def assert_exactly_once(
-    db: Database, tenant: Tenant, platform: Platform, posts: list[UUID]
+    db: Database, tenant: WorkspaceRef, platform: Platform, posts: list[UUID]
 ) -> list[Delivery]:
     deliveries = await deliveries_of(db, tenant, posts)
     assert len(deliveries) == len(posts)
@@ -295,3 +313,60 @@ async def test_a_worker_killed_after_the_platform_accepted_does_not_send_again(
     attempts = await attempts_of(db, tenant, posts)
     assert len(attempts) == 3, "settled by looking each key up, not by sending again"
     assert {a.outcome for a in attempts} == {"published"}
+
+
+async def test_a_worker_outlives_a_database_restart(
+    tmp_path: Path, platform: Platform, vault: Vault, vault_key: str
+) -> None:
+    """The database goes away under a running worker and comes back: posts scheduled before
+    and after are published, and the worker never exits."""
+    from crier.kit.db import migrate as migrations
+    from crier.kit.db.embedded import EmbeddedPostgres
+    from crier.workspace.service import create_workspace
+
+    server = EmbeddedPostgres(tmp_path / "own-db")
+    urls = server.start()
+    migrations.upgrade(urls.owner)
+    db = Database(urls, pool_size=2)
+    async with db.transaction() as session:
+        created = await create_workspace(session, name="Restart", owner_email="r@example.com")
+    tenant = Workspace(str(created.workspace.id), str(created.owner.id))
+    account = await account_on(platform, db, vault, tenant)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+    env.update(
+        DATABASE_URL=urls.owner.render_as_string(hide_password=False),
+        CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),
+        CRIER_SCHEDULER_DATABASE_URL=urls.login_for("crier_scheduler").render_as_string(
+            hide_password=False
+        ),
+        CRIER_SANDBOX_URL=platform.url,
+        CRIER_SECRET_KEY=vault_key,
+        CRIER_DATA_DIR=str(tmp_path / "data"),
+        CRIER_WORKER_LEASE_SECONDS=str(LEASE_SECONDS),
+        CRIER_WORKER_POLL_SECONDS="0.5",
+        CRIER_WORKER_METRICS_PORT="0",
+    )
+    log = tmp_path / "worker.log"
+    pool = Workers(env, log=log)
+    [worker] = pool.start(1)
+    try:
+        before = await schedule_many(db, tenant, account, 2, datetime.now(UTC))
+        assert await eventually(lambda: all_published(db, tenant, before), 30)
+        await db.dispose()
+        server.stop()  # the server goes down under the worker
+
+        async def noticed() -> bool:
+            return "worker round failed" in log.read_text()
+
+        assert await eventually(noticed, 30), "the worker did not try while it was down"
+        assert worker.poll() is None, "the worker exited when the database went away"
+        urls = server.start()
+        db = Database(urls, pool_size=2)
+        after = await schedule_many(db, tenant, account, 2, datetime.now(UTC))
+        assert await eventually(lambda: all_published(db, tenant, after), 60)
+        assert worker.poll() is None
+        await assert_exactly_once(db, tenant, platform, before + after)
+    finally:
+        pool.stop_all()
+        await db.dispose()
+        server.stop()
