@@ -375,3 +375,21 @@ async def test_worker_logs_never_carry_tokens(
     assert caplog.records, "the worker logged something to check"
     for secret in secrets_now:
         assert secret not in caplog.text
+
+
+async def test_a_refused_refresh_expires_the_account_and_fails_with_auth_expired(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    external = (await tenant.get(f"/v1/social-accounts/{account}")).json()["external_id"]
+    post = await schedule(tenant, [account], at(clock, hours=3))
+    await control.post(f"/control/accounts/{external}/revoke")  # refresh tokens die too
+    clock.advance(timedelta(hours=2, minutes=56))
+    await worker.tick()
+    assert (await tenant.get(f"/v1/social-accounts/{account}")).json()["status"] == "expired"
+    clock.advance(timedelta(minutes=4))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "auth_expired")
+    assert delivery["attempts"] == []
+    assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "failed"
