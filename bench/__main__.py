@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from bench import posts
+import sys
+
+from bench import posts, scheduler
+
+BENCHMARKS = {"posts": posts.main, "scheduler": scheduler.main}
 
 
 def main() -> None:
-    posts.main()
+    """`make bench` runs them all; `python -m bench scheduler` runs one."""
+    chosen = sys.argv[1:] or list(BENCHMARKS)
+    for name in chosen:
+        BENCHMARKS[name]()
 
 
 if __name__ == "__main__":

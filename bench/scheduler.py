@@ -1,0 +1,282 @@
+"""The scheduler under load (issue targets: steady p99 lateness <= 500 ms; a spike of 10,000
+posts due in one second fully sent within 10 s; zero duplicates, zero losses).
+
+Embedded PostgreSQL, `crier sandbox` answering every call after 100 ms, and two `crier
+worker` processes (one per core). Lateness is a delivery's first send start minus its post's
+`publish_at`. Every phase is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+from sqlalchemy import func, select
+
+from bench.common import database, free_port
+from crier.kit.db import Database, DatabaseUrls
+from crier.kit.vault import Vault
+from crier.models import Delivery, DeliveryAttempt, Post, PostTarget, SocialAccount
+from crier.workspace.service import create_workspace
+
+WORKERS = 2
+ACCOUNTS = 20
+LATENCY_MS = 100
+STEADY_RATE, STEADY_SECONDS = 200, 60
+SPIKE = 10_000
+LEAD = timedelta(seconds=15)  # time to start the workers before the first post is due
+DRAIN_LIMIT = 180.0  # seconds after the last due post before counting losses
+
+
+async def _setup(
+    urls: DatabaseUrls, vault: Vault, sandbox: str
+) -> tuple[Database, UUID, UUID, list[UUID]]:
+    db = Database(urls, pool_size=4)
+    async with db.transaction() as session:
+        new = await create_workspace(
+            session, name="Bench", plan="agency", owner_email="bench@example.com"
+        )
+    ws, owner = new.workspace.id, new.owner.id
+    accounts = []
+    async with httpx.AsyncClient(base_url=sandbox) as client:
+        await client.put("/control/faults", json={"latency_ms": 0})
+        for i in range(ACCOUNTS):
+            tokens = (
+                await client.post(
+                    "/oauth/token", data={"grant_type": "client_credentials", "handle": f"bench{i}"}
+                )
+            ).json()
+            async with db.workspace_transaction(ws) as session:
+                account = SocialAccount(
+                    workspace_id=ws,
+                    platform="sandbox",
+                    external_id=tokens["account_id"],
+                    handle=f"bench{i}",
+                    display_name=f"bench{i}",
+                    status="active",
+                    access_token=vault.seal(tokens["access_token"]),
+                    refresh_token=vault.seal(tokens["refresh_token"]),
+                    token_expires_at=datetime.now(UTC) + timedelta(days=1),
+                )
+                session.add(account)
+                await session.flush()
+                accounts.append(account.id)
+        await client.put(
+            "/control/faults", json={"latency_ms": LATENCY_MS, "token_ttl_seconds": 86400}
+        )
+    return db, ws, owner, accounts
+
+
+async def _schedule(
+    db: Database, ws: UUID, owner: UUID, accounts: list[UUID], times: list[datetime]
+) -> list[UUID]:
+    ids: list[UUID] = []
+    for start in range(0, len(times), 1000):
+        async with db.workspace_transaction(ws) as session:
+            posts = [
+                Post(
+                    workspace_id=ws,
+                    author_id=owner,
+                    status="scheduled",
+                    publish_at=t,
+                    payload={"text": f"bench {start + i}"},
+                )
+                for i, t in enumerate(times[start : start + 1000])
+            ]
+            session.add_all(posts)
+            await session.flush()
+            session.add_all(
+                PostTarget(
+                    workspace_id=ws, post_id=p.id, social_account_id=accounts[i % len(accounts)]
+                )
+                for i, p in enumerate(posts)
+            )
+            ids += [p.id for p in posts]
+    return ids
+
+
+async def _measure(
+    db: Database, ws: UUID, posts: list[UUID], last_due: datetime, sandbox: str
+) -> dict[str, float]:
+    deadline = time.monotonic() + (last_due - datetime.now(UTC)).total_seconds() + DRAIN_LIMIT
+    done = 0
+    while time.monotonic() < deadline:
+        async with db.workspace_transaction(ws) as session:
+            done = int(
+                (
+                    await session.execute(
+                        select(func.count())
+                        .select_from(Post)
+                        .where(Post.id.in_(posts), Post.status == "published")
+                    )
+                ).scalar_one()
+            )
+        if done == len(posts):
+            break
+        await asyncio.sleep(1)
+    async with db.workspace_transaction(ws) as session:
+        rows = (
+            await session.execute(
+                select(Post.publish_at, DeliveryAttempt.started_at, Delivery.published_at)
+                .join(
+                    Delivery,
+                    (Delivery.workspace_id == Post.workspace_id) & (Delivery.post_id == Post.id),
+                )
+                .join(
+                    DeliveryAttempt,
+                    (DeliveryAttempt.workspace_id == Delivery.workspace_id)
+                    & (DeliveryAttempt.delivery_id == Delivery.id)
+                    & (DeliveryAttempt.number == 1),
+                )
+                .where(Post.id.in_(posts))
+            )
+        ).all()
+    sent = [(due, started) for due, started, _ in rows if due is not None]
+    lateness = sorted((started - due).total_seconds() * 1000 for due, started in sent)
+    finished = [p for _, _, p in rows if p is not None]
+    async with httpx.AsyncClient(base_url=sandbox) as client:
+        received = (await client.get("/control/received")).json()
+    first_due = min((due for due, _ in sent), default=last_due)
+
+    drain = (max(finished) - first_due).total_seconds() if finished else float("nan")
+
+    def pct(p: float) -> float:
+        return lateness[min(len(lateness) - 1, round(p / 100 * (len(lateness) - 1)))]
+
+    return {
+        "posts": len(posts),
+        "published": done,
+        "lost": len(posts) - done,
+        "duplicates": len(received["duplicate_keys"]),
+        "p50_ms": pct(50) if lateness else float("nan"),
+        "p95_ms": pct(95) if lateness else float("nan"),
+        "p99_ms": pct(99) if lateness else float("nan"),
+        "max_ms": lateness[-1] if lateness else float("nan"),
+        "drain_s": drain,
+        "deliveries_per_s": len(finished) / drain if finished and drain > 0 else float("nan"),
+        "mean_ms": statistics.fmean(lateness) if lateness else float("nan"),
+    }
+
+
+def _start_workers(env: dict[str, str], log: Path) -> list[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        return [
+            subprocess.Popen(
+                [sys.executable, "-m", "crier.cli", "worker"],
+                env=env,
+                stdout=out,
+                stderr=out,
+            )
+            for _ in range(WORKERS)
+        ]
+
+
+async def _scenario(
+    name: str, urls: DatabaseUrls, root: Path, vault_key: str, sandbox: str, times_from: object
+) -> dict[str, float]:
+    vault = Vault(vault_key)
+    db, ws, owner, accounts = await _setup(urls, vault, sandbox)
+    assert callable(times_from)
+    times: list[datetime] = times_from(datetime.now(UTC) + LEAD)
+    posts = await _schedule(db, ws, owner, accounts, times)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+    env.update(
+        DATABASE_URL=urls.owner.render_as_string(hide_password=False),
+        CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),
+        CRIER_SCHEDULER_DATABASE_URL=urls.login_for("crier_scheduler").render_as_string(
+            hide_password=False
+        ),
+        CRIER_SANDBOX_URL=sandbox,
+        CRIER_SECRET_KEY=vault_key,
+        CRIER_DATA_DIR=str(root),
+        CRIER_WORKER_METRICS_PORT="0",
+    )
+    workers = _start_workers(env, root / f"{name}-workers.log")
+    try:
+        return await _measure(db, ws, posts, max(times), sandbox)
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(timeout=30)
+        await db.dispose()
+
+
+def main() -> None:
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    results = {}
+    scenarios = {
+        f"steady {STEADY_RATE}/s for {STEADY_SECONDS} s": lambda start: [
+            start + timedelta(seconds=i / STEADY_RATE) for i in range(STEADY_RATE * STEADY_SECONDS)
+        ],
+        f"spike {SPIKE} in one second": lambda start: [
+            start + timedelta(microseconds=i * 1_000_000 // SPIKE) for i in range(SPIKE)
+        ],
+    }
+    for name, times_from in scenarios.items():
+        with tempfile.TemporaryDirectory(prefix="crier-bench-") as folder:
+            root = Path(folder)
+            port = free_port()
+            sandbox = f"http://127.0.0.1:{port}"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+            env.update(CRIER_DATA_DIR=str(root), CRIER_SANDBOX_PORT=str(port))
+            with (root / "sandbox.log").open("ab") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "crier.cli", "sandbox"],
+                    env=env,
+                    stdout=out,
+                    stderr=out,
+                )
+            try:
+                for _ in range(100):
+                    try:
+                        httpx.get(f"{sandbox}/control/faults", timeout=1)
+                        break
+                    except httpx.TransportError:
+                        time.sleep(0.2)
+                with database(root / "db") as urls:
+                    results[name] = asyncio.run(
+                        _scenario(name.split()[0], urls, root, key, sandbox, times_from)
+                    )
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    print(
+        f"\nScheduler: {WORKERS} `crier worker` processes, sandbox answering after "
+        f"{LATENCY_MS} ms, embedded PostgreSQL, {ACCOUNTS} accounts, all on this machine"
+    )
+    print(
+        f"{'scenario':32} {'posts':>6} {'unsent':>6} {'dups':>5} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'max ms':>8} {'drain s':>8} {'deliv/s':>8}"
+    )
+    for name, r in results.items():
+        print(
+            f"{name:32} {r['posts']:>6.0f} {r['unsent']:>6.0f} {r['duplicates']:>5.0f} "
+            f"{r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} {r['p99_ms']:>8.0f} {r['max_ms']:>8.0f} "
+            f"{r['drain_s']:>8.1f} {r['deliveries_per_s']:>8.0f}"
+        )
+    steady, spike = results.values()
+    print(
+        f"\nsteady p99 lateness {steady['p99_ms']:.0f} ms (target <= 500): "
+        f"{'met' if steady['p99_ms'] <= 500 else 'NOT met'}"
+    )
+    print(
+        f"spike drained in {spike['drain_s']:.1f} s (target <= 10): "
+        f"{'met' if spike['drain_s'] <= 10 and not spike['lost'] else 'NOT met'}"
+    )
+    print(
+        f"duplicates {steady['duplicates'] + spike['duplicates']:.0f}, "
+        f"losses {steady['lost'] + spike['lost']:.0f} (target 0, 0)"
+    )
+    print("The same workload through procrastinate is not measured yet (no baseline ratio).")
