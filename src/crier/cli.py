@@ -238,6 +238,7 @@ async def _work(
     from crier.scheduler.worker import Worker
 
     scheduler_db = Database(urls, pool_size=2, role=SCHEDULER_ROLE)
+
     try:
         await scheduler_db.verify_app_role()
         vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)

@@ -15,7 +15,9 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Coroutine, Iterable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -31,6 +33,7 @@ from crier.scheduler.metrics import LEASES_HELD, QUEUE_DEPTH
 from crier.scheduler.service import Held
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Worker:
@@ -46,12 +49,14 @@ class Worker:
         lease: timedelta = timedelta(seconds=60),
         batch: int = 200,
         poll: timedelta = timedelta(seconds=1),
+        concurrency: int = 16,
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.lease, self.batch, self.poll = lease, batch, poll
         self.held: dict[tuple[UUID, UUID], Held] = {}
+        self._slots = asyncio.Semaphore(concurrency)
         self.listening = asyncio.Event()
         """Set once the worker hears schedule changes (LISTEN is in place)."""
 
@@ -60,27 +65,30 @@ class Worker:
         now = self.clock.now()
         if self.held:
             await renew_leases(self.scheduler_db, self.id, now, self.lease)
-        for claimed in await claim_due(self.scheduler_db, self.id, now, self.lease, self.batch):
-            held = await service.prepare(
+        claimed = await claim_due(self.scheduler_db, self.id, now, self.lease, self.batch)
+        prepared = await self._bounded(
+            service.prepare(
                 self.app_db,
                 self.platforms,
                 self.vault,
                 self.clock,
-                claimed.workspace_id,
-                claimed.post_id,
+                c.workspace_id,
+                c.post_id,
                 self.id,
             )
-            key = (claimed.workspace_id, claimed.post_id)
+            for c in claimed
+        )
+        for c, held in zip(claimed, prepared, strict=True):
+            key = (c.workspace_id, c.post_id)
             if held is None:
                 self.held.pop(key, None)
             else:
                 self.held[key] = held
+
         due = [h for h in self.held.values() if h.due_at <= self.clock.now()]
-        results = await asyncio.gather(
-            *(
-                service.fire(self.app_db, self.platforms, self.vault, self.clock, h, self.id)
-                for h in due
-            )
+        results = await self._bounded(
+            service.fire(self.app_db, self.platforms, self.vault, self.clock, h, self.id)
+            for h in due
         )
         for held, after in zip(due, results, strict=True):
             key = (held.workspace_id, held.post_id)
@@ -90,6 +98,15 @@ class Worker:
                 self.held[key] = after
         LEASES_HELD.set(len(self.held))
         QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
+
+    async def _bounded(self, work: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+        """Run `work` concurrently, at most `concurrency` at a time (the pool's measure)."""
+
+        async def one(job: Coroutine[Any, Any, T]) -> T:
+            async with self._slots:
+                return await job
+
+        return list(await asyncio.gather(*(one(job) for job in work)))
 
     def next_due(self) -> datetime | None:
         return min((h.due_at for h in self.held.values()), default=None)
