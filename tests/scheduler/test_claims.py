@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -31,14 +30,6 @@ def now() -> datetime:
 
 def mine(claimed: list[Claimed], posts: set[UUID]) -> list[Claimed]:
     return [c for c in claimed if c.post_id in posts]
-
-
-@pytest.fixture(scope="module")
-async def scheduler_db(db_urls: DatabaseUrls) -> AsyncIterator[Database]:
-    database = Database(db_urls, pool_size=4, role=SCHEDULER_ROLE)
-    await database.verify_app_role()
-    yield database
-    await database.dispose()
 
 
 async def add_post(db: Database, tenant: Tenant, status: str, publish_at: datetime) -> UUID:

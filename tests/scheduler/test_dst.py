@@ -7,17 +7,11 @@ both directions, including both readings of an hour that happens twice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 
-from crier.kit.db import Database, DatabaseUrls
-from crier.kit.db.engine import SCHEDULER_ROLE
-from crier.kit.vault import Vault
-from crier.platforms.registry import Platforms
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, MakeTenant
 from tests.post.conftest import sandbox_account
@@ -36,22 +30,6 @@ CASES = [
     ("Australia/Sydney", "2027-04-04T02:30", 1, "2027-04-03T16:30"),  # second 02:30 (AEST)
     ("Australia/Sydney", "2027-10-03T09:00", 0, "2027-10-02T22:00"),  # AEDT, spring forward
 ]
-
-
-@pytest.fixture(scope="module")
-async def scheduler_db(db_urls: DatabaseUrls) -> AsyncIterator[Database]:
-    database = Database(db_urls, pool_size=2, role=SCHEDULER_ROLE)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
-async def worker(
-    db: Database, scheduler_db: Database, vault: Vault, clock: FakeClock, sandbox_url: str
-) -> AsyncIterator[Worker]:
-    platforms = Platforms(sandbox_url, clock, timeout=httpx.Timeout(2))
-    yield Worker(db, scheduler_db, platforms, vault, clock, worker_id="dst-worker", batch=1000)
-    await platforms.close()
 
 
 @pytest.mark.parametrize(

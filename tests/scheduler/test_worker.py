@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crier.kit.db import Database, DatabaseUrls
-from crier.kit.db.engine import SCHEDULER_ROLE
+from crier.kit.db import Database
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
 from crier.scheduler.worker import Worker
@@ -18,20 +17,9 @@ from tests.conftest import FakeClock, Tenant, assert_problem
 from tests.post.conftest import at, sandbox_account
 
 
-@pytest.fixture(scope="module")
-async def scheduler_db(db_urls: DatabaseUrls) -> AsyncIterator[Database]:
-    database = Database(db_urls, pool_size=4, role=SCHEDULER_ROLE)
-    yield database
-    await database.dispose()
-
-
 @pytest.fixture
-async def worker(
-    db: Database, scheduler_db: Database, vault: Vault, clock: FakeClock, sandbox_url: str
-) -> AsyncIterator[Worker]:
-    platforms = Platforms(sandbox_url, clock, timeout=httpx.Timeout(0.3))
-    yield Worker(db, scheduler_db, platforms, vault, clock, worker_id="test-worker", batch=1000)
-    await platforms.close()
+def platform_timeout() -> float:
+    return 0.3  # the hang tests need the worker to give up quickly
 
 
 @pytest.fixture

@@ -40,6 +40,10 @@ IfMatch = Annotated[
         description="The ETag of your last read of the post. Required: without it 428, stale 412.",
     ),
 ]
+OptionalIfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description="Optional: act only if the post is at this ETag."),
+]
 # The errors a change to an existing post can meet, beyond authentication.
 _CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
 
@@ -185,9 +189,7 @@ async def cancel_post(
     session: DbSession,
     clock: RequestClock,
     response: Response,
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", description="Optional: cancel only this version.")
-    ] = None,
+    if_match: OptionalIfMatch = None,
 ) -> Post:
     """Cancel a post until publishing begins, even in its last minutes (then
     `post-not-cancellable`). It leaves the queue at once; who cancelled it and when is
@@ -207,9 +209,7 @@ async def retry_post(
     session: DbSession,
     clock: RequestClock,
     response: Response,
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", description="Optional: retry only this version.")
-    ] = None,
+    if_match: OptionalIfMatch = None,
 ) -> Post:
     """Re-send only the failed targets of a failed post, now (`post-not-retryable`
     otherwise). Published targets are not sent again."""
