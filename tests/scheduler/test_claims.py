@@ -8,13 +8,13 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import SCHEDULER_ROLE
 from crier.models import Post
 from crier.scheduler.claims import Claimed, claim_due
-from tests.conftest import MakeTenant, Tenant, libpq
+from tests.conftest import FakeClock, MakeTenant, Tenant, libpq
 
 # Moments no other test schedules near, so claims here only see this module's posts. Each
 # test takes an era before the previous test's, so no lease it left can look expired.
@@ -143,3 +143,35 @@ async def test_a_claimed_post_is_locked_for_the_api(
     assert after.json()["status"] == "queued"
     assert after.json()["locked"] is True
     assert after.headers["etag"] != before
+
+
+async def test_expired_idempotency_keys_are_purged_and_only_those(
+    tenant: Tenant, scheduler_db: Database, db: Database, clock: FakeClock
+) -> None:
+    from crier.models import IdempotencyKey
+    from crier.scheduler.claims import purge_idempotency_keys
+
+    body = {"platform": "sandbox"}
+    for key in ("old", "fresh"):
+        await tenant.http.post(
+            "/v1/social-accounts", json=body, headers={**tenant.auth, "Idempotency-Key": key}
+        )
+        if key == "old":
+            clock.advance(timedelta(hours=12))
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        old = (
+            await session.execute(select(IdempotencyKey).where(IdempotencyKey.key == "old"))
+        ).scalar_one()
+        # Expire it in the database's own time, which the purge policy reads.
+        old.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    purged = await purge_idempotency_keys(scheduler_db, datetime.now(UTC) + timedelta(hours=1))
+    assert purged >= 1
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        left = set((await session.execute(select(IdempotencyKey.key))).scalars())
+    assert left == {"fresh"}, "the fresh key outlives the purge: the policy reads the clock"
+    login = libpq(db.urls.login_for(SCHEDULER_ROLE))
+    with (
+        psycopg.connect(login, options=f"-c role={SCHEDULER_ROLE}") as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("SELECT response_body FROM idempotency_keys")

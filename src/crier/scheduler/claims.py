@@ -52,3 +52,10 @@ async def queue_depth(scheduler_db: Database, now: datetime) -> int:
     async with scheduler_db.engine.connect() as conn:
         result = await conn.execute(QUERIES["queue_depth"], {"horizon": now + LOCK_HORIZON})
         return int(result.scalar_one())
+
+
+async def purge_idempotency_keys(scheduler_db: Database, now: datetime, limit: int = 1000) -> int:
+    """Delete expired idempotency keys in every workspace; returns how many went."""
+    async with scheduler_db.engine.begin() as conn:
+        result = await conn.execute(QUERIES["purge_idempotency_keys"], {"now": now, "limit": limit})
+        return int(result.rowcount or 0)

@@ -36,3 +36,13 @@ RETURNING workspace_id, id
 SELECT count(*) FROM posts
 WHERE (status = 'scheduled' AND publish_at <= :horizon)
    OR status IN ('queued', 'publishing')
+
+-- name: purge_idempotency_keys
+-- Forget stored idempotent responses past their retention, at most :limit at a time.
+-- The policy lets crier_scheduler delete only rows whose expires_at has passed.
+DELETE FROM idempotency_keys
+WHERE (workspace_id, id) IN (
+    SELECT workspace_id, id FROM idempotency_keys
+    WHERE expires_at <= :now
+    LIMIT :limit
+)

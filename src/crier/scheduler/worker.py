@@ -16,7 +16,7 @@ import os
 import secrets
 import socket
 from collections.abc import Coroutine, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -28,12 +28,19 @@ from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
 from crier.scheduler import service
-from crier.scheduler.claims import claim_due, queue_depth, renew_leases
+from crier.scheduler.claims import (
+    claim_due,
+    purge_idempotency_keys,
+    queue_depth,
+    renew_leases,
+)
 from crier.scheduler.metrics import LEASES_HELD, QUEUE_DEPTH
 from crier.scheduler.service import Held
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Housekeeping that need not run every round: expired idempotency keys.
+PURGE_EVERY = timedelta(minutes=1)
 
 
 class Worker:
@@ -57,6 +64,7 @@ class Worker:
         self.lease, self.batch, self.poll = lease, batch, poll
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._slots = asyncio.Semaphore(concurrency)
+        self._next_purge = datetime.min.replace(tzinfo=UTC)
         self.listening = asyncio.Event()
         """Set once the worker hears schedule changes (LISTEN is in place)."""
 
@@ -96,6 +104,9 @@ class Worker:
                 self.held.pop(key, None)
             else:
                 self.held[key] = after
+        if self.clock.now() >= self._next_purge:
+            await purge_idempotency_keys(self.scheduler_db, self.clock.now())
+            self._next_purge = self.clock.now() + PURGE_EVERY
         LEASES_HELD.set(len(self.held))
         QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
 
