@@ -77,10 +77,3 @@ async def test_a_local_time_fires_at_its_utc_instant(
     clock.set(expected)
     await worker.tick()
     assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "published"
-
-
-async def test_the_two_readings_of_a_repeated_hour_are_an_hour_apart() -> None:
-
-    first = datetime(2027, 11, 7, 1, 30, tzinfo=ZoneInfo("America/New_York"), fold=0)
-    second = first.replace(fold=1)
-    assert second.astimezone(UTC) - first.astimezone(UTC) == timedelta(hours=1)
