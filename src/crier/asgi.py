@@ -32,7 +32,7 @@ def create() -> FastAPI:
         pool_size=settings.db_pool_size,
     )
     data = settings.resolved_data_dir
-    platforms = Platforms(settings.resolved_sandbox_url)
+    platforms = Platforms(settings.resolved_sandbox_url, media_base_url=settings.base_url)
     app = create_app(
         db,
         Vault.from_settings(settings.secret_key, data),

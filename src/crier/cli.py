@@ -211,7 +211,7 @@ async def _serve(
         message = await banner(db, settings, urls) if callable(banner) else None
         vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)
         data = settings.resolved_data_dir
-        platforms = Platforms(settings.resolved_sandbox_url)
+        platforms = Platforms(settings.resolved_sandbox_url, media_base_url=settings.base_url)
         app = create_app(db, vault, LocalStorage(data / "media"), data / "tmp", platforms)
         servers = [_server(app, settings.host, settings.port)]
         stop = asyncio.Event()
@@ -313,7 +313,7 @@ def worker() -> None:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
             db = await _open(settings, urls)
-            platforms = Platforms(settings.resolved_sandbox_url)
+            platforms = Platforms(settings.resolved_sandbox_url, media_base_url=settings.base_url)
             try:
                 await _work(settings, urls, db, platforms, stop)
             finally:

@@ -381,3 +381,40 @@ async def test_a_refused_refresh_expires_the_account_and_fails_with_auth_expired
     assert (delivery["status"], delivery["error_code"]) == ("failed", "auth_expired")
     assert delivery["attempts"] == []
     assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "failed"
+
+
+async def test_media_are_sent_in_the_crop_the_platform_prefers(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+) -> None:
+    from tests.media.conftest import image_bytes, mp4_bytes
+
+    image = (
+        await tenant.post("/v1/media", files={"file": ("a.png", image_bytes("PNG"), "image/png")})
+    ).json()["id"]
+    video = (
+        await tenant.post("/v1/media", files={"file": ("v.mp4", mp4_bytes(), "video/mp4")})
+    ).json()["id"]
+    account = await sandbox_account(tenant)
+    posts = []
+    for media in ([image], [video]):
+        response = await tenant.post(
+            "/v1/posts",
+            json={
+                "payload": {"text": "with media", "media_ids": media},
+                "targets": [{"social_account_id": account}],
+                "status": "scheduled",
+                "publish_at": at(clock, minutes=1),
+            },
+        )
+        assert response.status_code == 201, response.text
+        posts.append(response.json()["id"])
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    keys = {d["id"]: post for post in posts for d in await deliveries(tenant, post)}
+    sent = {keys[p["idempotency_key"]]: p["media"] for p in await received_for(control, set(keys))}
+    assert sent[posts[0]] == [
+        {"kind": "image", "url": f"http://127.0.0.1:8000/v1/media/{image}/file?variant=square"}
+    ]
+    assert sent[posts[1]] == [
+        {"kind": "video", "url": f"http://127.0.0.1:8000/v1/media/{video}/file"}
+    ]

@@ -34,9 +34,15 @@ class Platforms:
     """Every adapter, by platform name. Close it to release its connections."""
 
     def __init__(
-        self, sandbox_url: str, clock: Clock | None = None, timeout: httpx.Timeout = TIMEOUT
+        self,
+        sandbox_url: str,
+        clock: Clock | None = None,
+        timeout: httpx.Timeout = TIMEOUT,
+        media_base_url: str = "http://127.0.0.1:8000",
     ) -> None:
         self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.media_base_url = media_base_url.rstrip("/")
+        """Where platforms are told to fetch media (this API's public address)."""
 
         self.sandbox = SandboxAdapter(self.http, sandbox_url, clock)
 

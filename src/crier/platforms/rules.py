@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+from uuid import UUID
+
+from crier.platforms.base import MediaRef, Prepared
 
 
 class MediaLike(Protocol):
@@ -123,3 +126,29 @@ def check_content(platform: str, text: str, media: Sequence[MediaLike]) -> list[
 def preferred_crop(platform: str) -> str:
     """The name of the media variant this platform's payload should use."""
     return RULES[platform].preferred_crop
+
+
+class AssetLike(Protocol):
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def category(self) -> str: ...
+
+    @property
+    def variants(self) -> list[dict[str, Any]]: ...
+
+
+def shape_for(
+    platform: str, text: str, assets: Sequence[AssetLike], media_base_url: str
+) -> Prepared:
+    """A post shaped for `platform`: each image in the crop the platform prefers (the
+    original when the asset has no such variant, as videos do)."""
+    crop = preferred_crop(platform)
+    media = []
+    for asset in assets:
+        url = f"{media_base_url}/v1/media/{asset.id}/file"
+        if crop != "original" and any(v["name"] == crop for v in asset.variants):
+            url += f"?variant={crop}"
+        media.append(MediaRef(kind=asset.category, url=url))
+    return Prepared(text=text, media=media)

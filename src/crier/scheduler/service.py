@@ -20,10 +20,12 @@ from crier.delivery import repository as delivery_repository
 from crier.kit.db import Database
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
+from crier.media import repository as media_repository
 from crier.models import Delivery, DeliveryAttempt, Post, SocialAccount
 from crier.platforms.base import Prepared, Published
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import Platforms
+from crier.platforms.rules import shape_for
 from crier.post import repository as post_repository
 from crier.post.schemas import PostPayload
 from crier.scheduler.metrics import DELIVERY_ATTEMPTS, PUBLISH_LATENESS
@@ -155,16 +157,25 @@ async def fire(
         assert post is not None
         post.status = "publishing"
         payload = PostPayload.model_validate(post.payload)
+        found = await media_repository.get_many(session, payload.media_ids)
+        assets = [found[m] for m in payload.media_ids if m in found]
         deliveries = [
             d
             for d in await delivery_repository.of_post(session, held.post_id)
             if d.status in ("pending", "sending")
             and (d.next_attempt_at is None or d.next_attempt_at <= now)
         ]
-    content = Prepared(text=payload.text)
     await asyncio.gather(
         *(
-            _deliver(db, platforms, vault, clock, held.workspace_id, d.id, content)
+            _deliver(
+                db,
+                platforms,
+                vault,
+                clock,
+                held.workspace_id,
+                d.id,
+                shape_for(d.platform, payload.text, assets, platforms.media_base_url),
+            )
             for d in deliveries
         )
     )
