@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
+from sqlalchemy import func, select
+
 from crier.kit.db import Database
-from crier.models import Post
+from crier.models import Post, PostTarget
 from tests.conftest import FakeClock, MakeTenant, Tenant, assert_problem
 from tests.media.conftest import image_bytes
 from tests.post.conftest import at, create, draft_body, force_status, sandbox_account, with_etag
@@ -270,13 +272,8 @@ async def test_a_draft_does_not_pin_its_media(tenant: Tenant) -> None:
     assert_problem(response, 422, "validation-error")
 
 
-async def test_scheduling_past_the_monthly_limit_is_403(
-    make_tenant: MakeTenant, clock: FakeClock, db: Database
-) -> None:
-    tenant = await make_tenant(plan="free")
-    account = await sandbox_account(tenant)
-    clock.set(clock.now().replace(day=10))
-    publish_at = clock.now() + timedelta(days=5)
+async def schedule_directly(db: Database, tenant: Tenant, publish_at: datetime, count: int) -> None:
+    """Fill the month of `publish_at` with `count` scheduled posts, past the API."""
     async with db.workspace_transaction(UUID(tenant.id)) as session:
         session.add_all(
             Post(
@@ -286,8 +283,18 @@ async def test_scheduling_past_the_monthly_limit_is_403(
                 publish_at=publish_at,
                 payload={"text": "x"},
             )
-            for _ in range(100)
+            for _ in range(count)
         )
+
+
+async def test_scheduling_past_the_monthly_limit_is_403(
+    make_tenant: MakeTenant, clock: FakeClock, db: Database
+) -> None:
+    tenant = await make_tenant(plan="free")
+    account = await sandbox_account(tenant)
+    clock.set(clock.now().replace(day=10))
+    publish_at = clock.now() + timedelta(days=5)
+    await schedule_directly(db, tenant, publish_at, 100)
     response = await create(
         tenant, draft_body(account, status="scheduled", publish_at=publish_at.isoformat())
     )
@@ -296,6 +303,27 @@ async def test_scheduling_past_the_monthly_limit_is_403(
     next_month = (publish_at + timedelta(days=31)).isoformat()
     ok = await create(tenant, draft_body(account, status="scheduled", publish_at=next_month))
     assert ok.status_code == 201
+
+
+async def test_concurrent_creates_at_the_monthly_limit_take_only_the_slots_left(
+    make_tenant: MakeTenant, clock: FakeClock, db: Database
+) -> None:
+    tenant = await make_tenant(plan="free")
+    account = await sandbox_account(tenant)
+    media = await upload(tenant)
+    clock.set(clock.now().replace(day=10))
+    publish_at = clock.now() + timedelta(days=5)
+    await schedule_directly(db, tenant, publish_at, 98)
+    body = draft_body(account, status="scheduled", publish_at=publish_at.isoformat())
+    body["payload"]["media_ids"] = [media]
+    responses = await asyncio.gather(*(create(tenant, body) for _ in range(6)))
+    assert sorted(r.status_code for r in responses) == [201] * 2 + [403] * 4
+    # The refused creates left nothing behind: no post, no target, no media use.
+    assert (await tenant.get(f"/v1/media/{media}")).json()["usage_count"] == 2
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        posts = await session.scalar(select(func.count()).select_from(Post))
+        targets = await session.scalar(select(func.count()).select_from(PostTarget))
+    assert (posts, targets) == (100, 2)
 
 
 async def test_concurrent_scheduled_creates_in_one_workspace_all_succeed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,10 @@ from sqlalchemy import delete, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.ids import new_id
+from crier.kit.sql import queries
 from crier.models import Post, PostMedia, PostTarget, SocialAccount
+
+QUERIES = queries(__file__, "queries.sql")
 
 # Statuses of a post that has been, or is being, scheduled: what the monthly plan limit counts.
 SCHEDULED_STATUSES = ("scheduled", "queued", "publishing", "published", "failed")
@@ -114,10 +118,19 @@ async def targets_of(
     return found
 
 
-def add_targets(
-    session: AsyncSession, post: Post, wanted: Sequence[tuple[UUID, dict[str, Any]]]
-) -> list[PostTarget]:
-    """Targets of a post that has none yet."""
+async def insert_post(
+    session: AsyncSession,
+    post: Post,
+    wanted: Sequence[tuple[UUID, dict[str, Any]]],
+    media_ids: Sequence[UUID],
+    quota_month: tuple[datetime, datetime] | None,
+) -> tuple[list[PostTarget], int | None]:
+    """Write a new post with its targets and media links in one round trip.
+
+    `post` is built but not added to the session; its server defaults (version, timestamps)
+    are filled in. With `quota_month`, the workspace is locked until commit and the posts
+    already scheduled in that month are counted and returned, for the plan limit.
+    """
     targets = [
         PostTarget(
             id=new_id(),
@@ -128,15 +141,38 @@ def add_targets(
         )
         for account, settings in wanted
     ]
-    session.add_all(targets)
-    return targets
-
-
-def add_media_links(session: AsyncSession, post: Post, media_ids: Sequence[UUID]) -> None:
-    """Media links of a post that has none yet (a trigger keeps usage counts)."""
-    session.add_all(
-        PostMedia(workspace_id=post.workspace_id, post_id=post.id, media_id=m) for m in media_ids
-    )
+    row = (
+        await session.execute(
+            QUERIES["insert_post"],
+            {
+                "workspace_id": post.workspace_id,
+                "id": post.id,
+                "author_id": post.author_id,
+                "status": post.status,
+                "publish_at": post.publish_at,
+                "timezone": post.timezone,
+                "payload": json.dumps(post.payload),
+                "targets": json.dumps(
+                    [
+                        {
+                            "id": str(t.id),
+                            "social_account_id": str(t.social_account_id),
+                            "platform_settings": t.platform_settings,
+                        }
+                        for t in targets
+                    ]
+                ),
+                "media_link_ids": [new_id() for _ in media_ids],
+                "media_ids": list(media_ids),
+                "quota_from": quota_month[0] if quota_month else None,
+                "quota_to": quota_month[1] if quota_month else None,
+            },
+        )
+    ).one()
+    post.version, post.created_at, post.updated_at = row.version, row.created_at, row.updated_at
+    for target in targets:
+        target.created_at = target.updated_at = row.created_at
+    return targets, row.scheduled_in_month
 
 
 async def replace_targets(

@@ -36,6 +36,7 @@ from crier.post.schemas import (
 from crier.scheduler.service import MAX_ATTEMPTS
 from crier.social_account import repository as account_repository
 from crier.social_account.schemas import Platform
+from crier.workspace import plans
 from crier.workspace.service import check_timezone, enforce_scheduled_posts_limit
 
 LOCK_WINDOW = timedelta(minutes=5)
@@ -326,19 +327,27 @@ async def create_post(
         timezone=data.timezone,
         payload=data.payload.model_dump(mode="json"),
     )
+    quota_month = None
     if scheduling:
         _check_schedulable(post, data.targets, accounts, media, now)
-    session.add(post)
-    targets = repository.add_targets(
-        session, post, [(t.social_account_id, t.platform_settings) for t in data.targets]
+        assert post.publish_at is not None
+        # The quota's months are the workspace's, whatever the post's own timezone.
+        quota_month = plans.month_of(post.publish_at, principal.workspace_timezone)
+    targets, scheduled_in_month = await repository.insert_post(
+        session,
+        post,
+        [(t.social_account_id, t.platform_settings) for t in data.targets],
+        data.payload.media_ids,
+        quota_month,
     )
-    repository.add_media_links(session, post, data.payload.media_ids)
-    await session.flush()
-    if scheduling:
-        await _enforce_monthly_limit(session, principal, post)
+    if scheduled_in_month is not None:
+        plans.enforce(principal.workspace_plan, "scheduled_posts_per_month", scheduled_in_month)
     warnings = offset_warnings(data.publish_at, data.timezone or principal.workspace_timezone)
     shown_targets = [(t, accounts[t.social_account_id].platform) for t in targets]
-    return await _one(session, post, principal, now, warnings, shown_targets)
+    shown = await view(
+        session, [post], principal.workspace_timezone, now, warnings, {post.id: shown_targets}
+    )
+    return shown[0]
 
 
 async def _enforce_monthly_limit(session: AsyncSession, principal: Principal, post: Post) -> None:

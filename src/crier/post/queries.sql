@@ -1,0 +1,33 @@
+-- name: insert_post
+-- A new post with its targets and media links, in one round trip. When scheduling, the
+-- workspace is then locked and the posts already scheduled in the post's quota month are
+-- counted (leaving this one out), for the plan limit; `scheduled_in_month` is NULL otherwise.
+-- The media links' trigger keeps each asset's usage count.
+WITH post AS (
+    INSERT INTO posts (workspace_id, id, author_id, status, publish_at, timezone, payload)
+    VALUES (
+        :workspace_id, :id, :author_id, :status, :publish_at, :timezone,
+        CAST(:payload AS jsonb)
+    )
+    RETURNING workspace_id, id, version, created_at, updated_at
+), targets AS (
+    INSERT INTO post_targets (workspace_id, id, post_id, social_account_id, platform_settings)
+    SELECT post.workspace_id, t.id, post.id, t.social_account_id, t.platform_settings
+    FROM post, jsonb_to_recordset(CAST(:targets AS jsonb))
+        AS t (id uuid, social_account_id uuid, platform_settings jsonb)
+), media AS (
+    INSERT INTO post_media (workspace_id, id, post_id, media_id)
+    SELECT post.workspace_id, m.id, post.id, m.media_id
+    FROM post, unnest(CAST(:media_link_ids AS uuid[]), CAST(:media_ids AS uuid[]))
+        AS m (id, media_id)
+)
+SELECT
+    post.version,
+    post.created_at,
+    post.updated_at,
+    CASE WHEN CAST(:quota_from AS timestamptz) IS NOT NULL THEN
+        crier_lock_and_count_scheduled(
+            CAST(:quota_from AS timestamptz), CAST(:quota_to AS timestamptz), post.id
+        )
+    END AS scheduled_in_month
+FROM post
