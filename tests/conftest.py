@@ -28,12 +28,13 @@ from crier.app import create_app
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db import migrate as migrations
 from crier.kit.db.embedded import EmbeddedPostgres
-from crier.kit.db.engine import APP_ROLE, sqlalchemy_url
+from crier.kit.db.engine import APP_ROLE, SCHEDULER_ROLE, sqlalchemy_url
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
 from crier.platforms.sandbox.server import create_sandbox_app
 from crier.platforms.sandbox.store import Store
+from crier.webhook.outbound import Guard
 from crier.workspace.service import create_workspace
 from tests.servers import serving
 
@@ -176,6 +177,15 @@ async def sandbox_url(clock: FakeClock) -> AsyncIterator[str]:
     store.close()
 
 
+@pytest.fixture(scope="module")
+async def scheduler_db(db_urls: DatabaseUrls) -> AsyncIterator[Database]:
+    """The scheduler role's database: what workers and webhook dispatchers claim with."""
+    database = Database(db_urls, pool_size=4, role=SCHEDULER_ROLE)
+    await database.verify_app_role()
+    yield database
+    await database.dispose()
+
+
 @pytest.fixture(scope="session")
 async def http(
     db: Database,
@@ -187,7 +197,10 @@ async def http(
 ) -> AsyncIterator[httpx.AsyncClient]:
     platforms = Platforms(sandbox_url, clock)
     spool = Path(tmp_path_factory.mktemp("spool"))
-    app = create_app(db, vault, storage, spool, platforms, clock)
+    # Webhook receivers in tests run on 127.0.0.1.
+    app = create_app(
+        db, vault, storage, spool, platforms, clock, webhook_guard=Guard(allow_loopback=True)
+    )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://crier.test") as client:
         yield client

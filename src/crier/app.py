@@ -35,6 +35,8 @@ from crier.platforms.registry import Platforms
 from crier.post.endpoints import router as post_router
 from crier.problems.endpoints import router as problems_router
 from crier.social_account.endpoints import router as social_account_router
+from crier.webhook.endpoints import router as webhook_router
+from crier.webhook.outbound import Guard
 from crier.workspace.endpoints import router as workspace_router
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def create_app(
     spool_dir: Path,
     platforms: Platforms,
     clock: Clock | None = None,
+    webhook_guard: Guard | None = None,
 ) -> FastAPI:
     """Build the API around an open database, a media storage and the platform adapters."""
     app = FastAPIOffline(
@@ -96,6 +99,7 @@ def create_app(
     app.state.storage = storage
     app.state.spool_dir = spool_dir
     app.state.platforms = platforms
+    app.state.webhook_guard = webhook_guard or Guard()
 
     for router in (
         workspace_router,
@@ -104,6 +108,7 @@ def create_app(
         social_account_router,
         media_router,
         post_router,
+        webhook_router,
     ):
         app.include_router(router, prefix="/v1")
     app.include_router(problems_router)

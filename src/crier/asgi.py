@@ -18,6 +18,7 @@ from crier.kit.db import Database, DatabaseUrls
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
+from crier.webhook.outbound import Guard
 
 
 def create() -> FastAPI:
@@ -39,6 +40,7 @@ def create() -> FastAPI:
         LocalStorage(data / "media"),
         data / "tmp",
         platforms,
+        webhook_guard=Guard(allow_loopback=settings.webhook_allow_loopback),
     )
 
     @asynccontextmanager

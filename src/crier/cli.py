@@ -26,6 +26,7 @@ from crier.kit.logs import configure as configure_logs
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
+from crier.webhook.outbound import Guard
 
 cli = typer.Typer(
     help="Crier: self-hostable social-media scheduling with a public REST API.",
@@ -137,6 +138,8 @@ def run(
     (default ./.crier) for the next run.
     """
     settings = _with_address(Settings(), host, port)
+    # Everything runs on this machine: webhook receivers may be too.
+    settings.webhook_allow_loopback = True
     with database_server(settings) as urls:
         migrations.upgrade(urls.owner)
         _serve_until_interrupted(settings, urls, banner=_demo_banner, with_sandbox=True)
@@ -187,6 +190,8 @@ async def _demo_banner(db: Database, settings: Settings, urls: DatabaseUrls) -> 
             f"  Sandbox:    {settings.resolved_sandbox_url} (a local platform; /control to "
             "inject faults)",
             "  Scheduler:  running: due posts are published on time",
+            "  Webhooks:   sent, signed; receivers on this machine (loopback) are allowed "
+            "in this demo",
             f"  Workspace:  {demo.slug} ({demo.workspace_id})"
             + ("  [created now]" if demo.created else ""),
             f"  API key:    {demo.api_key}",
@@ -212,7 +217,14 @@ async def _serve(
         vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)
         data = settings.resolved_data_dir
         platforms = Platforms(settings.resolved_sandbox_url, media_base_url=settings.base_url)
-        app = create_app(db, vault, LocalStorage(data / "media"), data / "tmp", platforms)
+        app = create_app(
+            db,
+            vault,
+            LocalStorage(data / "media"),
+            data / "tmp",
+            platforms,
+            webhook_guard=Guard(allow_loopback=settings.webhook_allow_loopback),
+        )
         servers = [_server(app, settings.host, settings.port)]
         stop = asyncio.Event()
         background = []
@@ -232,10 +244,11 @@ async def _serve(
 async def _work(
     settings: Settings, urls: DatabaseUrls, db: Database, platforms: Platforms, stop: asyncio.Event
 ) -> None:
-    """A scheduler worker until `stop` is set."""
+    """A scheduler worker and a webhook dispatcher until `stop` is set."""
     from crier.kit.db.engine import SCHEDULER_ROLE
     from crier.kit.time import SystemClock
     from crier.scheduler.worker import Worker
+    from crier.webhook.dispatcher import Dispatcher
 
     scheduler_db = Database(urls, pool_size=2, role=SCHEDULER_ROLE)
 
@@ -251,7 +264,16 @@ async def _work(
             lease=timedelta(seconds=settings.worker_lease_seconds),
             poll=timedelta(seconds=settings.worker_poll_seconds),
         )
-        await worker.run(stop)
+        dispatcher = Dispatcher(
+            db,
+            scheduler_db,
+            vault,
+            SystemClock(),
+            guard=Guard(allow_loopback=settings.webhook_allow_loopback),
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+            disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+        )
+        await asyncio.gather(worker.run(stop), dispatcher.run(stop))
     finally:
         await scheduler_db.dispose()
 

@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         default=1, gt=0, description="The scheduler's safety-net poll, between wake-ups."
     )
+    webhook_allow_loopback: bool = Field(
+        default=False,
+        description="Let webhook endpoints be on this machine (127.0.0.1, ::1). Private, "
+        "link-local and metadata addresses are refused regardless. `crier run` allows it.",
+    )
+    webhook_disable_after_hours: float = Field(
+        default=120, gt=0, description="Disable an endpoint after it fails this long in a row."
+    )
     secret_key: str | None = Field(
         default=None,
         description=(

@@ -40,6 +40,15 @@ INSERTS: dict[str, str] = {
     "delivery_attempts": "INSERT INTO delivery_attempts "
     "(workspace_id, id, delivery_id, number, started_at) "
     "VALUES (%(ws)s, %(id)s, %(delivery)s, %(number)s, now())",
+    "webhook_endpoints": "INSERT INTO webhook_endpoints (workspace_id, id, url, secret) "
+    "VALUES (%(ws)s, %(id)s, 'https://hooks.example.com/crier', '\\x00')",
+    "webhook_events": "INSERT INTO webhook_events (workspace_id, id, type, payload) "
+    "VALUES (%(ws)s, %(id)s, 'post.scheduled', '{}')",
+    "webhook_deliveries": "INSERT INTO webhook_deliveries "
+    "(workspace_id, id, event_id, endpoint_id) VALUES (%(ws)s, %(id)s, %(event)s, %(endpoint)s)",
+    "webhook_attempts": "INSERT INTO webhook_attempts "
+    "(workspace_id, id, delivery_id, number, started_at, duration_ms) "
+    "VALUES (%(ws)s, %(id)s, %(webhook_delivery)s, %(number)s, now(), 5)",
     "idempotency_keys": "INSERT INTO idempotency_keys (workspace_id, id, key, fingerprint, "
     "response_status, response_headers, response_body, expires_at) "
     "VALUES (%(ws)s, %(id)s, %(external)s, 'f', 201, '{}', '\\x00', now())",
@@ -119,6 +128,12 @@ def seed(urls: DatabaseUrls, ws: uuid.UUID) -> Seeded:
                 seeded.refs["target"] = params["id"]
             if table == "deliveries":
                 seeded.refs["delivery"] = params["id"]
+            if table == "webhook_endpoints":
+                seeded.refs["endpoint"] = params["id"]
+            if table == "webhook_events":
+                seeded.refs["event"] = params["id"]
+            if table == "webhook_deliveries":
+                seeded.refs["webhook_delivery"] = params["id"]
         return seeded
 
 

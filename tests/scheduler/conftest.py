@@ -7,20 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from crier.kit.db import Database, DatabaseUrls
-from crier.kit.db.engine import SCHEDULER_ROLE
+from crier.kit.db import Database
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock
-
-
-@pytest.fixture(scope="module")
-async def scheduler_db(db_urls: DatabaseUrls) -> AsyncIterator[Database]:
-    database = Database(db_urls, pool_size=4, role=SCHEDULER_ROLE)
-    await database.verify_app_role()
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture

@@ -70,6 +70,13 @@ async def test_the_scheduler_sees_only_what_it_needs(
             "SELECT * FROM members",
             "SELECT * FROM social_accounts",
             "UPDATE posts SET payload = '{}'",
+            "SELECT url FROM webhook_endpoints",
+            "SELECT secret FROM webhook_endpoints",
+            "SELECT payload FROM webhook_events",
+            "SELECT event_id FROM webhook_deliveries",
+            "UPDATE webhook_deliveries SET status = 'succeeded'",
+            "UPDATE webhook_endpoints SET enabled = false",
+            "SELECT * FROM webhook_attempts",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
                 conn.execute(forbidden)

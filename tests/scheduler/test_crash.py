@@ -124,6 +124,7 @@ def workers(
         CRIER_WORKER_LEASE_SECONDS=str(LEASE_SECONDS),
         CRIER_WORKER_POLL_SECONDS="0.5",
         CRIER_WORKER_METRICS_PORT="0",
+        CRIER_WEBHOOK_ALLOW_LOOPBACK="true",
     )
     if db_urls.scheduler is not None:
         env["CRIER_SCHEDULER_DATABASE_URL"] = db_urls.scheduler.render_as_string(
@@ -345,6 +346,7 @@ async def test_a_worker_outlives_a_database_restart(
         CRIER_WORKER_LEASE_SECONDS=str(LEASE_SECONDS),
         CRIER_WORKER_POLL_SECONDS="0.5",
         CRIER_WORKER_METRICS_PORT="0",
+        CRIER_WEBHOOK_ALLOW_LOOPBACK="true",
     )
     log = tmp_path / "worker.log"
     pool = Workers(env, log=log)

@@ -33,6 +33,7 @@ class Attempt(BaseModel):
 
 class Delivery(BaseModel):
     id: UUID = Field(description="Identifier of the delivery; also its idempotency key.")
+    post_id: UUID = Field(description="The post delivered.")
     target_id: UUID = Field(description="The post target this delivery sends.")
     social_account_id: UUID = Field(description="The account published to.")
     platform: str = Field(description="That account's platform.")

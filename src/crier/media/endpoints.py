@@ -13,7 +13,7 @@ from crier.auth.dependencies import IdempotentRequest, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.errors import NotFound, ValidationFailed, field_error
-from crier.kit.http import DbSession, problem_responses
+from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.media import service
@@ -167,9 +167,9 @@ async def download_media(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def delete_media(
-    media_id: MediaId, request: Request, _: CanDelete, session: DbSession
+    media_id: MediaId, request: Request, _: CanDelete, session: DbSession, clock: RequestClock
 ) -> Response:
     """Delete an asset and its files. Refused (`media-in-use`, naming the posts) while a
     scheduled, queued or publishing post uses it."""
-    await service.delete_media(session, request.app.state.storage, media_id)
+    await service.delete_media(session, request.app.state.storage, media_id, clock.now())
     return Response(status_code=status.HTTP_204_NO_CONTENT)

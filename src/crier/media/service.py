@@ -9,6 +9,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from crier.media.schemas import MediaAsset as MediaAssetOut
 from crier.media.schemas import MediaCategory, MediaVariant
 from crier.media.variants import make_variants
 from crier.models import MediaAsset
+from crier.webhook import events
+from crier.webhook.events import EventType
 from crier.workspace import plans
 from crier.workspace import repository as workspace_repository
 
@@ -222,7 +225,9 @@ async def list_media(
     return [to_schema(a) for a in rows]
 
 
-async def delete_media(session: AsyncSession, storage: Storage, media_id: UUID) -> None:
+async def delete_media(
+    session: AsyncSession, storage: Storage, media_id: UUID, now: datetime
+) -> None:
     """Delete an asset and its files, unless a post about to publish uses it.
 
     The asset row is locked first, and scheduling a post locks its media against deletion,
@@ -239,8 +244,10 @@ async def delete_media(session: AsyncSession, storage: Storage, media_id: UUID) 
             posts=[str(p) for p in pinned],
         )
     paths = [asset.storage_path, *(v["storage_path"] for v in asset.variants)]
+    shown = to_schema(asset)
     await session.delete(asset)
     await session.flush()
+    await events.emit(session, now, EventType.MEDIA_DELETED, shown)
     after_commit(session, partial(_delete_files, storage, paths))
 
 

@@ -9,6 +9,7 @@ from crier.models.member import ApiKey, Member, User
 from crier.models.post import Post, PostMedia, PostTarget
 from crier.models.review import Review
 from crier.models.social_account import SocialAccount
+from crier.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from crier.models.workspace import Workspace
 
 __all__ = [
@@ -27,5 +28,9 @@ __all__ = [
     "SocialAccount",
     "TenantModel",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "Workspace",
 ]

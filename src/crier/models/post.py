@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKeyConstraint,
@@ -59,6 +60,8 @@ class Post(TenantModel):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     author_id: Mapped[UUID] = mapped_column()
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    event_sequence: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """The sequence number of the post's last webhook event."""
     locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

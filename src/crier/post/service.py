@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
+from crier.delivery import MAX_ATTEMPTS
 from crier.delivery import repository as delivery_repository
 from crier.kit.concurrency import require_match
 from crier.kit.errors import Conflict, CrierError, NotFound, ValidationFailed, field_error
@@ -33,9 +34,10 @@ from crier.post.schemas import (
     TargetIn,
     Warning,
 )
-from crier.scheduler.service import MAX_ATTEMPTS
 from crier.social_account import repository as account_repository
 from crier.social_account.schemas import Platform
+from crier.webhook import events
+from crier.webhook.events import EventType
 from crier.workspace import plans
 from crier.workspace.service import check_timezone, enforce_scheduled_posts_limit
 
@@ -207,6 +209,13 @@ async def _one(
     return shown[0]
 
 
+async def _announce(session: AsyncSession, now: datetime, type_: EventType, shown: PostOut) -> None:
+    """Write the post's webhook event, in this transaction, with the post as shown."""
+    await events.emit(
+        session, now, type_, shown.model_copy(update={"warnings": []}), post_id=shown.id
+    )
+
+
 async def _references(
     session: AsyncSession,
     targets: Sequence[TargetIn],
@@ -347,6 +356,8 @@ async def create_post(
     shown = await view(
         session, [post], principal.workspace_timezone, now, warnings, {post.id: shown_targets}
     )
+    if scheduling:
+        await _announce(session, now, EventType.POST_SCHEDULED, shown[0])
     return shown[0]
 
 
@@ -454,7 +465,10 @@ async def update_post(
         await _enforce_monthly_limit(session, principal, post)
     timezone = post.timezone or principal.workspace_timezone
     warnings = offset_warnings(data.publish_at, timezone) if "publish_at" in changes else []
-    return await _one(session, post, principal, now, warnings)
+    shown = await _one(session, post, principal, now, warnings)
+    if scheduled and changes & {"publish_at", "timezone"}:
+        await _announce(session, now, EventType.POST_SCHEDULED, shown)  # rescheduled
+    return shown
 
 
 async def schedule_post(
@@ -481,7 +495,9 @@ async def schedule_post(
     post.version += 1
     await _enforce_monthly_limit(session, principal, post)
     timezone = post.timezone or principal.workspace_timezone
-    return await _one(session, post, principal, now, offset_warnings(data.publish_at, timezone))
+    shown = await _one(session, post, principal, now, offset_warnings(data.publish_at, timezone))
+    await _announce(session, now, EventType.POST_SCHEDULED, shown)
+    return shown
 
 
 async def unschedule_post(
@@ -499,7 +515,9 @@ async def unschedule_post(
         raise PostNotEditable("Only a scheduled post can be unscheduled.", status=post.status)
     post.status = PostStatus.DRAFT.value
     post.version += 1
-    return await _one(session, post, principal, now)
+    shown = await _one(session, post, principal, now)
+    await _announce(session, now, EventType.POST_UNSCHEDULED, shown)
+    return shown
 
 
 async def cancel_post(
@@ -527,7 +545,9 @@ async def cancel_post(
     post.cancelled_by = principal.member_id
     post.version += 1
     await repository.release_media(session, post)
-    return await _one(session, post, principal, now)
+    shown = await _one(session, post, principal, now)
+    await _announce(session, now, EventType.POST_CANCELLED, shown)
+    return shown
 
 
 class PostNotRetryable(Conflict):
@@ -562,7 +582,9 @@ async def retry_post(
     # Back in the queue and already due: the scheduler claims it on its next round.
     post.status = PostStatus.SCHEDULED.value
     post.version += 1
-    return await _one(session, post, principal, now)
+    shown = await _one(session, post, principal, now)
+    await _announce(session, now, EventType.POST_SCHEDULED, shown)
+    return shown
 
 
 async def delete_post(

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crier.delivery import repository as delivery_repository
+from crier.delivery import service as delivery_service
 from crier.kit.db import Database
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
@@ -26,15 +29,17 @@ from crier.platforms.base import Prepared, Published
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import Platforms
 from crier.platforms.rules import shape_for
+from crier.post import events as post_events
 from crier.post import repository as post_repository
 from crier.post.schemas import PostPayload
 from crier.scheduler.metrics import DELIVERY_ATTEMPTS, PUBLISH_LATENESS
 from crier.social_account import repository as account_repository
+from crier.social_account.schemas import SocialAccount as SocialAccountOut
+from crier.webhook import events
+from crier.webhook.events import EventType
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
-"""Attempts in all for one send (a retry of a failed post allows as many again)."""
 BACKOFF_BASE = timedelta(seconds=2)
 REFRESH_MARGIN = timedelta(minutes=10)
 _IN_FLIGHT = ("queued", "publishing")
@@ -94,6 +99,8 @@ async def prepare(
         accounts = await account_repository.get_many(
             session, [t.social_account_id for t, _ in targets]
         )
+        if await post_events.last_event_type(session, post) != EventType.POST_QUEUED:
+            await post_events.announce(session, now, EventType.POST_QUEUED, post)
         stale = [
             a.id
             for a in accounts.values()
@@ -130,8 +137,15 @@ async def refresh_account(
             return
         async with db.workspace_transaction(workspace_id) as session:
             account = await account_repository.get(session, account_id)
-            if account is not None:
+            if account is not None and account.status != "expired":
                 account.status = "expired"
+                await session.flush()
+                await events.emit(
+                    session,
+                    clock.now(),
+                    EventType.SOCIAL_ACCOUNT_EXPIRED,
+                    SocialAccountOut.model_validate(account),
+                )
         return
     async with db.workspace_transaction(workspace_id) as session:
         account = await account_repository.get(session, account_id)
@@ -203,6 +217,8 @@ async def settle(db: Database, clock: Clock, held: Held, worker: str) -> Held | 
         post.version += 1
         post.lease_owner = None
         post.lease_expires_at = None
+        done = EventType.POST_FAILED if failed else EventType.POST_PUBLISHED
+        await post_events.announce(session, clock.now(), done, post)
         return None
 
 
@@ -231,6 +247,7 @@ async def _deliver(
         key = str(delivery.id)
         if unusable is not None:
             _fail(delivery, unusable, "the account cannot publish; reconnect it")
+            await _announce(session, clock.now(), delivery)
             return
     if uncertain:
         try:
@@ -288,6 +305,7 @@ async def _record_success(
         assert attempt is not None
         attempt.outcome, attempt.finished_at, attempt.http_status = "published", clock.now(), 201
         _published(delivery, published)
+        await _announce(session, clock.now(), delivery)
     DELIVERY_ATTEMPTS.labels("published", "").inc()
 
 
@@ -304,6 +322,7 @@ async def _record_found(
             last.finished_at = last.finished_at or clock.now()
             last.message = "found on the platform by its idempotency key"
         _published(delivery, published)
+        await _announce(session, clock.now(), delivery)
 
 
 async def _record_failure(
@@ -333,8 +352,21 @@ async def _record_failure(
             attempt.outcome = "failed"
             delivery.status = "failed"
             delivery.next_attempt_at = None
+            await _announce(session, clock.now(), delivery)
         outcome = attempt.outcome
     DELIVERY_ATTEMPTS.labels(outcome, error.code.value).inc()
+
+
+async def _announce(session: AsyncSession, now: datetime, delivery: Delivery) -> None:
+    """The delivery's final outcome as a webhook event, in this transaction."""
+    await session.flush()
+    shown = (await delivery_service.shown(session, [delivery]))[0]
+    type_ = (
+        EventType.POST_DELIVERY_PUBLISHED
+        if delivery.status == "published"
+        else EventType.POST_DELIVERY_FAILED
+    )
+    await events.emit(session, now, type_, shown, post_id=delivery.post_id)
 
 
 def _published(delivery: Delivery, published: Published) -> None:

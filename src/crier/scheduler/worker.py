@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-import psycopg
 from sqlalchemy.exc import DBAPIError
 
 from crier.kit.db import Database
+from crier.kit.db.notify import first_of, listen
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
@@ -126,7 +126,10 @@ class Worker:
         """Work until `stop` is set. A lost database is waited out, not fatal."""
         log.info("worker started", extra={"worker": self.id})
         wake = asyncio.Event()
-        listener = asyncio.create_task(self._listen(wake, stop))
+        # Scheduled, rescheduled or cancelled posts NOTIFY `crier_schedule` (a trigger).
+        listener = asyncio.create_task(
+            listen(self.app_db, "crier_schedule", wake, stop, self.listening)
+        )
         try:
             await self._loop(stop, wake)
         finally:
@@ -134,20 +137,6 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
         log.info("worker stopped", extra={"worker": self.id})
-
-    async def _listen(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
-        """Wake the loop at once when a post is scheduled, rescheduled or cancelled
-        (NOTIFY on `crier_schedule`, sent by a trigger on posts), instead of at the next poll.
-        """
-        while not stop.is_set():
-            try:
-                async with await self.app_db.listening_connection() as conn:
-                    await conn.execute("LISTEN crier_schedule")
-                    self.listening.set()
-                    async for _ in conn.notifies():
-                        wake.set()
-            except (DBAPIError, OSError, psycopg.Error):
-                await asyncio.sleep(1)  # the database is away: the poll still runs
 
     async def _loop(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         failures = 0
@@ -170,16 +159,4 @@ class Worker:
             due = self.next_due()
             if due is not None and not failures:
                 wait = min(wait, max(due - self.clock.now(), timedelta(0)))
-            await _first_of(stop, wake, wait)
-
-
-async def _first_of(stop: asyncio.Event, wake: asyncio.Event, within: timedelta) -> None:
-    """Wait until `stop` or `wake` is set, or `within` has passed."""
-    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
-    try:
-        await asyncio.wait(
-            waiters, timeout=within.total_seconds(), return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+            await first_of(stop, wake, wait)

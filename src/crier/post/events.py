@@ -1,0 +1,27 @@
+"""Webhook events about posts, written where the scheduler changes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crier.models import Post
+from crier.post.service import view
+from crier.webhook import events
+from crier.webhook.events import EventType
+from crier.workspace import repository as workspace_repository
+
+
+async def announce(session: AsyncSession, now: datetime, type_: EventType, post: Post) -> None:
+    """Write `type_` for `post`, with the post as the API shows it, in this transaction."""
+    await session.flush()
+    workspace = await workspace_repository.get(session, post.workspace_id)
+    assert workspace is not None
+    shown = (await view(session, [post], workspace.timezone, now))[0]
+    await events.emit(session, now, type_, shown, post_id=post.id)
+
+
+async def last_event_type(session: AsyncSession, post: Post) -> str | None:
+    """The type of the post's latest event, if it has one."""
+    return await events.latest_of(session, post.id, post.event_sequence)

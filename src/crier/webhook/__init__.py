@@ -1,0 +1,1 @@
+"""Webhooks: the event outbox, endpoints, and signed delivery with retries."""

@@ -1,0 +1,105 @@
+"""The event catalogue and the outbox: events are written in the transaction that causes
+them, so a rolled-back change emits nothing and a committed one is never lost."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crier.kit.ids import new_id
+from crier.kit.sql import queries
+
+QUERIES = queries(__file__, "queries.sql")
+CHANNEL = "crier_webhooks"
+
+
+class EventType(StrEnum):
+    POST_SCHEDULED = "post.scheduled"
+    POST_UNSCHEDULED = "post.unscheduled"
+    POST_QUEUED = "post.queued"
+    POST_PUBLISHED = "post.published"
+    POST_FAILED = "post.failed"
+    POST_CANCELLED = "post.cancelled"
+    POST_DELIVERY_PUBLISHED = "post.delivery.published"
+    POST_DELIVERY_FAILED = "post.delivery.failed"
+    SOCIAL_ACCOUNT_EXPIRED = "social_account.expired"
+    MEDIA_DELETED = "media.deleted"
+    WEBHOOK_TEST = "webhook.test"
+
+
+DESCRIPTIONS: dict[EventType, str] = {
+    EventType.POST_SCHEDULED: "A post was scheduled, rescheduled, or put back in the queue "
+    "by a retry. `data`: the post.",
+    EventType.POST_UNSCHEDULED: "A scheduled post went back to draft. `data`: the post.",
+    EventType.POST_QUEUED: "A worker took the post in hand, up to 5 minutes before its time; "
+    "it is locked from now on. `data`: the post.",
+    EventType.POST_PUBLISHED: "Every target of the post published. `data`: the post.",
+    EventType.POST_FAILED: "At least one target failed for good; the others may have "
+    "published (see the `post.delivery.*` events). `data`: the post.",
+    EventType.POST_CANCELLED: "The post was cancelled before publishing. `data`: the post.",
+    EventType.POST_DELIVERY_PUBLISHED: "One target published. `data`: the delivery, as "
+    "`GET /v1/posts/{id}/deliveries` lists it.",
+    EventType.POST_DELIVERY_FAILED: "One target failed for good. `data`: the delivery, "
+    "with its `error_code` and every attempt.",
+    EventType.SOCIAL_ACCOUNT_EXPIRED: "An account's token could not be refreshed: reconnect "
+    "it. `data`: the social account.",
+    EventType.MEDIA_DELETED: "A media asset was deleted. `data`: the asset as it was.",
+    EventType.WEBHOOK_TEST: "Sent by `POST /v1/webhook-endpoints/{id}/test`, to that "
+    "endpoint only. `data`: `{endpoint_id, message}`.",
+}
+
+POST_EVENTS = frozenset(t for t in EventType if t.value.startswith("post."))
+
+
+def _timestamp(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def emit(
+    session: AsyncSession,
+    now: datetime,
+    type_: EventType,
+    data: BaseModel | dict[str, Any],
+    *,
+    post_id: UUID | None = None,
+    endpoint_id: UUID | None = None,
+) -> UUID:
+    """Write an event, in this transaction, for every endpoint that wants it (or for
+    `endpoint_id` only). Events of a post carry the post's next sequence number.
+    Returns the event's id: its `webhook-id` in every delivery."""
+    content = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
+    event_id = new_id()
+    await session.execute(
+        QUERIES["emit_event"],
+        {
+            "id": event_id,
+            "type": type_.value,
+            "subject_id": post_id,
+            "timestamp": _timestamp(now),
+            "data": json.dumps(content),
+            "now": now,
+            "endpoint_id": endpoint_id,
+        },
+    )
+    return event_id
+
+
+async def notify(session: AsyncSession) -> None:
+    """Wake the dispatchers when this transaction commits."""
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
+async def latest_of(session: AsyncSession, post_id: UUID, sequence: int) -> str | None:
+    """The type of the post's event with this sequence number."""
+    found = await session.execute(
+        text("SELECT type FROM webhook_events WHERE subject_id = :post AND sequence = :sequence"),
+        {"post": post_id, "sequence": sequence},
+    )
+    return found.scalar_one_or_none()

@@ -1,0 +1,123 @@
+"""A webhook receiver on 127.0.0.1 that answers as scripted, and a dispatcher on the test
+clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from crier.kit.db import Database
+from crier.kit.vault import Vault
+from crier.webhook.dispatcher import Dispatcher
+from crier.webhook.outbound import Guard
+from tests.conftest import FakeClock, Tenant
+from tests.scheduler.conftest import platform_timeout, worker
+from tests.servers import serving
+
+__all__ = ["platform_timeout", "worker"]  # the scheduler's fixtures, for lifecycle events
+
+
+@dataclass
+class Call:
+    path: str
+    headers: dict[str, str]
+    body: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.body)
+        return found
+
+    def verify(self, secret: str) -> None:
+        """Check the signature as a receiver would, with the `standardwebhooks` library
+        (the timestamp check aside: the test clock may be far from the real one)."""
+        when = datetime.fromtimestamp(int(self.headers["webhook-timestamp"]), UTC)
+        expected = Webhook(secret).sign(self.headers["webhook-id"], when, self.body)
+        assert expected in self.headers["webhook-signature"].split(" ")
+
+
+@dataclass
+class Receiver:
+    """Answers each call with the next scripted status (200 once the script runs out);
+    `hang` paths never answer until the test ends."""
+
+    script: list[int | tuple[int, dict[str, str]]] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    hang: set[str] = field(default_factory=set)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    url: str = ""
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def called(self, path: str) -> None:
+        """Wait until `path` has been called."""
+        async with self.arrived:
+            await self.arrived.wait_for(lambda: bool(self.to(path)))
+
+    async def handle(self, request: Request) -> Response:
+        body = (await request.body()).decode()
+        self.calls.append(Call(request.url.path, dict(request.headers), body))
+        async with self.arrived:
+            self.arrived.notify_all()
+        if request.url.path in self.hang:
+            await self.released.wait()
+        status: int | tuple[int, dict[str, str]] = self.script.pop(0) if self.script else 200
+        if isinstance(status, tuple):
+            return Response(status_code=status[0], headers=status[1])
+        return Response(status_code=status)
+
+    def to(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.path == path]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    app = Starlette(routes=[Route("/{path:path}", found.handle, methods=["POST"])])
+    async with serving(app) as url:
+        found.url = url
+        yield found
+        found.released.set()
+
+
+@pytest.fixture
+async def dispatcher(
+    db: Database, scheduler_db: Database, vault: Vault, clock: FakeClock
+) -> AsyncIterator[Dispatcher]:
+    found = Dispatcher(
+        db,
+        scheduler_db,
+        vault,
+        clock,
+        guard=Guard(allow_loopback=True),
+        worker_id="test-dispatcher",
+        timeout=timedelta(seconds=2),
+    )
+    yield found
+    await found.close()
+
+
+async def deliver_due(dispatcher: Dispatcher, rounds: int = 20) -> None:
+    """Dispatch until nothing more is due now (at most `rounds` rounds)."""
+    for _ in range(rounds):
+        started = await dispatcher.tick()
+        await dispatcher.drain()
+        if not started:
+            return
+
+
+async def add_endpoint(tenant: Tenant, url: str, **extra: object) -> dict[str, Any]:
+    response = await tenant.post("/v1/webhook-endpoints", json={"url": url, **extra})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body

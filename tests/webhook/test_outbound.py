@@ -1,0 +1,85 @@
+"""The destination guard: what a webhook may be sent to, decided before any connection.
+
+Host names here exist only for the injected resolvers; no test connects anywhere but
+127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+
+from crier.kit.db import Database
+from crier.webhook.dispatcher import Dispatcher
+from crier.webhook.outbound import DestinationRefused, Guard
+from tests.conftest import FakeClock, Tenant
+from tests.post.conftest import at, create, draft_body, sandbox_account
+from tests.webhook.conftest import Receiver, add_endpoint, deliver_due
+
+
+def resolving_to(*addresses: str) -> Guard:
+    async def resolver(host: str, port: int) -> list[str]:
+        return list(addresses)
+
+    return Guard(resolver=resolver)
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.20.0.1", "private"),
+        ("192.168.0.10", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("fd00:ec2::254", "private"),
+        ("::ffff:192.168.0.1", "private"),
+        ("100.100.100.200", "reserved or shared"),
+        ("0.0.0.0", "private"),  # noqa: S104 - an address refused, not bound
+    ],
+)
+async def test_addresses_outside_the_public_internet_are_refused(address: str, kind: str) -> None:
+    with pytest.raises(DestinationRefused, match=kind):
+        await resolving_to(address).check("https://hooks.crier-guard.invalid/x")
+
+
+async def test_one_private_address_among_public_ones_is_enough_to_refuse() -> None:
+    with pytest.raises(DestinationRefused, match=r"10\.0\.0\.7"):
+        await resolving_to("93.184.215.14", "10.0.0.7").check("https://mixed.crier-guard.invalid/")
+
+
+async def test_a_public_address_passes_and_loopback_only_when_allowed() -> None:
+    await resolving_to("93.184.215.14").check("https://public.crier-guard.invalid/")
+
+    async def loopback(host: str, port: int) -> list[str]:
+        return ["127.0.0.1", "::1"]
+
+    await Guard(resolver=loopback, allow_loopback=True).check("http://local.invalid:9/")
+    with pytest.raises(DestinationRefused):
+        await Guard(resolver=loopback).check("http://local.invalid:9/")
+    with pytest.raises(DestinationRefused, match="private"):
+        await Guard(allow_loopback=True).check("http://10.0.0.1/")
+
+
+async def test_an_unresolvable_host_is_refused() -> None:
+    async def nowhere(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    with pytest.raises(DestinationRefused, match="could not be resolved"):
+        await Guard(resolver=nowhere).check("https://gone.crier-guard.invalid/")
+
+
+async def test_redirects_are_not_followed(
+    tenant: Tenant, clock: FakeClock, receiver: Receiver, dispatcher: Dispatcher, db: Database
+) -> None:
+    endpoint = await add_endpoint(tenant, f"{receiver.url}/hooks")
+    receiver.script = [(307, {"Location": "http://169.254.169.254/latest/meta-data"})]
+    account = await sandbox_account(tenant)
+    await create(tenant, draft_body(account, status="scheduled", publish_at=at(clock, hours=1)))
+    await deliver_due(dispatcher)
+    assert len(receiver.calls) == 1
+    listed = (await tenant.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries")).json()
+    delivery = listed["data"][0]
+    assert delivery["status"] == "pending"
+    assert delivery["attempts"][0]["status_code"] == 307
+    assert delivery["attempts"][0]["error"] == "answered 307"
