@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
+
+from crier.kit.db import Database
+from crier.workspace.service import create_workspace, slug_from_name
 from tests.conftest import MakeTenant, Tenant, assert_problem
 
 
@@ -68,3 +72,14 @@ async def test_plans_have_their_own_limits(make_tenant: MakeTenant) -> None:
 async def test_two_workspaces_never_see_each_other(tenant: Tenant, other_tenant: Tenant) -> None:
     assert (await tenant.get("/v1/workspace")).json()["id"] == tenant.id
     assert (await other_tenant.get("/v1/workspace")).json()["id"] == other_tenant.id
+
+
+async def test_workspaces_with_the_same_name_get_their_own_slugs(db: Database) -> None:
+    name = f"Same Name {secrets.token_hex(3)}"
+    slugs = []
+    for _ in range(3):
+        async with db.transaction() as session:
+            slugs.append((await create_workspace(session, name=name)).workspace.slug)
+    assert slugs[0] == slug_from_name(name)
+    assert len(set(slugs)) == 3
+    assert all(s.startswith(slug_from_name(name)) for s in slugs)

@@ -96,7 +96,8 @@ async def create_workspace(
                 await session.flush()
             break
         except IntegrityError:
-            session.expunge(workspace)
+            if workspace in session:  # the savepoint's rollback may have removed it already
+                session.expunge(workspace)
             if slug:
                 raise SlugTaken(f"The slug '{slug}' is taken.") from None
     else:  # pragma: no cover - six collisions in a row
