@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import posts, scheduler
+from bench import posts, scheduler, webhooks
 
-BENCHMARKS = {"posts": posts.main, "scheduler": scheduler.main}
+BENCHMARKS = {"posts": posts.main, "scheduler": scheduler.main, "webhooks": webhooks.main}
 
 
 def main() -> None:

@@ -103,6 +103,39 @@ def crier_server(urls: DatabaseUrls, folder: Path, workers: int = 1) -> Iterator
         yield base
 
 
+@contextmanager
+def crier_workers(
+    urls: DatabaseUrls, root: Path, key: str, sandbox_url: str, count: int, log: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` `crier worker` processes on this database, stopped afterwards."""
+    env = _environment(root)
+    env.update(
+        DATABASE_URL=urls.owner.render_as_string(hide_password=False),
+        CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),
+        CRIER_SCHEDULER_DATABASE_URL=urls.login_for("crier_scheduler").render_as_string(
+            hide_password=False
+        ),
+        CRIER_SANDBOX_URL=sandbox_url,
+        CRIER_SECRET_KEY=key,
+        CRIER_WORKER_METRICS_PORT="0",
+        CRIER_WEBHOOK_ALLOW_LOOPBACK="true",  # the benchmarks' receivers are on loopback
+    )
+    with log.open("ab") as out:
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "crier.cli", "worker"], env=env, stdout=out, stderr=out
+            )
+            for _ in range(count)
+        ]
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
+
+
 @dataclass
 class Measured:
     name: str

@@ -22,7 +22,7 @@ from uuid import UUID
 import httpx
 from sqlalchemy import func, select
 
-from bench.common import database, free_port
+from bench.common import crier_workers, database, free_port
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.vault import Vault
 from crier.models import Delivery, DeliveryAttempt, Post, PostTarget, SocialAccount
@@ -167,19 +167,6 @@ async def _measure(
     }
 
 
-def _start_workers(env: dict[str, str], log: Path) -> list[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        return [
-            subprocess.Popen(
-                [sys.executable, "-m", "crier.cli", "worker"],
-                env=env,
-                stdout=out,
-                stderr=out,
-            )
-            for _ in range(WORKERS)
-        ]
-
-
 async def _scenario(
     name: str, urls: DatabaseUrls, root: Path, vault_key: str, sandbox: str, times_from: object
 ) -> dict[str, float]:
@@ -188,26 +175,10 @@ async def _scenario(
     assert callable(times_from)
     times: list[datetime] = times_from(datetime.now(UTC) + LEAD)
     posts = await _schedule(db, ws, owner, accounts, times)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
-    env.update(
-        DATABASE_URL=urls.owner.render_as_string(hide_password=False),
-        CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),
-        CRIER_SCHEDULER_DATABASE_URL=urls.login_for("crier_scheduler").render_as_string(
-            hide_password=False
-        ),
-        CRIER_SANDBOX_URL=sandbox,
-        CRIER_SECRET_KEY=vault_key,
-        CRIER_DATA_DIR=str(root),
-        CRIER_WORKER_METRICS_PORT="0",
-    )
-    workers = _start_workers(env, root / f"{name}-workers.log")
     try:
-        return await _measure(db, ws, posts, max(times), sandbox)
+        with crier_workers(urls, root, vault_key, sandbox, WORKERS, root / f"{name}-workers.log"):
+            return await _measure(db, ws, posts, max(times), sandbox)
     finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(timeout=30)
         await db.dispose()
 
 

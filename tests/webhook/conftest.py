@@ -102,6 +102,7 @@ async def dispatcher(
         guard=Guard(allow_loopback=True),
         worker_id="test-dispatcher",
         timeout=timedelta(seconds=2),
+        per_endpoint=4,
     )
     yield found
     await found.close()

@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from crier.kit.db import Database
 from crier.models import Post, WebhookEvent
+from crier.scheduler import service as scheduler_service
 from crier.scheduler.worker import Worker
 from crier.webhook import events
 from crier.webhook.dispatcher import RETRY_SCHEDULE, Dispatcher
@@ -384,3 +385,24 @@ async def test_media_deletion_and_unscheduling_are_events(
     assert sent["media.deleted"]["data"]["id"] == media
     assert sent["media.deleted"]["sequence"] is None  # sequences number a post's events
     assert sent["post.unscheduled"]["data"]["status"] == "draft"
+
+
+async def test_a_post_taken_over_mid_publishing_is_not_announced_as_queued_again(
+    tenant: Tenant, clock: FakeClock, db: Database, worker: Worker
+) -> None:
+    post = await scheduled_post(tenant, clock, seconds=60)
+    post_id, workspace_id = UUID(str(post["id"])), UUID(tenant.id)
+    await worker.tick()  # queued and prepared
+    async with db.workspace_transaction(workspace_id) as session:
+        await events.emit(
+            session, clock.now(), EventType.POST_DELIVERY_PUBLISHED, {}, post_id=post_id
+        )
+    # Another worker takes the post over (its lease expired) and prepares it again.
+    await scheduler_service.prepare(
+        db, worker.platforms, worker.vault, clock, workspace_id, post_id, worker.id
+    )
+    async with db.workspace_transaction(workspace_id) as session:
+        types = (
+            await session.execute(select(WebhookEvent.type).order_by(WebhookEvent.sequence))
+        ).scalars()
+        assert list(types) == ["post.scheduled", "post.queued", "post.delivery.published"]

@@ -77,7 +77,11 @@ class WebhookDelivery(TenantModel):
         ),
         CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status_known"),
         Index(
-            "ix_webhook_deliveries_due", "next_attempt_at", postgresql_where="status = 'pending'"
+            "ix_webhook_deliveries_due",
+            "workspace_id",
+            "endpoint_id",
+            "next_attempt_at",
+            postgresql_where="status = 'pending'",
         ),
         Index(
             "ix_webhook_deliveries_order",

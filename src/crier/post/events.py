@@ -22,6 +22,20 @@ async def announce(session: AsyncSession, now: datetime, type_: EventType, post:
     await events.emit(session, now, type_, shown, post_id=post.id)
 
 
-async def last_event_type(session: AsyncSession, post: Post) -> str | None:
-    """The type of the post's latest event, if it has one."""
-    return await events.latest_of(session, post.id, post.event_sequence)
+# The events that mark a post's own steps, not its deliveries'.
+LIFECYCLE = frozenset(
+    {
+        EventType.POST_SCHEDULED,
+        EventType.POST_UNSCHEDULED,
+        EventType.POST_QUEUED,
+        EventType.POST_PUBLISHED,
+        EventType.POST_FAILED,
+        EventType.POST_CANCELLED,
+    }
+)
+
+
+async def last_step(session: AsyncSession, post: Post) -> str | None:
+    """The post's latest lifecycle event (`post.queued`, ...), if it has one: a worker that
+    takes over a post announced as queued does not announce it again."""
+    return await events.latest_of(session, post.id, LIFECYCLE)

@@ -99,7 +99,7 @@ async def prepare(
         accounts = await account_repository.get_many(
             session, [t.social_account_id for t, _ in targets]
         )
-        if await post_events.last_event_type(session, post) != EventType.POST_QUEUED:
+        if await post_events.last_step(session, post) != EventType.POST_QUEUED:
             await post_events.announce(session, now, EventType.POST_QUEUED, post)
         stale = [
             a.id

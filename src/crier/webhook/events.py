@@ -96,10 +96,15 @@ async def notify(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
-async def latest_of(session: AsyncSession, post_id: UUID, sequence: int) -> str | None:
-    """The type of the post's event with this sequence number."""
+async def latest_of(
+    session: AsyncSession, post_id: UUID, types: frozenset[EventType]
+) -> str | None:
+    """The type of the post's latest event among `types`, if it has one."""
     found = await session.execute(
-        text("SELECT type FROM webhook_events WHERE subject_id = :post AND sequence = :sequence"),
-        {"post": post_id, "sequence": sequence},
+        text(
+            "SELECT type FROM webhook_events WHERE subject_id = :post AND type = ANY(:types) "
+            "ORDER BY sequence DESC LIMIT 1"
+        ),
+        {"post": post_id, "types": [t.value for t in types]},
     )
     return found.scalar_one_or_none()

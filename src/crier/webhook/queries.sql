@@ -36,48 +36,86 @@ SELECT
     CASE WHEN EXISTS (SELECT 1 FROM deliveries) THEN pg_notify('crier_webhooks', '') END
 
 -- name: claim_due_deliveries
--- Lease due deliveries of enabled endpoints, across workspaces, as the scheduler role. A
--- delivery waits while an earlier event of the same post to the same endpoint is pending,
--- so each receiver gets a post's events in sequence order. No endpoint gets more than
--- `per_endpoint` calls in flight from one dispatcher: `busy_ids` are the endpoints this one
--- is calling already, with `busy_room` the calls each may still take.
+-- Lease due deliveries of enabled endpoints, across workspaces, as the scheduler role:
+-- for each endpoint (in random order, so none waits behind the others), its oldest due
+-- deliveries, at most the calls it may still take from this dispatcher (`busy_room` for
+-- the endpoints in `busy_ids`, which it is calling already; `per_endpoint` for the others).
+-- A delivery waits while an earlier event of the same post to the same endpoint is
+-- pending, so each receiver gets a post's events in sequence order. Each endpoint costs one
+-- index probe, however long another endpoint's backlog.
 UPDATE webhook_deliveries AS d
 SET lease_owner = :worker, lease_expires_at = :lease_until
 FROM (
-    SELECT c.workspace_id, c.id
-    FROM webhook_deliveries AS c
-    WHERE (c.workspace_id, c.id) IN (
-        SELECT ranked.workspace_id, ranked.id
-        FROM (
-            SELECT
-                r.workspace_id, r.id, r.endpoint_id,
-                row_number() OVER (
-                    PARTITION BY r.workspace_id, r.endpoint_id ORDER BY r.next_attempt_at, r.id
-                ) AS place
-            FROM webhook_deliveries AS r
-            JOIN webhook_endpoints AS e
-                ON e.workspace_id = r.workspace_id AND e.id = r.endpoint_id
-            WHERE r.status = 'pending'
-              AND r.next_attempt_at <= :now
-              AND (r.lease_expires_at IS NULL OR r.lease_expires_at < :now)
-              AND NOT EXISTS (
-                  SELECT 1 FROM webhook_deliveries AS p
-                  WHERE p.workspace_id = r.workspace_id
-                    AND p.endpoint_id = r.endpoint_id
-                    AND p.subject_id = r.subject_id
-                    AND p.sequence < r.sequence
-                    AND p.status = 'pending'
-              )
-        ) AS ranked
-        LEFT JOIN unnest(CAST(:busy_ids AS uuid[]), CAST(:busy_room AS int[]))
-            AS busy (endpoint_id, room) ON busy.endpoint_id = ranked.endpoint_id
-        WHERE ranked.place <= coalesce(busy.room, :per_endpoint)
-    )
-      AND c.status = 'pending'
-      AND (c.lease_expires_at IS NULL OR c.lease_expires_at < :now)
-    ORDER BY c.next_attempt_at
+    SELECT due_here.workspace_id, due_here.id
+    FROM webhook_endpoints AS e
+    LEFT JOIN unnest(CAST(:busy_ids AS uuid[]), CAST(:busy_room AS int[]))
+        AS busy (endpoint_id, room) ON busy.endpoint_id = e.id
+    CROSS JOIN LATERAL (
+        SELECT r.workspace_id, r.id
+        FROM webhook_deliveries AS r
+        WHERE r.workspace_id = e.workspace_id
+          AND r.endpoint_id = e.id
+          AND r.status = 'pending'
+          AND r.next_attempt_at <= :now
+          AND (r.lease_expires_at IS NULL OR r.lease_expires_at < :now)
+          AND NOT EXISTS (
+              SELECT 1 FROM webhook_deliveries AS p
+              WHERE p.workspace_id = r.workspace_id
+                AND p.endpoint_id = r.endpoint_id
+                AND p.subject_id = r.subject_id
+                AND p.sequence < r.sequence
+                AND p.status = 'pending'
+          )
+        ORDER BY r.next_attempt_at
+        LIMIT coalesce(busy.room, :per_endpoint)
+        FOR UPDATE SKIP LOCKED
+    ) AS due_here
+    WHERE coalesce(busy.room, :per_endpoint) > 0
+    ORDER BY random()
     LIMIT :limit
-    FOR UPDATE OF c SKIP LOCKED
 ) AS due
 WHERE d.workspace_id = due.workspace_id AND d.id = due.id
 RETURNING d.workspace_id, d.id, d.endpoint_id
+
+-- name: load_deliveries
+-- What the calls need: each delivery's state, its endpoint's URL and sealed secrets, and the
+-- event's payload as the exact text to send.
+SELECT
+    d.id, d.status, d.lease_owner, d.attempts, v.id AS event_id, v.payload::text AS body,
+    e.url, e.secret, e.previous_secret, e.previous_secret_expires_at
+FROM webhook_deliveries AS d
+JOIN webhook_endpoints AS e ON e.workspace_id = d.workspace_id AND e.id = d.endpoint_id
+JOIN webhook_events AS v ON v.workspace_id = d.workspace_id AND v.id = d.event_id
+WHERE d.id = ANY (CAST(:ids AS uuid[]))
+
+-- name: record_successes
+-- Calls answered with a 2xx: each delivery done and its attempt written, and the endpoints'
+-- runs of failures (if any) over. Only what this dispatcher still leases is recorded.
+WITH answered AS (
+    SELECT *
+    FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:attempt_ids AS uuid[]), CAST(:numbers AS int[]),
+        CAST(:started AS timestamptz[]), CAST(:durations AS int[]), CAST(:codes AS int[]),
+        CAST(:finished AS timestamptz[])
+    ) AS x (id, attempt_id, number, started_at, duration_ms, status_code, finished_at)
+), done AS (
+    UPDATE webhook_deliveries AS d
+    SET status = 'succeeded', attempts = a.number, last_status_code = a.status_code,
+        last_error = NULL, succeeded_at = a.finished_at, next_attempt_at = NULL,
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+    FROM answered AS a
+    WHERE d.workspace_id = crier_current_workspace() AND d.id = a.id
+      AND d.status = 'pending' AND d.lease_owner = :worker
+    RETURNING d.workspace_id, d.id, d.endpoint_id
+), attempts AS (
+    INSERT INTO webhook_attempts
+        (workspace_id, id, delivery_id, number, started_at, duration_ms, status_code)
+    SELECT done.workspace_id, a.attempt_id, a.id, a.number, a.started_at, a.duration_ms,
+        a.status_code
+    FROM answered AS a JOIN done ON done.id = a.id
+)
+UPDATE webhook_endpoints AS e
+SET failing_since = NULL, updated_at = now()
+FROM (SELECT DISTINCT workspace_id, endpoint_id FROM done) AS ok
+WHERE e.workspace_id = ok.workspace_id AND e.id = ok.endpoint_id
+  AND e.failing_since IS NOT NULL

@@ -165,16 +165,18 @@ async def rotate_secret(
     )
 
 
-def signing_secrets(endpoint: EndpointRow, vault: Vault, now: datetime) -> list[str]:
-    """The secrets a call is signed with now: the current one, and the previous one during
-    the overlap after a rotation."""
-    found = [vault.open(endpoint.secret)]
-    if (
-        endpoint.previous_secret is not None
-        and endpoint.previous_secret_expires_at is not None
-        and now < endpoint.previous_secret_expires_at
-    ):
-        found.append(vault.open(endpoint.previous_secret))
+def signing_secrets(
+    secret: bytes,
+    previous: bytes | None,
+    previous_expires_at: datetime | None,
+    vault: Vault,
+    now: datetime,
+) -> list[str]:
+    """The secrets a call is signed with now (sealed as stored): the current one, and the
+    previous one during the overlap after a rotation."""
+    found = [vault.open(secret)]
+    if previous is not None and previous_expires_at is not None and now < previous_expires_at:
+        found.append(vault.open(previous))
     return found
 
 

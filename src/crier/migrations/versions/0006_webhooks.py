@@ -124,7 +124,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_webhook_deliveries_due",
         "webhook_deliveries",
-        ["next_attempt_at"],
+        ["workspace_id", "endpoint_id", "next_attempt_at"],
         postgresql_where="status = 'pending'",
     )
     op.create_index(
