@@ -40,23 +40,34 @@ from tests.webhook.conftest import Call, add_endpoint
 __all__ = ["platform", "workers"]  # the crash tests' fixtures
 
 DOWN_SECONDS = 3.0
+ERRORS = 3
 SLOW_CALLS = 5
 
 
 @dataclass
 class FlakyReceiver:
-    """Down (503) for its first seconds, then slow for a few calls, then healthy."""
+    """Down (503) for its first seconds, then answering 500 a few times, then slow for a
+    few calls, then healthy. No event fails twice, so every one arrives within the first
+    two steps of the retry schedule (at once, then 5 s later)."""
 
     started: float | None = None
     """When the first call came: the receiver is down from then for DOWN_SECONDS."""
     calls: list[tuple[Call, int]] = field(default_factory=list)
+    errors_left: int = ERRORS
     slow_left: int = SLOW_CALLS
+    failed: set[str] = field(default_factory=set)
 
     async def handle(self, request: Request) -> Response:
         call = Call(request.url.path, dict(request.headers), (await request.body()).decode())
         self.started = self.started or time.monotonic()
-        if time.monotonic() - self.started < DOWN_SECONDS:
+        event_id = call.headers["webhook-id"]
+        if event_id not in self.failed and time.monotonic() - self.started < DOWN_SECONDS:
             status = 503
+            self.failed.add(event_id)
+        elif event_id not in self.failed and self.errors_left > 0:
+            self.errors_left -= 1
+            status = 500
+            self.failed.add(event_id)
         else:
             if self.slow_left > 0:
                 self.slow_left -= 1
@@ -127,4 +138,6 @@ async def test_every_event_arrives_signed_in_order_through_a_killed_worker(
     for sequences in by_post.values():
         assert sequences == sorted(sequences), "each post's events arrive in order"
         assert set(sequences) == {1, 2, 3}
-    assert any(s == 503 for _, s in receiver.calls), "the receiver was down at first"
+    statuses = [s for _, s in receiver.calls]
+    assert statuses[0] == 503, "the receiver was down at first"
+    assert statuses.count(500) == ERRORS, "then failing"

@@ -406,3 +406,35 @@ async def test_a_post_taken_over_mid_publishing_is_not_announced_as_queued_again
             await session.execute(select(WebhookEvent.type).order_by(WebhookEvent.sequence))
         ).scalars()
         assert list(types) == ["post.scheduled", "post.queued", "post.delivery.published"]
+
+
+async def test_a_receiver_that_does_not_answer_in_time_is_retried(
+    tenant: Tenant,
+    clock: FakeClock,
+    receiver: Receiver,
+    db: Database,
+    scheduler_db: Database,
+    dispatcher: Dispatcher,
+) -> None:
+    endpoint = await add_endpoint(tenant, f"{receiver.url}/slow")
+    receiver.hang.add("/slow")
+    impatient = Dispatcher(
+        db,
+        scheduler_db,
+        dispatcher.vault,
+        clock,
+        guard=Guard(allow_loopback=True),
+        worker_id="impatient",
+        timeout=timedelta(seconds=0.3),
+    )
+    try:
+        await scheduled_post(tenant, clock, hours=1)
+        await deliver_due(impatient)
+    finally:
+        await impatient.close()
+    listed = (await tenant.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries")).json()
+    [delivery] = listed["data"]
+    assert delivery["status"] == "pending"
+    assert delivery["attempts"][0]["error"] == "no answer within 0.3 s"
+    assert delivery["attempts"][0]["status_code"] is None
+    assert delivery["next_attempt_at"] is not None
