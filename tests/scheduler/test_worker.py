@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from crier.kit.db import Database
 from crier.kit.vault import Vault
+from crier.models import WebhookEvent
 from crier.platforms.registry import Platforms
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, Tenant, assert_problem
@@ -366,7 +369,7 @@ async def test_worker_logs_never_carry_tokens(
 
 
 async def test_a_refused_refresh_expires_the_account_and_fails_with_auth_expired(
-    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient, db: Database
 ) -> None:
     account = await sandbox_account(tenant)
     external = (await tenant.get(f"/v1/social-accounts/{account}")).json()["external_id"]
@@ -381,6 +384,23 @@ async def test_a_refused_refresh_expires_the_account_and_fails_with_auth_expired
     assert (delivery["status"], delivery["error_code"]) == ("failed", "auth_expired")
     assert delivery["attempts"] == []
     assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "failed"
+    # Each step was announced to webhooks, the account's expiry once.
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        sent = [
+            (e.type, e.payload["data"])
+            for e in (
+                await session.execute(select(WebhookEvent).order_by(WebhookEvent.id))
+            ).scalars()
+        ]
+    assert [t for t, _ in sent] == [
+        "post.scheduled",
+        "post.queued",
+        "social_account.expired",
+        "post.delivery.failed",
+        "post.failed",
+    ]
+    assert (sent[2][1]["id"], sent[2][1]["status"]) == (account, "expired")
+    assert sent[3][1]["error_code"] == "auth_expired"
 
 
 async def test_media_are_sent_in_the_crop_the_platform_prefers(
