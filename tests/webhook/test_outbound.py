@@ -83,3 +83,40 @@ async def test_redirects_are_not_followed(
     assert delivery["status"] == "pending"
     assert delivery["attempts"][0]["status_code"] == 307
     assert delivery["attempts"][0]["error"] == "answered 307"
+
+
+async def test_calls_connect_to_the_addresses_the_guard_checked(
+    tenant: Tenant,
+    clock: FakeClock,
+    receiver: Receiver,
+    db: Database,
+    scheduler_db: Database,
+    dispatcher: Dispatcher,
+) -> None:
+    """The name exists only for the guard's resolver: the call arriving proves the client
+    connected to the address the guard vetted, not to a second lookup's (no DNS rebinding)."""
+    looked_up: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    port = receiver.url.rsplit(":", 1)[1]
+    await add_endpoint(tenant, f"http://receiver.crier-guard.invalid:{port}/hooks")
+    vetting = Dispatcher(
+        db,
+        scheduler_db,
+        dispatcher.vault,
+        clock,
+        guard=Guard(resolver=resolver, allow_loopback=True),
+        worker_id="vetting",
+    )
+    try:
+        account = await sandbox_account(tenant)
+        await create(tenant, draft_body(account, status="scheduled", publish_at=at(clock, hours=1)))
+        await deliver_due(vetting)
+    finally:
+        await vetting.close()
+    assert looked_up == ["receiver.crier-guard.invalid"]
+    [call] = receiver.calls
+    assert call.headers["host"] == f"receiver.crier-guard.invalid:{port}"

@@ -39,7 +39,7 @@ from crier.models import WebhookDelivery as DeliveryRow
 from crier.models import WebhookEndpoint as EndpointRow
 from crier.webhook import service
 from crier.webhook.events import CHANNEL, QUERIES
-from crier.webhook.outbound import DestinationRefused, Guard
+from crier.webhook.outbound import DestinationRefused, Guard, GuardedResolver
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,11 @@ class Dispatcher:
         if self._client is None:
             self._client = aiohttp.ClientSession(
                 # Room for every call in flight, so none queues behind a hanging endpoint's.
-                connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=0),
+                connector=aiohttp.TCPConnector(
+                    limit=self.concurrency,
+                    limit_per_host=0,
+                    resolver=GuardedResolver(self.guard),
+                ),
                 timeout=aiohttp.ClientTimeout(total=self.timeout.total_seconds()),
                 headers={"user-agent": USER_AGENT},
                 trust_env=False,
@@ -240,7 +244,7 @@ class Dispatcher:
         error: str | None = None
         retry_after: timedelta | None = None
         try:
-            await self.guard.check(url)
+            self.guard.check_literal(url)  # names are checked by the client's resolver
             async with self.client().post(
                 url,
                 data=body.encode(),
@@ -260,6 +264,11 @@ class Dispatcher:
                 error = f"answered {status}"
         except DestinationRefused as refused:
             error = f"destination refused: {refused}"
+        except aiohttp.ClientConnectorError as failure:
+            if isinstance(failure.os_error, DestinationRefused):
+                error = f"destination refused: {failure.os_error}"
+            else:
+                error = f"could not connect: {type(failure).__name__}"
         except TimeoutError:
             error = f"no answer within {self.timeout.total_seconds():g} s"
         except aiohttp.ClientError as failure:

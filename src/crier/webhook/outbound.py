@@ -1,8 +1,10 @@
 """Where webhooks may be sent: never to loopback, private, link-local (cloud metadata),
 shared or reserved addresses, unless the server is configured to allow loopback.
 
-Every address a host resolves to is checked before the call, and redirects are never
-followed, so a receiver cannot bounce a call into the server's own network.
+Every address a host resolves to is checked, and the call connects to those very addresses
+(`GuardedResolver` is the HTTP client's only resolver), so a name cannot resolve one way
+for the check and another for the connection (DNS rebinding). Redirects are never followed,
+so a receiver cannot bounce a call into the server's own network either.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -24,8 +27,9 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-class DestinationRefused(Exception):
-    """The URL leads somewhere webhooks may not go."""
+class DestinationRefused(OSError):
+    """The URL leads somewhere webhooks may not go. (An `OSError`, as resolution failures
+    are, so that the HTTP client reports it as one.)"""
 
 
 def _kind(address: IPAddress) -> str | None:
@@ -68,19 +72,49 @@ class Guard:
     async def check(self, url: str) -> None:
         """Refuse `url` if its host is, or resolves to, an address that may not be called."""
         parsed = httpx.URL(url)
-        host = parsed.host
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self.check_literal(url)
+        await self.vetted(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
+
+    async def vetted(self, host: str, port: int) -> list[IPAddress]:
+        """The addresses of `host`, if every one of them may be called."""
         try:
-            addresses = [ipaddress.ip_address(host)]
+            return [ipaddress.ip_address(host)]
         except ValueError:
-            try:
-                found = await self.resolver(host, port)
-            except OSError as error:
-                raise DestinationRefused(f"{host} could not be resolved: {error}") from None
-            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in found]
+            pass
+        try:
+            found = await self.resolver(host, port)
+        except OSError as error:
+            raise DestinationRefused(f"{host} could not be resolved: {error}") from None
+        addresses = [ipaddress.ip_address(a.split("%")[0]) for a in found]
         if not addresses:
             raise DestinationRefused(f"{host} resolves to no address")
         for address in addresses:
             kind = self.refusal(address)
             if kind is not None:
                 raise DestinationRefused(f"{host} resolves to {address}, a {kind} address")
+        return addresses
+
+
+class GuardedResolver(AbstractResolver):
+    """The webhook client's resolver: names resolve only to addresses the guard allows."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(address),
+                port=port,
+                family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in await self.guard.vetted(host, port)
+        ]
+
+    async def close(self) -> None:
+        return None
