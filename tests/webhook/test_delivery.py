@@ -312,36 +312,32 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap(
     last.verify(rotated["secret"])
 
 
-async def test_a_private_destination_is_refused_before_any_connection(
-    tenant: Tenant, clock: FakeClock, db: Database, scheduler_db: Database, dispatcher: Dispatcher
+async def test_a_forbidden_destination_is_refused_before_any_connection(
+    tenant: Tenant, clock: FakeClock, receiver: Receiver, dispatcher: Dispatcher
 ) -> None:
+    """The name resolves, through the guard's injected resolver only, to this machine, which
+    this guard forbids. Were the guard to fail, the call would land on the test's own
+    receiver (as it does in test_outbound when loopback is allowed), never off the machine;
+    it must not land at all. Private and metadata ranges are refused by the same check
+    (test_outbound), without any connection being possible."""
     looked_up: list[str] = []
 
     async def resolver(host: str, port: int) -> list[str]:
         looked_up.append(host)
-        return ["10.0.0.5"]
+        return ["127.0.0.1"]
 
-    # The name exists only for the injected resolver: were the guard to let it through,
-    # the system resolver could not find it and nothing would be sent anywhere.
-    endpoint = await add_endpoint(tenant, "http://hooks.crier-guard.invalid/hooks")
-    guarded = Dispatcher(
-        db,
-        scheduler_db,
-        dispatcher.vault,
-        clock,
-        guard=Guard(resolver=resolver),
-        worker_id="guarded",
-    )
-    try:
-        await scheduled_post(tenant, clock, hours=1)
-        await deliver_due(guarded)
-    finally:
-        await guarded.close()
+    port = receiver.url.rsplit(":", 1)[1]
+    endpoint = await add_endpoint(tenant, f"http://hooks.crier-guard.invalid:{port}/hooks")
+    # Set before its first call, when the dispatcher builds its HTTP client.
+    dispatcher.guard = Guard(resolver=resolver)
+    await scheduled_post(tenant, clock, hours=1)
+    await deliver_due(dispatcher)
     assert looked_up == ["hooks.crier-guard.invalid"]
+    assert receiver.calls == []
     listed = (await tenant.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries")).json()
     [attempt] = listed["data"][0]["attempts"]
     assert attempt["status_code"] is None
-    assert "10.0.0.5, a private address" in attempt["error"]
+    assert "resolves to 127.0.0.1, a loopback address" in attempt["error"]
 
 
 async def test_test_events_and_replays_keep_their_webhook_id(
@@ -418,20 +414,11 @@ async def test_a_receiver_that_does_not_answer_in_time_is_retried(
 ) -> None:
     endpoint = await add_endpoint(tenant, f"{receiver.url}/slow")
     receiver.hang.add("/slow")
-    impatient = Dispatcher(
-        db,
-        scheduler_db,
-        dispatcher.vault,
-        clock,
-        guard=Guard(allow_loopback=True),
-        worker_id="impatient",
-        timeout=timedelta(seconds=0.3),
-    )
-    try:
-        await scheduled_post(tenant, clock, hours=1)
-        await deliver_due(impatient)
-    finally:
-        await impatient.close()
+    # Set before its first call, when the dispatcher builds its HTTP client.
+    dispatcher.guard = Guard(allow_loopback=True)
+    dispatcher.timeout = timedelta(seconds=0.3)
+    await scheduled_post(tenant, clock, hours=1)
+    await deliver_due(dispatcher)
     listed = (await tenant.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries")).json()
     [delivery] = listed["data"]
     assert delivery["status"] == "pending"
