@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,11 +16,20 @@ from crier.workspace import repository as workspace_repository
 
 async def announce(session: AsyncSession, now: datetime, type_: EventType, post: Post) -> None:
     """Write `type_` for `post`, with the post as the API shows it, in this transaction."""
+    await announce_many(session, now, type_, [post])
+
+
+async def announce_many(
+    session: AsyncSession, now: datetime, type_: EventType, posts: Sequence[Post]
+) -> None:
+    """Write `type_` for each of a workspace's `posts`, as `announce` does."""
+    if not posts:
+        return
     await session.flush()
-    workspace = await workspace_repository.get(session, post.workspace_id)
+    workspace = await workspace_repository.get(session, posts[0].workspace_id)
     assert workspace is not None
-    shown = (await view(session, [post], workspace.timezone, now))[0]
-    await events.emit(session, now, type_, shown, post_id=post.id)
+    for shown in await view(session, posts, workspace.timezone, now):
+        await events.emit(session, now, type_, shown, post_id=shown.id)
 
 
 # The events that mark a post's own steps, not its deliveries'.

@@ -61,9 +61,14 @@ async def get(session: AsyncSession, post_id: UUID, *, lock: bool = False) -> Po
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def publish_at_of(session: AsyncSession, post_id: UUID) -> datetime | None:
-    result = await session.execute(select(Post.publish_at).where(Post.id == post_id))
-    return result.scalar_one_or_none()
+async def get_many(
+    session: AsyncSession, post_ids: Sequence[UUID], *, lock: bool = False
+) -> list[Post]:
+    """The posts among `post_ids` that exist here, in id order (the order locks are taken)."""
+    query = select(Post).where(Post.id.in_(list(post_ids))).order_by(Post.id)
+    if lock:
+        query = query.with_for_update()
+    return list((await session.execute(query)).scalars())
 
 
 async def list_posts(

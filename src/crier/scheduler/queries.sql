@@ -46,3 +46,23 @@ WHERE (workspace_id, id) IN (
     WHERE expires_at <= :now
     LIMIT :limit
 )
+
+-- name: create_deliveries
+-- One delivery per target of the posts :post_ids that has none yet (as crier_app, in the
+-- posts' workspace). A post prepared again after a worker died keeps its deliveries.
+INSERT INTO deliveries (workspace_id, id, post_id, post_target_id, social_account_id, platform)
+SELECT t.workspace_id, crier_uuid7(), t.post_id, t.id, t.social_account_id, a.platform
+FROM post_targets AS t
+JOIN social_accounts AS a ON a.workspace_id = t.workspace_id AND a.id = t.social_account_id
+WHERE t.post_id = ANY (CAST(:post_ids AS uuid[]))
+ON CONFLICT (workspace_id, post_target_id) DO NOTHING
+
+-- name: stale_accounts
+-- The active accounts targeted by :post_ids whose token expires before :before.
+SELECT DISTINCT a.id
+FROM post_targets AS t
+JOIN social_accounts AS a ON a.workspace_id = t.workspace_id AND a.id = t.social_account_id
+WHERE t.post_id = ANY (CAST(:post_ids AS uuid[]))
+  AND a.status = 'active'
+  AND a.token_expires_at IS NOT NULL
+  AND a.token_expires_at < :before

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -32,6 +33,7 @@ from crier.platforms.rules import shape_for
 from crier.post import events as post_events
 from crier.post import repository as post_repository
 from crier.post.schemas import PostPayload
+from crier.scheduler.claims import QUERIES
 from crier.scheduler.metrics import DELIVERY_ATTEMPTS, PUBLISH_LATENESS
 from crier.social_account import repository as account_repository
 from crier.social_account.schemas import SocialAccount as SocialAccountOut
@@ -72,46 +74,54 @@ async def prepare(
     post_id: UUID,
     worker: str,
 ) -> Held | None:
-    """Create the post's deliveries (once) and refresh tokens about to expire.
+    """`prepare_many` for one post."""
+    held = await prepare_many(db, platforms, vault, clock, workspace_id, [post_id], worker)
+    return held[0] if held else None
 
-    None if the post is no longer this worker's to send (cancelled, taken over, done).
+
+async def prepare_many(
+    db: Database,
+    platforms: Platforms,
+    vault: Vault,
+    clock: Clock,
+    workspace_id: UUID,
+    post_ids: Sequence[UUID],
+    worker: str,
+) -> list[Held]:
+    """Create the deliveries of a workspace's claimed posts (once), announce them as queued
+    (once), and refresh tokens about to expire; in one transaction, whatever the count.
+
+    Returns the posts still this worker's to send (not cancelled, taken over or done).
     """
     now = clock.now()
     async with db.workspace_transaction(workspace_id) as session:
-        post = await post_repository.get(session, post_id, lock=True)
-        if not _ours(post, worker):
-            return None
-        assert post is not None
-        assert post.publish_at is not None
-        existing = {d.post_target_id for d in await delivery_repository.of_post(session, post_id)}
-        targets = (await post_repository.targets_of(session, [post_id]))[post_id]
-        for target, platform in targets:
-            if target.id not in existing:
-                session.add(
-                    Delivery(
-                        workspace_id=workspace_id,
-                        post_id=post_id,
-                        post_target_id=target.id,
-                        platform=platform,
-                        social_account_id=target.social_account_id,
-                    )
-                )
-        accounts = await account_repository.get_many(
-            session, [t.social_account_id for t, _ in targets]
-        )
-        if await post_events.last_step(session, post) != EventType.POST_QUEUED:
-            await post_events.announce(session, now, EventType.POST_QUEUED, post)
-        stale = [
-            a.id
-            for a in accounts.values()
-            if a.token_expires_at is not None
-            and a.token_expires_at - now < REFRESH_MARGIN
-            and a.status == "active"
+        posts = [
+            p
+            for p in await post_repository.get_many(session, post_ids, lock=True)
+            if _ours(p, worker)
         ]
-        due_at = post.publish_at
+        ids = [p.id for p in posts]
+        if not ids:
+            return []
+        await session.execute(QUERIES["create_deliveries"], {"post_ids": ids})
+        steps = await events.latest_of_many(session, ids, post_events.LIFECYCLE)
+        await post_events.announce_many(
+            session,
+            now,
+            EventType.POST_QUEUED,
+            [p for p in posts if steps.get(p.id) != EventType.POST_QUEUED],
+        )
+        stale = list(
+            (
+                await session.execute(
+                    QUERIES["stale_accounts"], {"post_ids": ids, "before": now + REFRESH_MARGIN}
+                )
+            ).scalars()
+        )
+        held = [Held(workspace_id, p.id, p.publish_at) for p in posts if p.publish_at]
     for account_id in stale:
         await refresh_account(db, platforms, vault, clock, workspace_id, account_id)
-    return Held(workspace_id, post_id, due_at)
+    return held
 
 
 async def refresh_account(
@@ -171,6 +181,7 @@ async def fire(
         assert post is not None
         post.status = "publishing"
         payload = PostPayload.model_validate(post.payload)
+        publish_at = post.publish_at
         found = await media_repository.get_many(session, payload.media_ids)
         assets = [found[m] for m in payload.media_ids if m in found]
         deliveries = [
@@ -189,6 +200,7 @@ async def fire(
                 held.workspace_id,
                 d.id,
                 shape_for(d.platform, payload.text, assets, platforms.media_base_url),
+                publish_at,
             )
             for d in deliveries
         )
@@ -230,8 +242,14 @@ async def _deliver(
     workspace_id: UUID,
     delivery_id: UUID,
     content: Prepared,
+    publish_at: datetime | None,
 ) -> None:
-    """One attempt at one delivery (or settling an earlier uncertain one)."""
+    """One attempt at one delivery (or settling an earlier uncertain one).
+
+    The attempt is written down (and committed) before the platform is called; in the usual
+    case in the same transaction that read the delivery.
+    """
+    attempt_id: UUID | None = None
     async with db.workspace_transaction(workspace_id) as session:
         delivery = await delivery_repository.get(session, delivery_id, lock=True)
         if delivery is None or delivery.status not in ("pending", "sending"):
@@ -249,7 +267,9 @@ async def _deliver(
             _fail(delivery, unusable, "the account cannot publish; reconnect it")
             await _announce(session, clock.now(), delivery)
             return
-    if uncertain:
+        if not uncertain:
+            attempt_id = await _begin_attempt(session, clock, delivery, publish_at)
+    if attempt_id is None:
         try:
             found = await platforms.sandbox.find(token, key)
         except PlatformError:
@@ -257,37 +277,43 @@ async def _deliver(
         if found is not None:
             await _record_found(db, clock, workspace_id, delivery_id, found)
             return
-    async with db.workspace_transaction(workspace_id) as session:
-        delivery = await delivery_repository.get(session, delivery_id, lock=True)
-        if delivery is None or delivery.status not in ("pending", "sending"):
-            return
-        previous = await delivery_repository.open_attempt(session, delivery_id)
-        if previous is not None:
-            previous.outcome = "unknown"
-            previous.finished_at = clock.now()
-            previous.error_code = ErrorCode.OUTCOME_UNKNOWN.value
-            previous.message = "interrupted; not found on the platform, so sent again"
-        delivery.attempts += 1
-        delivery.status = "sending"
-        attempt = DeliveryAttempt(
-            workspace_id=workspace_id,
-            delivery_id=delivery_id,
-            number=delivery.attempts,
-            started_at=clock.now(),
-        )
-        session.add(attempt)
-        if delivery.attempts == 1:
-            publish_at = await post_repository.publish_at_of(session, delivery.post_id)
-            if publish_at is not None:
-                PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
-        await session.flush()
-        attempt_id = attempt.id
+        async with db.workspace_transaction(workspace_id) as session:
+            delivery = await delivery_repository.get(session, delivery_id, lock=True)
+            if delivery is None or delivery.status not in ("pending", "sending"):
+                return
+            attempt_id = await _begin_attempt(session, clock, delivery, publish_at)
     try:
         published = await platforms.sandbox.publish(token, content, key)
     except PlatformError as error:
         await _record_failure(db, clock, workspace_id, delivery_id, attempt_id, error)
         return
     await _record_success(db, clock, workspace_id, delivery_id, attempt_id, published)
+
+
+async def _begin_attempt(
+    session: AsyncSession, clock: Clock, delivery: Delivery, publish_at: datetime | None
+) -> UUID:
+    """Write down the attempt about to be made (an earlier one left open was interrupted
+    and not found on the platform)."""
+    previous = await delivery_repository.open_attempt(session, delivery.id)
+    if previous is not None:
+        previous.outcome = "unknown"
+        previous.finished_at = clock.now()
+        previous.error_code = ErrorCode.OUTCOME_UNKNOWN.value
+        previous.message = "interrupted; not found on the platform, so sent again"
+    delivery.attempts += 1
+    delivery.status = "sending"
+    attempt = DeliveryAttempt(
+        workspace_id=delivery.workspace_id,
+        delivery_id=delivery.id,
+        number=delivery.attempts,
+        started_at=clock.now(),
+    )
+    session.add(attempt)
+    if delivery.attempts == 1 and publish_at is not None:
+        PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
+    await session.flush()
+    return attempt.id
 
 
 async def _record_success(

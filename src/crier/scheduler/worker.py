@@ -56,7 +56,7 @@ class Worker:
         lease: timedelta = timedelta(seconds=60),
         batch: int = 200,
         poll: timedelta = timedelta(seconds=1),
-        concurrency: int = 16,
+        concurrency: int = 256,
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
@@ -64,86 +64,118 @@ class Worker:
         self.lease, self.batch, self.poll = lease, batch, poll
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._slots = asyncio.Semaphore(concurrency)
+        """Posts being sent at once (each mostly waits on its platform)."""
+        self._preparing = asyncio.Semaphore(4)
+        """Workspaces' claimed posts prepared at once (database work)."""
+        self.firing: set[tuple[UUID, UUID]] = set()
+        self.wake = asyncio.Event()
+        """Set when a post finishes firing (it may be due again, or free a slot)."""
         self._next_purge = datetime.min.replace(tzinfo=UTC)
         self.listening = asyncio.Event()
         """Set once the worker hears schedule changes (LISTEN is in place)."""
 
     async def tick(self) -> None:
-        """Renew leases, claim what is due, fire what has reached its time."""
+        """One round of work at the clock's current time, waiting for every post it fires
+        to be sent and settled (what tests step through)."""
+        await asyncio.gather(*await self._round())
+
+    async def _round(self) -> list[asyncio.Task[None]]:
+        """Renew leases, claim and prepare what is due soon, and start firing what has
+        reached its time; returns the firing tasks, which run on by themselves."""
         now = self.clock.now()
         if self.held:
             await renew_leases(self.scheduler_db, self.id, now, self.lease)
         claimed = await claim_due(self.scheduler_db, self.id, now, self.lease, self.batch)
+        by_workspace: dict[UUID, list[UUID]] = {}
+        for c in claimed:
+            by_workspace.setdefault(c.workspace_id, []).append(c.post_id)
+            self.held.pop((c.workspace_id, c.post_id), None)
         prepared = await self._bounded(
-            service.prepare(
-                self.app_db,
-                self.platforms,
-                self.vault,
-                self.clock,
-                c.workspace_id,
-                c.post_id,
-                self.id,
+            service.prepare_many(
+                self.app_db, self.platforms, self.vault, self.clock, workspace, posts, self.id
             )
-            for c in claimed
+            for workspace, posts in by_workspace.items()
         )
-        for c, held in zip(claimed, prepared, strict=True):
-            key = (c.workspace_id, c.post_id)
-            if held is None:
-                self.held.pop(key, None)
-            else:
-                self.held[key] = held
+        for held in prepared:
+            for h in held:
+                self.held[(h.workspace_id, h.post_id)] = h
 
-        due = [h for h in self.held.values() if h.due_at <= self.clock.now()]
-        results = await self._bounded(
-            service.fire(self.app_db, self.platforms, self.vault, self.clock, h, self.id)
-            for h in due
-        )
-        for held, after in zip(due, results, strict=True):
-            key = (held.workspace_id, held.post_id)
-            if after is None:
-                self.held.pop(key, None)
-            else:
-                self.held[key] = after
+        now = self.clock.now()
+        firing = [
+            asyncio.create_task(self._fire(key, h))
+            for key, h in self.held.items()
+            if h.due_at <= now and key not in self.firing
+        ]
         if self.clock.now() >= self._next_purge:
             await purge_idempotency_keys(self.scheduler_db, self.clock.now())
             self._next_purge = self.clock.now() + PURGE_EVERY
         LEASES_HELD.set(len(self.held))
         QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
+        return firing
+
+    async def _fire(self, key: tuple[UUID, UUID], held: Held) -> None:
+        """Send a post that has reached its time, on its own: the loop goes on meanwhile."""
+        self.firing.add(key)
+        try:
+            async with self._slots:
+                after = await service.fire(
+                    self.app_db, self.platforms, self.vault, self.clock, held, self.id
+                )
+        except (DBAPIError, OSError) as error:  # kept: fired again next round
+            log.warning(
+                "firing a post failed; retrying",
+                extra={"worker": self.id, "error": type(error).__name__},
+            )
+            return
+        finally:
+            self.firing.discard(key)
+            self.wake.set()
+        if after is None:
+            self.held.pop(key, None)
+        else:
+            self.held[key] = after
 
     async def _bounded(self, work: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
         """Run `work` concurrently, at most `concurrency` at a time (the pool's measure)."""
 
         async def one(job: Coroutine[Any, Any, T]) -> T:
-            async with self._slots:
+            async with self._preparing:
                 return await job
 
         return list(await asyncio.gather(*(one(job) for job in work)))
 
     def next_due(self) -> datetime | None:
-        return min((h.due_at for h in self.held.values()), default=None)
+        """When the next held post (not being sent already) is due."""
+        return min(
+            (h.due_at for key, h in self.held.items() if key not in self.firing), default=None
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until `stop` is set. A lost database is waited out, not fatal."""
+        """Work until `stop` is set, then let the posts being sent finish. A lost database
+        is waited out, not fatal."""
         log.info("worker started", extra={"worker": self.id})
-        wake = asyncio.Event()
         # Scheduled, rescheduled or cancelled posts NOTIFY `crier_schedule` (a trigger).
         listener = asyncio.create_task(
-            listen(self.app_db, "crier_schedule", wake, stop, self.listening)
+            listen(self.app_db, "crier_schedule", self.wake, stop, self.listening)
         )
+        sending: set[asyncio.Task[None]] = set()
         try:
-            await self._loop(stop, wake)
+            await self._loop(stop, sending)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            await asyncio.gather(*sending, return_exceptions=True)
         log.info("worker stopped", extra={"worker": self.id})
 
-    async def _loop(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+    async def _loop(self, stop: asyncio.Event, sending: set[asyncio.Task[None]]) -> None:
         failures = 0
         while not stop.is_set():
-            wake.clear()
+            self.wake.clear()
             try:
-                await self.tick()
+                for task in await self._round():
+                    sending.add(task)
+                    task.add_done_callback(sending.discard)
                 failures = 0
             except (DBAPIError, OSError) as error:
                 failures += 1
@@ -159,4 +191,4 @@ class Worker:
             due = self.next_due()
             if due is not None and not failures:
                 wait = min(wait, max(due - self.clock.now(), timedelta(0)))
-            await first_of(stop, wake, wait)
+            await first_of(stop, self.wake, wait)

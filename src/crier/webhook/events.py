@@ -4,6 +4,7 @@ them, so a rolled-back change emits nothing and a committed one is never lost.""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -108,3 +109,18 @@ async def latest_of(
         {"post": post_id, "types": [t.value for t in types]},
     )
     return found.scalar_one_or_none()
+
+
+async def latest_of_many(
+    session: AsyncSession, post_ids: Sequence[UUID], types: frozenset[EventType]
+) -> dict[UUID, str]:
+    """For each post, the type of its latest event among `types` (posts with none left out)."""
+    found = await session.execute(
+        text(
+            "SELECT DISTINCT ON (subject_id) subject_id, type FROM webhook_events "
+            "WHERE subject_id = ANY(:posts) AND type = ANY(:types) "
+            "ORDER BY subject_id, sequence DESC"
+        ),
+        {"posts": list(post_ids), "types": [t.value for t in types]},
+    )
+    return {row.subject_id: row.type for row in found}
