@@ -18,6 +18,38 @@ async def of_post(session: AsyncSession, post_id: UUID, *, lock: bool = False) -
     return list((await session.execute(query)).scalars())
 
 
+async def of_posts(
+    session: AsyncSession, post_ids: Sequence[UUID], *, lock: bool = False
+) -> list[Delivery]:
+    """The deliveries of `post_ids`, in id order (the order locks are taken)."""
+    query = select(Delivery).where(Delivery.post_id.in_(list(post_ids))).order_by(Delivery.id)
+    if lock:
+        query = query.with_for_update()
+    return list((await session.execute(query)).scalars())
+
+
+async def get_many(
+    session: AsyncSession, delivery_ids: Sequence[UUID], *, lock: bool = False
+) -> list[Delivery]:
+    query = select(Delivery).where(Delivery.id.in_(list(delivery_ids))).order_by(Delivery.id)
+    if lock:
+        query = query.with_for_update()
+    return list((await session.execute(query)).scalars())
+
+
+async def open_attempts(session: AsyncSession, delivery_ids: Sequence[UUID]) -> set[UUID]:
+    """Which of `delivery_ids` have an attempt still marked as sending."""
+    if not delivery_ids:
+        return set()
+    result = await session.execute(
+        select(DeliveryAttempt.delivery_id).where(
+            DeliveryAttempt.delivery_id.in_(list(delivery_ids)),
+            DeliveryAttempt.outcome == "sending",
+        )
+    )
+    return set(result.scalars())
+
+
 async def get(session: AsyncSession, delivery_id: UUID, *, lock: bool = False) -> Delivery | None:
     query = select(Delivery).where(Delivery.id == delivery_id)
     if lock:

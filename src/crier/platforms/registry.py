@@ -40,7 +40,12 @@ class Platforms:
         timeout: httpx.Timeout = TIMEOUT,
         media_base_url: str = "http://127.0.0.1:8000",
     ) -> None:
-        self.http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        # Workers send hundreds of posts at once: room for them, kept alive between posts.
+        self.http = httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        )
         self.media_base_url = media_base_url.rstrip("/")
         """Where platforms are told to fetch media (this API's public address)."""
 

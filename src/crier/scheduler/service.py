@@ -1,7 +1,8 @@
-"""Delivering one claimed post: prepare its deliveries, send them, settle the post.
+"""Delivering claimed posts: prepare their deliveries, send them, settle the posts.
 
-Every step runs as crier_app inside the post's workspace, in short transactions: no
-transaction is open while waiting on a platform. Each attempt is written down before it is
+Every step runs as crier_app inside the posts' workspace, in short transactions shared by
+the posts of one workspace that are due together: no transaction is open while waiting on a
+platform. Each attempt is written down before it is
 sent, so a worker that dies mid-call leaves an attempt marked `sending`; whoever takes the
 post over looks the delivery up on the platform by its idempotency key (the delivery id)
 before sending anything again. That is what makes "exactly once" hold through crashes.
@@ -18,10 +19,12 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import object_session
 
 from crier.delivery import repository as delivery_repository
 from crier.delivery import service as delivery_service
 from crier.kit.db import Database
+from crier.kit.ids import new_id
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.media import repository as media_repository
@@ -166,72 +169,169 @@ async def refresh_account(
             account.token_expires_at = tokens.expires_at
 
 
-async def fire(
-    db: Database, platforms: Platforms, vault: Vault, clock: Clock, held: Held, worker: str
-) -> Held | None:
-    """Send every delivery of the post that is due, concurrently, then settle the post.
+async def fire_many(
+    db: Database,
+    platforms: Platforms,
+    vault: Vault,
+    clock: Clock,
+    workspace_id: UUID,
+    held: Sequence[Held],
+    worker: str,
+) -> dict[UUID, Held | None]:
+    """Send every due delivery of a workspace's posts that have reached their time,
+    concurrently, then settle the posts.
 
-    Returns when the post is next due (a retry), or None once it is settled or not ours.
+    One transaction marks the posts publishing and writes down an attempt for every
+    ordinary delivery before anything is sent; one records every success; one settles the
+    posts. A delivery whose last attempt's outcome is unknown goes through `_deliver`, which
+    looks it up on the platform before sending again.
+
+    Returns, for each post, when it is next due (a retry), or None once it is settled or
+    not this worker's.
     """
     now = clock.now()
-    async with db.workspace_transaction(held.workspace_id) as session:
-        post = await post_repository.get(session, held.post_id, lock=True)
-        if not _ours(post, worker):
-            return None  # cancelled (or taken over) before its time: nothing is sent
-        assert post is not None
-        post.status = "publishing"
-        payload = PostPayload.model_validate(post.payload)
-        publish_at = post.publish_at
-        found = await media_repository.get_many(session, payload.media_ids)
-        assets = [found[m] for m in payload.media_ids if m in found]
+    outcome: dict[UUID, Held | None] = {h.post_id: None for h in held}
+    sends: list[tuple[Delivery, UUID, str, Prepared, datetime | None]] = []
+    uncertain: list[tuple[UUID, Prepared, datetime | None]] = []
+    async with db.workspace_transaction(workspace_id) as session:
+        posts = [
+            p
+            for p in await post_repository.get_many(session, list(outcome), lock=True)
+            if _ours(p, worker)
+        ]
+        if not posts:
+            return outcome  # cancelled (or taken over) before their time: nothing is sent
+        payloads = {p.id: PostPayload.model_validate(p.payload) for p in posts}
+        found = await media_repository.get_many(
+            session, list({m for payload in payloads.values() for m in payload.media_ids})
+        )
         deliveries = [
             d
-            for d in await delivery_repository.of_post(session, held.post_id)
+            for d in await delivery_repository.of_posts(session, [p.id for p in posts], lock=True)
             if d.status in ("pending", "sending")
             and (d.next_attempt_at is None or d.next_attempt_at <= now)
         ]
-    await asyncio.gather(
-        *(
-            _deliver(
-                db,
-                platforms,
-                vault,
-                clock,
-                held.workspace_id,
-                d.id,
-                shape_for(d.platform, payload.text, assets, platforms.media_base_url),
-                publish_at,
-            )
-            for d in deliveries
+        open_attempts = await delivery_repository.open_attempts(session, [d.id for d in deliveries])
+        accounts = await account_repository.get_many(
+            session, list({d.social_account_id for d in deliveries})
         )
+        by_id = {p.id: p for p in posts}
+        failed_now = []
+        for post in posts:
+            post.status = "publishing"
+        for d in deliveries:
+            payload = payloads[d.post_id]
+            assets = [found[m] for m in payload.media_ids if m in found]
+            content = shape_for(d.platform, payload.text, assets, platforms.media_base_url)
+            publish_at = by_id[d.post_id].publish_at
+            account = accounts.get(d.social_account_id)
+            unusable = _unusable(account, now)
+            if unusable is not None:
+                _fail(d, unusable, "the account cannot publish; reconnect it")
+                failed_now.append(d)
+            elif d.id in open_attempts or (
+                d.error_code
+                in (ErrorCode.TIMEOUT, ErrorCode.OUTCOME_UNKNOWN, ErrorCode.PLATFORM_UNAVAILABLE)
+                and d.attempts > 0
+            ):
+                uncertain.append((d.id, content, publish_at))
+            else:
+                token = vault.open(account.access_token) if account and account.access_token else ""
+                sends.append((d, _attempt_for(d, clock, publish_at), token, content, publish_at))
+        await session.flush()
+        for d in failed_now:
+            await _announce(session, now, d)
+    results = await asyncio.gather(
+        *(
+            platforms.sandbox.publish(token, content, str(d.id))
+            for d, _, token, content, _ in sends
+        ),
+        *(
+            _deliver(db, platforms, vault, clock, workspace_id, d, content, publish_at)
+            for d, content, publish_at in uncertain
+        ),
+        return_exceptions=True,
     )
-    return await settle(db, clock, held, worker)
+    succeeded: list[tuple[UUID, UUID, Published]] = []
+    for (d, attempt_id, *_), result in zip(sends, results, strict=False):
+        if isinstance(result, PlatformError):
+            await _record_failure(db, clock, workspace_id, d.id, attempt_id, result)
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            assert isinstance(result, Published)
+            succeeded.append((d.id, attempt_id, result))
+    for result in results[len(sends) :]:
+        if isinstance(result, BaseException):
+            raise result
+    if succeeded:
+        await _record_successes(db, clock, workspace_id, succeeded)
+    for post in posts:
+        outcome[post.id] = Held(workspace_id, post.id, now)
+    return await settle_many(db, clock, workspace_id, [p.id for p in posts], worker, outcome)
 
 
-async def settle(db: Database, clock: Clock, held: Held, worker: str) -> Held | None:
+def _attempt_for(delivery: Delivery, clock: Clock, publish_at: datetime | None) -> UUID:
+    """Write down (in the session) the attempt about to be made of an ordinary delivery."""
+    delivery.attempts += 1
+    delivery.status = "sending"
+    attempt = DeliveryAttempt(
+        id=new_id(),
+        workspace_id=delivery.workspace_id,
+        delivery_id=delivery.id,
+        number=delivery.attempts,
+        started_at=clock.now(),
+    )
+    object_session(delivery).add(attempt)  # type: ignore[union-attr]
+    if delivery.attempts == 1 and publish_at is not None:
+        PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
+    return attempt.id
+
+
+async def settle_many(
+    db: Database,
+    clock: Clock,
+    workspace_id: UUID,
+    post_ids: Sequence[UUID],
+    worker: str,
+    outcome: dict[UUID, Held | None],
+) -> dict[UUID, Held | None]:
     """Published when every delivery is; failed when any failed for good; else next retry."""
-    async with db.workspace_transaction(held.workspace_id) as session:
-        post = await post_repository.get(session, held.post_id, lock=True)
-        if not _ours(post, worker):
-            return None
-        assert post is not None
-        deliveries = await delivery_repository.of_post(session, held.post_id)
-        open_ones = [d for d in deliveries if d.status in ("pending", "sending")]
-        if open_ones:
-            next_due = min((d.next_attempt_at or clock.now()) for d in open_ones)
-            return Held(held.workspace_id, held.post_id, next_due)
-        failed = any(d.status == "failed" for d in deliveries)
-        post.status = "failed" if failed else "published"
-        if not failed:
-            post.published_at = max(
-                (d.published_at for d in deliveries if d.published_at), default=clock.now()
-            )
-        post.version += 1
-        post.lease_owner = None
-        post.lease_expires_at = None
-        done = EventType.POST_FAILED if failed else EventType.POST_PUBLISHED
-        await post_events.announce(session, clock.now(), done, post)
-        return None
+    async with db.workspace_transaction(workspace_id) as session:
+        posts = [
+            p
+            for p in await post_repository.get_many(session, post_ids, lock=True)
+            if _ours(p, worker)
+        ]
+        deliveries = await delivery_repository.of_posts(session, [p.id for p in posts])
+        done: dict[EventType, list[Post]] = {
+            EventType.POST_PUBLISHED: [],
+            EventType.POST_FAILED: [],
+        }
+        for post in posts:
+            mine = [d for d in deliveries if d.post_id == post.id]
+            open_ones = [d for d in mine if d.status in ("pending", "sending")]
+            if open_ones:
+                next_due = min((d.next_attempt_at or clock.now()) for d in open_ones)
+                outcome[post.id] = Held(workspace_id, post.id, next_due)
+                continue
+            outcome[post.id] = None
+            failed = any(d.status == "failed" for d in mine)
+            post.status = "failed" if failed else "published"
+            if not failed:
+                post.published_at = max(
+                    (d.published_at for d in mine if d.published_at), default=clock.now()
+                )
+            post.version += 1
+            post.lease_owner = None
+            post.lease_expires_at = None
+            done[EventType.POST_FAILED if failed else EventType.POST_PUBLISHED].append(post)
+        for type_, settled in done.items():
+            await post_events.announce_many(session, clock.now(), type_, settled)
+        for post_id in post_ids:
+            if post_id not in {p.id for p in posts}:
+                outcome[post_id] = None
+    return outcome
 
 
 async def _deliver(
@@ -333,6 +433,43 @@ async def _record_success(
         _published(delivery, published)
         await _announce(session, clock.now(), delivery)
     DELIVERY_ATTEMPTS.labels("published", "").inc()
+
+
+async def _record_successes(
+    db: Database, clock: Clock, workspace_id: UUID, succeeded: list[tuple[UUID, UUID, Published]]
+) -> None:
+    """`_record_success` for many deliveries of one workspace, in one transaction."""
+    async with db.workspace_transaction(workspace_id) as session:
+        deliveries = {
+            d.id: d
+            for d in await delivery_repository.get_many(
+                session, [d for d, _, _ in succeeded], lock=True
+            )
+        }
+        attempts = {
+            a.id: a
+            for found in (await delivery_repository.attempts_of(session, list(deliveries))).values()
+            for a in found
+        }
+        for delivery_id, attempt_id, published in succeeded:
+            attempt = attempts[attempt_id]
+            attempt.outcome, attempt.finished_at, attempt.http_status = (
+                "published",
+                clock.now(),
+                201,
+            )
+            _published(deliveries[delivery_id], published)
+        await session.flush()
+        shown = await delivery_service.shown(session, list(deliveries.values()))
+        for delivery in shown:
+            await events.emit(
+                session,
+                clock.now(),
+                EventType.POST_DELIVERY_PUBLISHED,
+                delivery,
+                post_id=delivery.post_id,
+            )
+    DELIVERY_ATTEMPTS.labels("published", "").inc(len(succeeded))
 
 
 async def _record_found(

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Housekeeping that need not run every round: expired idempotency keys.
 PURGE_EVERY = timedelta(minutes=1)
+FIRE_BATCH = 50
+"""Posts of one workspace sent together (their bookkeeping shares transactions)."""
 
 
 class Worker:
@@ -56,7 +58,7 @@ class Worker:
         lease: timedelta = timedelta(seconds=60),
         batch: int = 200,
         poll: timedelta = timedelta(seconds=1),
-        concurrency: int = 256,
+        concurrency: int = 64,
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
@@ -64,7 +66,7 @@ class Worker:
         self.lease, self.batch, self.poll = lease, batch, poll
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._slots = asyncio.Semaphore(concurrency)
-        """Posts being sent at once (each mostly waits on its platform)."""
+        """Groups of posts (a workspace's, due together) being sent at once."""
         self._preparing = asyncio.Semaphore(4)
         """Workspaces' claimed posts prepared at once (database work)."""
         self.firing: set[tuple[UUID, UUID]] = set()
@@ -101,10 +103,14 @@ class Worker:
                 self.held[(h.workspace_id, h.post_id)] = h
 
         now = self.clock.now()
+        due: dict[UUID, list[Held]] = {}
+        for key, h in self.held.items():
+            if h.due_at <= now and key not in self.firing:
+                due.setdefault(h.workspace_id, []).append(h)
         firing = [
-            asyncio.create_task(self._fire(key, h))
-            for key, h in self.held.items()
-            if h.due_at <= now and key not in self.firing
+            asyncio.create_task(self._fire(workspace, posts[start : start + FIRE_BATCH]))
+            for workspace, posts in due.items()
+            for start in range(0, len(posts), FIRE_BATCH)
         ]
         if self.clock.now() >= self._next_purge:
             await purge_idempotency_keys(self.scheduler_db, self.clock.now())
@@ -113,27 +119,31 @@ class Worker:
         QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
         return firing
 
-    async def _fire(self, key: tuple[UUID, UUID], held: Held) -> None:
-        """Send a post that has reached its time, on its own: the loop goes on meanwhile."""
-        self.firing.add(key)
+    async def _fire(self, workspace_id: UUID, held: list[Held]) -> None:
+        """Send a workspace's posts that have reached their time, together, on their own:
+        the loop goes on meanwhile."""
+        keys = [(workspace_id, h.post_id) for h in held]
+        self.firing.update(keys)
         try:
             async with self._slots:
-                after = await service.fire(
-                    self.app_db, self.platforms, self.vault, self.clock, held, self.id
+                after = await service.fire_many(
+                    self.app_db, self.platforms, self.vault, self.clock, workspace_id, held, self.id
                 )
         except (DBAPIError, OSError) as error:  # kept: fired again next round
             log.warning(
-                "firing a post failed; retrying",
+                "firing posts failed; retrying",
                 extra={"worker": self.id, "error": type(error).__name__},
             )
             return
         finally:
-            self.firing.discard(key)
+            self.firing.difference_update(keys)
             self.wake.set()
-        if after is None:
-            self.held.pop(key, None)
-        else:
-            self.held[key] = after
+        for post_id, next_due in after.items():
+            key = (workspace_id, post_id)
+            if next_due is None:
+                self.held.pop(key, None)
+            else:
+                self.held[key] = next_due
 
     async def _bounded(self, work: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
         """Run `work` concurrently, at most `concurrency` at a time (the pool's measure)."""
