@@ -263,6 +263,7 @@ async def _work(
             SystemClock(),
             lease=timedelta(seconds=settings.worker_lease_seconds),
             poll=timedelta(seconds=settings.worker_poll_seconds),
+            webhook_retention=timedelta(days=settings.webhook_retention_days),
         )
         dispatcher = Dispatcher(
             db,

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         description="Let webhook endpoints be on this machine (127.0.0.1, ::1). Private, "
         "link-local and metadata addresses are refused regardless. `crier run` allows it.",
     )
+    webhook_retention_days: float = Field(
+        default=30,
+        ge=2,
+        description="Keep webhook events (and their deliveries) this long; at least 2 days, "
+        "beyond the retry schedule. Events with a delivery still pending are kept.",
+    )
     webhook_disable_after_hours: float = Field(
         default=120, gt=0, description="Disable an endpoint after it fails this long in a row."
     )

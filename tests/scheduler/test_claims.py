@@ -73,7 +73,7 @@ async def test_the_scheduler_sees_only_what_it_needs(
             "SELECT url FROM webhook_endpoints",
             "SELECT secret FROM webhook_endpoints",
             "SELECT payload FROM webhook_events",
-            "SELECT event_id FROM webhook_deliveries",
+            "SELECT last_error FROM webhook_deliveries",
             "UPDATE webhook_deliveries SET status = 'succeeded'",
             "UPDATE webhook_endpoints SET enabled = false",
             "SELECT * FROM webhook_attempts",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from standardwebhooks.webhooks import Webhook
 
 from crier.kit.db import Database
@@ -425,3 +425,42 @@ async def test_a_receiver_that_does_not_answer_in_time_is_retried(
     assert delivery["attempts"][0]["error"] == "no answer within 0.3 s"
     assert delivery["attempts"][0]["status_code"] is None
     assert delivery["next_attempt_at"] is not None
+
+
+async def test_old_settled_events_are_purged_in_every_workspace_and_only_those(
+    make_tenant: MakeTenant,
+    clock: FakeClock,
+    receiver: Receiver,
+    db: Database,
+    scheduler_db: Database,
+    dispatcher: Dispatcher,
+) -> None:
+    from crier.models import WebhookAttempt
+    from crier.scheduler.claims import purge_webhook_events
+
+    ages = {}
+    for name, status in (("delivered", 200), ("pending", 500), ("young", 200)):
+        tenant = await make_tenant()
+        await add_endpoint(tenant, f"{receiver.url}/{name}")
+        receiver.script = [status]
+        await scheduled_post(tenant, clock, hours=1)
+        await deliver_due(dispatcher)
+        ages[name] = (UUID(tenant.id), timedelta(days=3 if name != "young" else 1))
+    # Age the events in the database's own time, which the purge policy reads.
+    for workspace_id, age in ages.values():
+        async with db.workspace_transaction(workspace_id) as session:
+            await session.execute(
+                text("UPDATE webhook_events SET created_at = now() - :age"), {"age": age}
+            )
+    purged = await purge_webhook_events(scheduler_db, datetime.now(UTC) - timedelta(days=2))
+    assert purged >= 1
+
+    async def left(workspace_id: UUID) -> tuple[int, int]:
+        async with db.workspace_transaction(workspace_id) as session:
+            event_count = await session.scalar(select(func.count()).select_from(WebhookEvent))
+            attempt_count = await session.scalar(select(func.count()).select_from(WebhookAttempt))
+        return event_count or 0, attempt_count or 0
+
+    assert await left(ages["delivered"][0]) == (0, 0)  # with its delivery and attempt
+    assert await left(ages["pending"][0]) == (1, 1)  # a retry is still to come
+    assert await left(ages["young"][0]) == (1, 1)

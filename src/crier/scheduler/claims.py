@@ -59,3 +59,13 @@ async def purge_idempotency_keys(scheduler_db: Database, now: datetime, limit: i
     async with scheduler_db.engine.begin() as conn:
         result = await conn.execute(QUERIES["purge_idempotency_keys"], {"now": now, "limit": limit})
         return int(result.rowcount or 0)
+
+
+async def purge_webhook_events(scheduler_db: Database, before: datetime, limit: int = 1000) -> int:
+    """Delete settled webhook events older than `before` in every workspace (with their
+    deliveries and attempts); returns how many went."""
+    async with scheduler_db.engine.begin() as conn:
+        result = await conn.execute(
+            QUERIES["purge_webhook_events"], {"before": before, "limit": limit}
+        )
+        return int(result.rowcount or 0)

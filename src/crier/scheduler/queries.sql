@@ -66,3 +66,18 @@ WHERE t.post_id = ANY (CAST(:post_ids AS uuid[]))
   AND a.status = 'active'
   AND a.token_expires_at IS NOT NULL
   AND a.token_expires_at < :before
+
+-- name: purge_webhook_events
+-- Forget webhook events older than :before in every workspace, with their deliveries and
+-- attempts, at most :limit at a time; never one with a delivery still pending (the policy
+-- also keeps everything younger than two days).
+DELETE FROM webhook_events
+WHERE (workspace_id, id) IN (
+    SELECT e.workspace_id, e.id FROM webhook_events AS e
+    WHERE e.created_at < :before
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_deliveries AS d
+          WHERE d.workspace_id = e.workspace_id AND d.event_id = e.id AND d.status = 'pending'
+      )
+    LIMIT :limit
+)

@@ -31,6 +31,7 @@ from crier.scheduler import service
 from crier.scheduler.claims import (
     claim_due,
     purge_idempotency_keys,
+    purge_webhook_events,
     queue_depth,
     renew_leases,
 )
@@ -39,7 +40,7 @@ from crier.scheduler.service import Held
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Housekeeping that need not run every round: expired idempotency keys.
+# Housekeeping that need not run every round: expired idempotency keys, old webhook events.
 PURGE_EVERY = timedelta(minutes=1)
 FIRE_BATCH = 50
 """Posts of one workspace sent together (their bookkeeping shares transactions)."""
@@ -59,11 +60,13 @@ class Worker:
         batch: int = 200,
         poll: timedelta = timedelta(seconds=1),
         concurrency: int = 64,
+        webhook_retention: timedelta = timedelta(days=30),
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.lease, self.batch, self.poll = lease, batch, poll
+        self.webhook_retention = webhook_retention
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._slots = asyncio.Semaphore(concurrency)
         """Groups of posts (a workspace's, due together) being sent at once."""
@@ -114,6 +117,7 @@ class Worker:
         ]
         if self.clock.now() >= self._next_purge:
             await purge_idempotency_keys(self.scheduler_db, self.clock.now())
+            await purge_webhook_events(self.scheduler_db, self.clock.now() - self.webhook_retention)
             self._next_purge = self.clock.now() + PURGE_EVERY
         LEASES_HELD.set(len(self.held))
         QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
