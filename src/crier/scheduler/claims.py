@@ -36,7 +36,9 @@ async def claim_due(
                 "limit": limit,
             },
         )
-        return [Claimed(r.workspace_id, r.id, r.publish_at, r.status) for r in rows]
+        # RETURNING follows the plan, not the ORDER BY: sort, so the soonest come first.
+        claimed = [Claimed(r.workspace_id, r.id, r.publish_at, r.status) for r in rows]
+        return sorted(claimed, key=lambda c: c.publish_at)
 
 
 async def renew_leases(scheduler_db: Database, worker: str, now: datetime, lease: timedelta) -> int:
