@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import object_session
 
 from crier.delivery import repository as delivery_repository
 from crier.delivery import service as delivery_service
@@ -237,7 +236,8 @@ async def fire_many(
                 uncertain.append((d.id, content, publish_at))
             else:
                 token = vault.open(account.access_token) if account and account.access_token else ""
-                sends.append((d, _attempt_for(d, clock, publish_at), token, content, publish_at))
+                attempt_id = _attempt_for(session, d, clock, publish_at)
+                sends.append((d, attempt_id, token, content, publish_at))
         await session.flush()
         for d in failed_now:
             await _announce(session, now, d)
@@ -271,7 +271,9 @@ async def fire_many(
     return await settle_many(db, clock, workspace_id, [p.id for p in posts], worker, outcome)
 
 
-def _attempt_for(delivery: Delivery, clock: Clock, publish_at: datetime | None) -> UUID:
+def _attempt_for(
+    session: AsyncSession, delivery: Delivery, clock: Clock, publish_at: datetime | None
+) -> UUID:
     """Write down (in the session) the attempt about to be made of an ordinary delivery."""
     delivery.attempts += 1
     delivery.status = "sending"
@@ -282,7 +284,7 @@ def _attempt_for(delivery: Delivery, clock: Clock, publish_at: datetime | None) 
         number=delivery.attempts,
         started_at=clock.now(),
     )
-    object_session(delivery).add(attempt)  # type: ignore[union-attr]
+    session.add(attempt)
     if delivery.attempts == 1 and publish_at is not None:
         PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
     return attempt.id
@@ -401,19 +403,9 @@ async def _begin_attempt(
         previous.finished_at = clock.now()
         previous.error_code = ErrorCode.OUTCOME_UNKNOWN.value
         previous.message = "interrupted; not found on the platform, so sent again"
-    delivery.attempts += 1
-    delivery.status = "sending"
-    attempt = DeliveryAttempt(
-        workspace_id=delivery.workspace_id,
-        delivery_id=delivery.id,
-        number=delivery.attempts,
-        started_at=clock.now(),
-    )
-    session.add(attempt)
-    if delivery.attempts == 1 and publish_at is not None:
-        PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
+    attempt_id = _attempt_for(session, delivery, clock, publish_at)
     await session.flush()
-    return attempt.id
+    return attempt_id
 
 
 async def _record_success(
