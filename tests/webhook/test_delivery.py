@@ -16,7 +16,7 @@ from crier.scheduler import service as scheduler_service
 from crier.scheduler.worker import Worker
 from crier.webhook import events
 from crier.webhook.dispatcher import RETRY_SCHEDULE, Dispatcher
-from crier.webhook.events import EventType
+from crier.webhook.events import QUERIES, EventType
 from crier.webhook.outbound import Guard
 from tests.conftest import FakeClock, MakeTenant, Tenant
 from tests.post.conftest import at, create, draft_body, sandbox_account, with_etag
@@ -134,10 +134,7 @@ async def test_committed_events_are_delivered_by_a_dispatcher_started_afterwards
     await add_endpoint(tenant, f"{receiver.url}/hooks")
     await scheduled_post(tenant, clock, hours=1)
     # The first dispatcher claims the delivery and dies before sending (its lease stays).
-    await dispatcher.scheduler_db.engine.dispose()
     async with scheduler_db.engine.begin() as conn:
-        from crier.webhook.events import QUERIES
-
         claimed = await conn.execute(
             QUERIES["claim_due_deliveries"],
             {
@@ -394,8 +391,8 @@ async def test_a_post_taken_over_mid_publishing_is_not_announced_as_queued_again
             session, clock.now(), EventType.POST_DELIVERY_PUBLISHED, {}, post_id=post_id
         )
     # Another worker takes the post over (its lease expired) and prepares it again.
-    await scheduler_service.prepare(
-        db, worker.platforms, worker.vault, clock, workspace_id, post_id, worker.id
+    await scheduler_service.prepare_many(
+        db, worker.platforms, worker.vault, clock, workspace_id, [post_id], worker.id
     )
     async with db.workspace_transaction(workspace_id) as session:
         types = (

@@ -9,17 +9,19 @@ import pytest
 
 from crier.kit.db import Database
 from crier.webhook.dispatcher import Dispatcher
-from crier.webhook.outbound import DestinationRefused, Guard
+from crier.webhook.outbound import DestinationRefused, Guard, GuardedResolver
 from tests.conftest import FakeClock, Tenant
 from tests.post.conftest import at, create, draft_body, sandbox_account
 from tests.webhook.conftest import Receiver, add_endpoint, deliver_due
 
 
-def resolving_to(*addresses: str) -> Guard:
+def resolving_to(*addresses: str, allow_loopback: bool = False) -> GuardedResolver:
+    """The dispatcher's resolver over a guard whose lookups answer `addresses`."""
+
     async def resolver(host: str, port: int) -> list[str]:
         return list(addresses)
 
-    return Guard(resolver=resolver)
+    return GuardedResolver(Guard(resolver=resolver, allow_loopback=allow_loopback))
 
 
 @pytest.mark.parametrize(
@@ -40,25 +42,26 @@ def resolving_to(*addresses: str) -> Guard:
 )
 async def test_addresses_outside_the_public_internet_are_refused(address: str, kind: str) -> None:
     with pytest.raises(DestinationRefused, match=kind):
-        await resolving_to(address).check("https://hooks.crier-guard.invalid/x")
+        await resolving_to(address).resolve("hooks.crier-guard.invalid", 443)
 
 
 async def test_one_private_address_among_public_ones_is_enough_to_refuse() -> None:
     with pytest.raises(DestinationRefused, match=r"10\.0\.0\.7"):
-        await resolving_to("93.184.215.14", "10.0.0.7").check("https://mixed.crier-guard.invalid/")
+        await resolving_to("93.184.215.14", "10.0.0.7").resolve("mixed.crier-guard.invalid", 443)
 
 
 async def test_a_public_address_passes_and_loopback_only_when_allowed() -> None:
-    await resolving_to("93.184.215.14").check("https://public.crier-guard.invalid/")
+    public = await resolving_to("93.184.215.14").resolve("public.crier-guard.invalid", 443)
+    assert [(r["host"], r["port"]) for r in public] == [("93.184.215.14", 443)]
 
-    async def loopback(host: str, port: int) -> list[str]:
-        return ["127.0.0.1", "::1"]
-
-    await Guard(resolver=loopback, allow_loopback=True).check("http://local.invalid:9/")
+    local = resolving_to("127.0.0.1", "::1", allow_loopback=True)
+    assert [r["host"] for r in await local.resolve("local.invalid", 9)] == ["127.0.0.1", "::1"]
     with pytest.raises(DestinationRefused):
-        await Guard(resolver=loopback).check("http://local.invalid:9/")
+        await resolving_to("127.0.0.1", "::1").resolve("local.invalid", 9)
+    # A literal address in a URL is checked without any lookup.
+    Guard(allow_loopback=True).check_literal("http://127.0.0.1:9/")
     with pytest.raises(DestinationRefused, match="private"):
-        await Guard(allow_loopback=True).check("http://10.0.0.1/")
+        Guard(allow_loopback=True).check_literal("http://10.0.0.1/")
 
 
 async def test_an_unresolvable_host_is_refused() -> None:
@@ -66,7 +69,7 @@ async def test_an_unresolvable_host_is_refused() -> None:
         raise OSError("Name or service not known")
 
     with pytest.raises(DestinationRefused, match="could not be resolved"):
-        await Guard(resolver=nowhere).check("https://gone.crier-guard.invalid/")
+        await GuardedResolver(Guard(resolver=nowhere)).resolve("gone.crier-guard.invalid", 443)
 
 
 async def test_redirects_are_not_followed(

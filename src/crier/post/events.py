@@ -32,7 +32,8 @@ async def announce_many(
         await events.emit(session, now, type_, shown, post_id=shown.id)
 
 
-# The events that mark a post's own steps, not its deliveries'.
+# The events that mark a post's own steps, not its deliveries': a worker that takes over a
+# post already announced as queued does not announce it again.
 LIFECYCLE = frozenset(
     {
         EventType.POST_SCHEDULED,
@@ -43,9 +44,3 @@ LIFECYCLE = frozenset(
         EventType.POST_CANCELLED,
     }
 )
-
-
-async def last_step(session: AsyncSession, post: Post) -> str | None:
-    """The post's latest lifecycle event (`post.queued`, ...), if it has one: a worker that
-    takes over a post announced as queued does not announce it again."""
-    return await events.latest_of(session, post.id, LIFECYCLE)

@@ -67,20 +67,6 @@ class Held:
     due_at: datetime
 
 
-async def prepare(
-    db: Database,
-    platforms: Platforms,
-    vault: Vault,
-    clock: Clock,
-    workspace_id: UUID,
-    post_id: UUID,
-    worker: str,
-) -> Held | None:
-    """`prepare_many` for one post."""
-    held = await prepare_many(db, platforms, vault, clock, workspace_id, [post_id], worker)
-    return held[0] if held else None
-
-
 async def prepare_many(
     db: Database,
     platforms: Platforms,
@@ -190,7 +176,7 @@ async def fire_many(
     """
     now = clock.now()
     outcome: dict[UUID, Held | None] = {h.post_id: None for h in held}
-    sends: list[tuple[Delivery, UUID, str, Prepared, datetime | None]] = []
+    sends: list[tuple[Delivery, UUID, str, Prepared]] = []
     uncertain: list[tuple[UUID, Prepared, datetime | None]] = []
     async with db.workspace_transaction(workspace_id) as session:
         posts = [
@@ -237,15 +223,11 @@ async def fire_many(
             else:
                 token = vault.open(account.access_token) if account and account.access_token else ""
                 attempt_id = _attempt_for(session, d, clock, publish_at)
-                sends.append((d, attempt_id, token, content, publish_at))
+                sends.append((d, attempt_id, token, content))
         await session.flush()
-        for d in failed_now:
-            await _announce(session, now, d)
+        await _announce(session, now, failed_now)
     results = await asyncio.gather(
-        *(
-            platforms.sandbox.publish(token, content, str(d.id))
-            for d, _, token, content, _ in sends
-        ),
+        *(platforms.sandbox.publish(token, content, str(d.id)) for d, _, token, content in sends),
         *(
             _deliver(db, platforms, vault, clock, workspace_id, d, content, publish_at)
             for d, content, publish_at in uncertain
@@ -253,7 +235,7 @@ async def fire_many(
         return_exceptions=True,
     )
     succeeded: list[tuple[UUID, UUID, Published]] = []
-    for (d, attempt_id, *_), result in zip(sends, results, strict=False):
+    for (d, attempt_id, _, _), result in zip(sends, results, strict=False):
         if isinstance(result, PlatformError):
             await _record_failure(db, clock, workspace_id, d.id, attempt_id, result)
         elif isinstance(result, BaseException):
@@ -266,9 +248,8 @@ async def fire_many(
             raise result
     if succeeded:
         await _record_successes(db, clock, workspace_id, succeeded)
-    for post in posts:
-        outcome[post.id] = Held(workspace_id, post.id, now)
-    return await settle_many(db, clock, workspace_id, [p.id for p in posts], worker, outcome)
+    outcome.update(await settle_many(db, clock, workspace_id, [p.id for p in posts], worker))
+    return outcome
 
 
 def _attempt_for(
@@ -296,9 +277,12 @@ async def settle_many(
     workspace_id: UUID,
     post_ids: Sequence[UUID],
     worker: str,
-    outcome: dict[UUID, Held | None],
 ) -> dict[UUID, Held | None]:
-    """Published when every delivery is; failed when any failed for good; else next retry."""
+    """Published when every delivery is; failed when any failed for good; else next retry.
+
+    Returns, for each post, when it is next due, or None once settled or not this worker's.
+    """
+    outcome: dict[UUID, Held | None] = dict.fromkeys(post_ids)
     async with db.workspace_transaction(workspace_id) as session:
         posts = [
             p
@@ -317,7 +301,6 @@ async def settle_many(
                 next_due = min((d.next_attempt_at or clock.now()) for d in open_ones)
                 outcome[post.id] = Held(workspace_id, post.id, next_due)
                 continue
-            outcome[post.id] = None
             failed = any(d.status == "failed" for d in mine)
             post.status = "failed" if failed else "published"
             if not failed:
@@ -330,9 +313,6 @@ async def settle_many(
             done[EventType.POST_FAILED if failed else EventType.POST_PUBLISHED].append(post)
         for type_, settled in done.items():
             await post_events.announce_many(session, clock.now(), type_, settled)
-        for post_id in post_ids:
-            if post_id not in {p.id for p in posts}:
-                outcome[post_id] = None
     return outcome
 
 
@@ -367,7 +347,7 @@ async def _deliver(
         key = str(delivery.id)
         if unusable is not None:
             _fail(delivery, unusable, "the account cannot publish; reconnect it")
-            await _announce(session, clock.now(), delivery)
+            await _announce(session, clock.now(), [delivery])
             return
         if not uncertain:
             attempt_id = await _begin_attempt(session, clock, delivery, publish_at)
@@ -416,15 +396,7 @@ async def _record_success(
     attempt_id: UUID,
     published: Published,
 ) -> None:
-    async with db.workspace_transaction(workspace_id) as session:
-        delivery = await delivery_repository.get(session, delivery_id, lock=True)
-        attempt = await session.get(DeliveryAttempt, (workspace_id, attempt_id))
-        assert delivery is not None
-        assert attempt is not None
-        attempt.outcome, attempt.finished_at, attempt.http_status = "published", clock.now(), 201
-        _published(delivery, published)
-        await _announce(session, clock.now(), delivery)
-    DELIVERY_ATTEMPTS.labels("published", "").inc()
+    await _record_successes(db, clock, workspace_id, [(delivery_id, attempt_id, published)])
 
 
 async def _record_successes(
@@ -451,16 +423,7 @@ async def _record_successes(
                 201,
             )
             _published(deliveries[delivery_id], published)
-        await session.flush()
-        shown = await delivery_service.shown(session, list(deliveries.values()))
-        for delivery in shown:
-            await events.emit(
-                session,
-                clock.now(),
-                EventType.POST_DELIVERY_PUBLISHED,
-                delivery,
-                post_id=delivery.post_id,
-            )
+        await _announce(session, clock.now(), list(deliveries.values()))
     DELIVERY_ATTEMPTS.labels("published", "").inc(len(succeeded))
 
 
@@ -477,7 +440,7 @@ async def _record_found(
             last.finished_at = last.finished_at or clock.now()
             last.message = "found on the platform by its idempotency key"
         _published(delivery, published)
-        await _announce(session, clock.now(), delivery)
+        await _announce(session, clock.now(), [delivery])
 
 
 async def _record_failure(
@@ -507,21 +470,23 @@ async def _record_failure(
             attempt.outcome = "failed"
             delivery.status = "failed"
             delivery.next_attempt_at = None
-            await _announce(session, clock.now(), delivery)
+            await _announce(session, clock.now(), [delivery])
         outcome = attempt.outcome
     DELIVERY_ATTEMPTS.labels(outcome, error.code.value).inc()
 
 
-async def _announce(session: AsyncSession, now: datetime, delivery: Delivery) -> None:
-    """The delivery's final outcome as a webhook event, in this transaction."""
+async def _announce(session: AsyncSession, now: datetime, deliveries: Sequence[Delivery]) -> None:
+    """The deliveries' final outcomes as webhook events, in this transaction."""
+    if not deliveries:
+        return
     await session.flush()
-    shown = (await delivery_service.shown(session, [delivery]))[0]
-    type_ = (
-        EventType.POST_DELIVERY_PUBLISHED
-        if delivery.status == "published"
-        else EventType.POST_DELIVERY_FAILED
-    )
-    await events.emit(session, now, type_, shown, post_id=delivery.post_id)
+    for shown in await delivery_service.shown(session, deliveries):
+        type_ = (
+            EventType.POST_DELIVERY_PUBLISHED
+            if shown.status == "published"
+            else EventType.POST_DELIVERY_FAILED
+        )
+        await events.emit(session, now, type_, shown, post_id=shown.post_id)
 
 
 def _published(delivery: Delivery, published: Published) -> None:

@@ -97,20 +97,6 @@ async def notify(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
-async def latest_of(
-    session: AsyncSession, post_id: UUID, types: frozenset[EventType]
-) -> str | None:
-    """The type of the post's latest event among `types`, if it has one."""
-    found = await session.execute(
-        text(
-            "SELECT type FROM webhook_events WHERE subject_id = :post AND type = ANY(:types) "
-            "ORDER BY sequence DESC LIMIT 1"
-        ),
-        {"post": post_id, "types": [t.value for t in types]},
-    )
-    return found.scalar_one_or_none()
-
-
 async def latest_of_many(
     session: AsyncSession, post_ids: Sequence[UUID], types: frozenset[EventType]
 ) -> dict[UUID, str]:

@@ -69,12 +69,6 @@ class Guard:
         if kind is not None:
             raise DestinationRefused(f"{host} is a {kind} address")
 
-    async def check(self, url: str) -> None:
-        """Refuse `url` if its host is, or resolves to, an address that may not be called."""
-        parsed = httpx.URL(url)
-        self.check_literal(url)
-        await self.vetted(parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80))
-
     async def vetted(self, host: str, port: int) -> list[IPAddress]:
         """The addresses of `host`, if every one of them may be called."""
         try:

@@ -246,12 +246,17 @@ async def deliveries_of(
     ]
 
 
-async def get_event(session: AsyncSession, event_id: UUID) -> WebhookEvent:
+async def _event(session: AsyncSession, event_id: UUID) -> EventRow:
     event = (
         await session.execute(select(EventRow).where(EventRow.id == event_id))
     ).scalar_one_or_none()
     if event is None:
         raise NotFound("No event with this id in this workspace.")
+    return event
+
+
+async def get_event(session: AsyncSession, event_id: UUID) -> WebhookEvent:
+    event = await _event(session, event_id)
     return WebhookEvent(
         id=event.id,
         type=event.type,
@@ -265,7 +270,7 @@ async def replay(
     session: AsyncSession, event_id: UUID, endpoint_id: UUID | None, now: datetime
 ) -> WebhookSent:
     """Send an event again, with the same `webhook-id` and payload."""
-    event = await get_event(session, event_id)
+    event = await _event(session, event_id)
     if endpoint_id is not None:
         endpoint = await _get(session, endpoint_id)
         if not endpoint.enabled:
@@ -283,12 +288,9 @@ async def replay(
             .distinct()
         )
         targets = list(sent_to.scalars())
-    workspace_id = (
-        await session.execute(select(EventRow.workspace_id).where(EventRow.id == event_id))
-    ).scalar_one()
     session.add_all(
         DeliveryRow(
-            workspace_id=workspace_id,
+            workspace_id=event.workspace_id,
             id=new_id(),
             event_id=event.id,
             endpoint_id=target,
