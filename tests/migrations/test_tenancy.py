@@ -55,6 +55,8 @@ INSERTS: dict[str, str] = {
     "reviews": "INSERT INTO reviews "
     "(workspace_id, id, social_account_id, location_id, external_id, rating, reviewed_at) "
     "VALUES (%(ws)s, %(id)s, %(account)s, 'loc', %(external)s, 5, now())",
+    "scheduled_post_months": "INSERT INTO scheduled_post_months "
+    "(workspace_id, id, month_start, scheduled) VALUES (%(ws)s, %(id)s, clock_timestamp(), 0)",
     "analytics_snapshots": "INSERT INTO analytics_snapshots "
     "(workspace_id, id, social_account_id, metric, value, date) "
     "VALUES (%(ws)s, %(id)s, %(account)s, 'likes', 3, %(date)s)",

@@ -6,7 +6,7 @@ from crier.models.delivery import Delivery, DeliveryAttempt
 from crier.models.idempotency import IdempotencyKey
 from crier.models.media import MediaAsset
 from crier.models.member import ApiKey, Member, User
-from crier.models.post import Post, PostMedia, PostTarget
+from crier.models.post import Post, PostMedia, PostTarget, ScheduledPostMonth
 from crier.models.review import Review
 from crier.models.social_account import SocialAccount
 from crier.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -25,6 +25,7 @@ __all__ = [
     "PostMedia",
     "PostTarget",
     "Review",
+    "ScheduledPostMonth",
     "SocialAccount",
     "TenantModel",
     "User",

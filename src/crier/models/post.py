@@ -45,13 +45,6 @@ class Post(TenantModel):
             "lease_expires_at",
             postgresql_where="status IN ('queued', 'publishing')",
         ),
-        Index(
-            "ix_posts_scheduled_in_month",
-            "workspace_id",
-            "publish_at",
-            postgresql_where="status IN ('scheduled', 'queued', 'publishing', 'published', "
-            "'failed')",
-        ),
     )
 
     status: Mapped[str] = mapped_column(Text, server_default="draft")
@@ -110,3 +103,16 @@ class PostMedia(TenantModel):
 
     post_id: Mapped[UUID] = mapped_column()
     media_id: Mapped[UUID] = mapped_column()
+
+
+class ScheduledPostMonth(TenantModel):
+    """How many posts are scheduled (or were published) in one calendar month of the
+    workspace, for the plan's monthly limit. Kept by triggers on `posts` at commit (migration
+    0008); read-only to the code."""
+
+    __tablename__ = "scheduled_post_months"
+    __table_args__ = (UniqueConstraint("workspace_id", "month_start"),)
+
+    month_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """The month's first instant in the workspace's timezone."""
+    scheduled: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -1,8 +1,7 @@
 -- name: insert_post
--- A new post with its targets and media links, in one round trip. When scheduling, the
--- workspace is then locked and the posts already scheduled in the post's quota month are
--- counted (leaving this one out), for the plan limit; `scheduled_in_month` is NULL otherwise.
--- The media links' trigger keeps each asset's usage count.
+-- A new post with its targets and media links, in one round trip. With `scheduled_limit`,
+-- the transaction is held to that monthly limit (checked at commit, migration 0008). The
+-- media links' trigger keeps each asset's usage count.
 WITH post AS (
     INSERT INTO posts (workspace_id, id, author_id, status, publish_at, timezone, payload)
     VALUES (
@@ -25,9 +24,7 @@ SELECT
     post.version,
     post.created_at,
     post.updated_at,
-    CASE WHEN CAST(:quota_from AS timestamptz) IS NOT NULL THEN
-        crier_lock_and_count_scheduled(
-            CAST(:quota_from AS timestamptz), CAST(:quota_to AS timestamptz), post.id
-        )
-    END AS scheduled_in_month
+    CASE WHEN CAST(:scheduled_limit AS text) IS NOT NULL THEN
+        set_config('crier.scheduled_posts_per_month', CAST(:scheduled_limit AS text), true)
+    END AS scheduled_limit
 FROM post

@@ -8,49 +8,27 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, exists, func, select, text
+from sqlalchemy import delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.ids import new_id
 from crier.kit.sql import queries
-from crier.models import Post, PostMedia, PostTarget, SocialAccount
+from crier.models import Post, PostMedia, PostTarget, ScheduledPostMonth, SocialAccount
 
 QUERIES = queries(__file__, "queries.sql")
 
-# Statuses of a post that has been, or is being, scheduled: what the monthly plan limit counts.
-SCHEDULED_STATUSES = ("scheduled", "queued", "publishing", "published", "failed")
 
-
-async def lock_and_count_scheduled(
-    session: AsyncSession, start: datetime, end: datetime, exclude: UUID | None = None
-) -> int:
-    """Lock the workspace (until commit), then count what `count_scheduled_between` counts.
-
-    One round trip (see `crier_lock_and_count_scheduled` in migration 0003).
-    """
-    result = await session.execute(
-        text("SELECT crier_lock_and_count_scheduled(:start, :end, :exclude)"),
-        {"start": start, "end": end, "exclude": exclude},
+async def scheduled_in_month(session: AsyncSession, month_start: datetime) -> int:
+    """Posts scheduled (or published) in the workspace's month starting at `month_start`."""
+    count = await session.scalar(
+        select(ScheduledPostMonth.scheduled).where(ScheduledPostMonth.month_start == month_start)
     )
-    return int(result.scalar_one())
+    return count or 0
 
 
-async def count_scheduled_between(
-    session: AsyncSession, start: datetime, end: datetime, exclude: UUID | None = None
-) -> int:
-    """Posts scheduled to publish in `[start, end)`, leaving out `exclude`."""
-    query = (
-        select(func.count())
-        .select_from(Post)
-        .where(
-            Post.status.in_(SCHEDULED_STATUSES),
-            Post.publish_at >= start,
-            Post.publish_at < end,
-        )
-    )
-    if exclude is not None:
-        query = query.where(Post.id != exclude)
-    return int((await session.execute(query)).scalar_one())
+async def recount_scheduled(session: AsyncSession) -> None:
+    """Count the workspace's months afresh (after its timezone changed)."""
+    await session.execute(text("SELECT crier_recount_scheduled()"))
 
 
 async def get(session: AsyncSession, post_id: UUID, *, lock: bool = False) -> Post | None:
@@ -128,13 +106,13 @@ async def insert_post(
     post: Post,
     wanted: Sequence[tuple[UUID, dict[str, Any]]],
     media_ids: Sequence[UUID],
-    quota_month: tuple[datetime, datetime] | None,
-) -> tuple[list[PostTarget], int | None]:
+    scheduled_limit: int | None,
+) -> list[PostTarget]:
     """Write a new post with its targets and media links in one round trip.
 
     `post` is built but not added to the session; its server defaults (version, timestamps)
-    are filled in. With `quota_month`, the workspace is locked until commit and the posts
-    already scheduled in that month are counted and returned, for the plan limit.
+    are filled in. With `scheduled_limit`, the transaction is held to that many scheduled
+    posts a month (see `workspace.service.scheduled_posts_limit`).
     """
     targets = [
         PostTarget(
@@ -169,15 +147,14 @@ async def insert_post(
                 ),
                 "media_link_ids": [new_id() for _ in media_ids],
                 "media_ids": list(media_ids),
-                "quota_from": quota_month[0] if quota_month else None,
-                "quota_to": quota_month[1] if quota_month else None,
+                "scheduled_limit": str(scheduled_limit) if scheduled_limit is not None else None,
             },
         )
     ).one()
     post.version, post.created_at, post.updated_at = row.version, row.created_at, row.updated_at
     for target in targets:
         target.created_at = target.updated_at = row.created_at
-    return targets, row.scheduled_in_month
+    return targets
 
 
 async def replace_targets(

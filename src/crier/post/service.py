@@ -38,8 +38,11 @@ from crier.social_account import repository as account_repository
 from crier.social_account.schemas import Platform
 from crier.webhook import events
 from crier.webhook.events import EventType
-from crier.workspace import plans
-from crier.workspace.service import check_timezone, enforce_scheduled_posts_limit
+from crier.workspace.service import (
+    check_timezone,
+    hold_to_scheduled_posts_limit,
+    scheduled_posts_limit,
+)
 
 LOCK_WINDOW = timedelta(minutes=5)
 PAST_TOLERANCE = timedelta(seconds=30)
@@ -336,21 +339,15 @@ async def create_post(
         timezone=data.timezone,
         payload=data.payload.model_dump(mode="json"),
     )
-    quota_month = None
     if scheduling:
         _check_schedulable(post, data.targets, accounts, media, now)
-        assert post.publish_at is not None
-        # The quota's months are the workspace's, whatever the post's own timezone.
-        quota_month = plans.month_of(post.publish_at, principal.workspace_timezone)
-    targets, scheduled_in_month = await repository.insert_post(
+    targets = await repository.insert_post(
         session,
         post,
         [(t.social_account_id, t.platform_settings) for t in data.targets],
         data.payload.media_ids,
-        quota_month,
+        scheduled_posts_limit(session, principal.workspace_plan) if scheduling else None,
     )
-    if scheduled_in_month is not None:
-        plans.enforce(principal.workspace_plan, "scheduled_posts_per_month", scheduled_in_month)
     warnings = offset_warnings(data.publish_at, data.timezone or principal.workspace_timezone)
     shown_targets = [(t, accounts[t.social_account_id].platform) for t in targets]
     shown = await view(
@@ -359,16 +356,6 @@ async def create_post(
     if scheduling:
         await _announce(session, now, EventType.POST_SCHEDULED, shown[0])
     return shown[0]
-
-
-async def _enforce_monthly_limit(session: AsyncSession, principal: Principal, post: Post) -> None:
-    """Last, so the workspace lock it takes is held only until the commit right after."""
-    assert post.publish_at is not None
-    await session.flush()
-    # The quota's months are the workspace's, whatever the post's own timezone.
-    await enforce_scheduled_posts_limit(
-        session, principal.workspace_plan, principal.workspace_timezone, post.publish_at, post.id
-    )
 
 
 async def get_post(
@@ -462,7 +449,7 @@ async def update_post(
         _check_schedulable(post, targets, accounts, media, now)
     post.version += 1
     if scheduled:
-        await _enforce_monthly_limit(session, principal, post)
+        await hold_to_scheduled_posts_limit(session, principal.workspace_plan)
     timezone = post.timezone or principal.workspace_timezone
     warnings = offset_warnings(data.publish_at, timezone) if "publish_at" in changes else []
     shown = await _one(session, post, principal, now, warnings)
@@ -493,7 +480,7 @@ async def schedule_post(
     _check_schedulable(post, targets, accounts, media, now)
     post.status = PostStatus.SCHEDULED.value
     post.version += 1
-    await _enforce_monthly_limit(session, principal, post)
+    await hold_to_scheduled_posts_limit(session, principal.workspace_plan)
     timezone = post.timezone or principal.workspace_timezone
     shown = await _one(session, post, principal, now, offset_warnings(data.publish_at, timezone))
     await _announce(session, now, EventType.POST_SCHEDULED, shown)

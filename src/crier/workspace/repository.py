@@ -15,15 +15,19 @@ async def get(session: AsyncSession, workspace_id: UUID) -> Workspace | None:
     return result.scalar_one_or_none()
 
 
-async def lock(session: AsyncSession, workspace_id: UUID) -> Workspace:
+async def lock(session: AsyncSession, workspace_id: UUID, *, exclusive: bool = False) -> Workspace:
     """The workspace row, locked until commit: serialises checks of plan limits.
 
     FOR NO KEY UPDATE, not FOR UPDATE: rows inserted with a foreign key to the workspace
     hold KEY SHARE on it, which FOR UPDATE would wait for; two such transactions would
-    deadlock each other.
+    deadlock each other. With `exclusive`, FOR UPDATE all the same, to wait for (and hold
+    off) every transaction holding KEY SHARE; the caller must not have inserted any such row
+    before.
     """
     result = await session.execute(
-        select(Workspace).where(Workspace.id == workspace_id).with_for_update(key_share=True)
+        select(Workspace)
+        .where(Workspace.id == workspace_id)
+        .with_for_update(key_share=not exclusive)
     )
     return result.scalar_one()
 

@@ -8,12 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.auth.service import issue_key
-from crier.kit.db import enter_workspace
-from crier.kit.errors import Conflict, NotFound, ValidationFailed, field_error
+from crier.kit.db import enter_workspace, raise_on_violation
+from crier.kit.errors import (
+    Conflict,
+    NotFound,
+    PlanLimitExceeded,
+    ValidationFailed,
+    field_error,
+)
 from crier.kit.ids import new_id
 from crier.kit.time import is_iana_timezone
 from crier.member import repository as member_repository
@@ -120,9 +127,15 @@ async def get_workspace(session: AsyncSession, workspace_id: UUID, now: datetime
 async def update_workspace(
     session: AsyncSession, workspace_id: UUID, data: WorkspaceUpdate, now: datetime
 ) -> Workspace:
-    workspace = await repository.lock(session, workspace_id)
+    # A new timezone moves the months' boundaries: they are counted afresh, with no
+    # scheduler committing meanwhile (each takes KEY SHARE on the workspace at commit).
+    workspace = await repository.lock(session, workspace_id, exclusive=data.timezone is not None)
     if data.timezone is not None:
-        workspace.timezone = check_timezone(data.timezone, ["body", "timezone"])
+        zone = check_timezone(data.timezone, ["body", "timezone"])
+        if zone != workspace.timezone:
+            workspace.timezone = zone
+            await session.flush()
+            await post_repository.recount_scheduled(session)
     if data.name is not None:
         workspace.name = data.name
     if data.slug is not None and data.slug != workspace.slug:
@@ -137,26 +150,41 @@ async def update_workspace(
     return await _to_schema(session, workspace, now)
 
 
-async def enforce_scheduled_posts_limit(
-    session: AsyncSession,
-    plan: str,
-    timezone: str,
-    publish_at: datetime,
-    post_id: UUID | None = None,
-) -> None:
-    """Raise `plan-limit-exceeded` if scheduling one more post (or moving `post_id`) into the
-    month of `publish_at`, in the workspace's timezone, would pass the plan's limit.
+SCHEDULED_POSTS_SETTING = "crier.scheduled_posts_per_month"
+"""The transaction setting the database checks each month's scheduled posts against at
+commit (migration 0008); unset, nothing is checked."""
 
-    Locks the workspace row until commit, so concurrent schedulers cannot both take the last
-    slot; callers make this their last statement, to hold that lock briefly.
+
+def scheduled_posts_limit(session: AsyncSession, plan: str) -> int:
+    """The plan's monthly limit on scheduled posts, for the caller to set as
+    `SCHEDULED_POSTS_SETTING` in this transaction. If at commit one of the months this
+    transaction added posts to holds more, the commit fails with `plan-limit-exceeded`.
+
+    The months are counted at commit, each month's row held only while its transaction
+    commits, so concurrent schedulers cannot both take the last slot, nor wait for each
+    other's work before that.
     """
-    start, end = plans.month_of(publish_at, timezone)
-    in_use = await post_repository.lock_and_count_scheduled(session, start, end, exclude=post_id)
-    plans.enforce(plan, "scheduled_posts_per_month", in_use)
+    limit = plans.limits_of(plan).scheduled_posts_per_month
+    raise_on_violation(
+        session,
+        "scheduled_posts_per_month",
+        PlanLimitExceeded(plan, "scheduled_posts_per_month", limit),
+    )
+    return limit
+
+
+async def hold_to_scheduled_posts_limit(session: AsyncSession, plan: str) -> None:
+    """Hold this transaction to the plan's monthly limit on scheduled posts (see
+    `scheduled_posts_limit`)."""
+    limit = scheduled_posts_limit(session, plan)
+    await session.execute(
+        text("SELECT set_config(:name, :value, true)"),
+        {"name": SCHEDULED_POSTS_SETTING, "value": str(limit)},
+    )
 
 
 async def _to_schema(session: AsyncSession, workspace: WorkspaceRow, now: datetime) -> Workspace:
-    month_start, month_end = plans.month_of(now, workspace.timezone)
+    month_start, _ = plans.month_of(now, workspace.timezone)
     return Workspace(
         id=workspace.id,
         slug=workspace.slug,
@@ -167,8 +195,8 @@ async def _to_schema(session: AsyncSession, workspace: WorkspaceRow, now: dateti
         usage=PlanUsage(
             members=await member_repository.count_active(session),
             social_accounts=await account_repository.count_connected(session),
-            scheduled_posts_this_month=await post_repository.count_scheduled_between(
-                session, month_start, month_end
+            scheduled_posts_this_month=await post_repository.scheduled_in_month(
+                session, month_start
             ),
         ),
         created_at=workspace.created_at,

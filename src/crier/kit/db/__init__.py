@@ -1,6 +1,13 @@
 """The database: embedded or external PostgreSQL, the application engine, tenancy."""
 
-from crier.kit.db.engine import APP_ROLE, Database, DatabaseUrls, after_commit, after_rollback
+from crier.kit.db.engine import (
+    APP_ROLE,
+    Database,
+    DatabaseUrls,
+    after_commit,
+    after_rollback,
+    raise_on_violation,
+)
 from crier.kit.db.tenancy import (
     enter_workspace,
     present_user_email,
@@ -16,4 +23,5 @@ __all__ = [
     "enter_workspace",
     "present_user_email",
     "present_workspace_slug",
+    "raise_on_violation",
 ]

@@ -18,7 +18,7 @@ from uuid import UUID
 import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -84,6 +84,21 @@ def after_rollback(session: AsyncSession, hook: Callable[[], None]) -> None:
     session.info.setdefault(_ROLLBACK_HOOKS, []).append(hook)
 
 
+_VIOLATIONS = "crier.commit_violations"
+
+
+def raise_on_violation(session: AsyncSession, constraint: str, error: Exception) -> None:
+    """If this transaction fails on `constraint` (a check the database makes at commit),
+    raise `error` in its place."""
+    session.info.setdefault(_VIOLATIONS, {})[constraint] = error
+
+
+def _violation(session: AsyncSession, exc: IntegrityError) -> Exception | None:
+    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    errors: dict[str, Exception] = session.info.get(_VIOLATIONS, {})
+    return errors.get(constraint) if constraint else None
+
+
 def _run_hooks(session: AsyncSession, name: str) -> None:
     for hook in session.info.pop(name, []):
         try:
@@ -145,12 +160,19 @@ class Database:
         """A session in one transaction, committed on success and rolled back on error.
 
         Work registered with `after_commit` / `after_rollback` (files written or to delete
-        beside the rows) runs once the outcome is known.
+        beside the rows) runs once the outcome is known; a commit refused by a check
+        registered with `raise_on_violation` raises that check's error.
         """
         async with self.sessionmaker() as session:
             try:
-                async with session.begin():
-                    yield session
+                try:
+                    async with session.begin():
+                        yield session
+                except IntegrityError as exc:
+                    error = _violation(session, exc)
+                    if error is None:
+                        raise
+                    raise error from None
             except BaseException:
                 _run_hooks(session, _ROLLBACK_HOOKS)
                 raise
