@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -22,6 +23,7 @@ from uuid import UUID
 import httpx
 from sqlalchemy import func, select
 
+from bench import procrastinate_baseline as baseline
 from bench.common import crier_workers, database, free_port
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.vault import Vault
@@ -35,6 +37,8 @@ STEADY_RATE, STEADY_SECONDS = 200, 60
 SPIKE = 10_000
 LEAD = timedelta(seconds=15)  # time to start the workers before the first post is due
 DRAIN_LIMIT = 180.0  # seconds after the last due post before counting losses
+
+Result = dict[str, float]
 
 
 async def _setup(
@@ -106,7 +110,7 @@ async def _schedule(
 
 async def _measure(
     db: Database, ws: UUID, posts: list[UUID], last_due: datetime, sandbox: str
-) -> dict[str, float]:
+) -> Result:
     deadline = time.monotonic() + (last_due - datetime.now(UTC)).total_seconds() + DRAIN_LIMIT
     done = 0
     while time.monotonic() < deadline:
@@ -146,30 +150,13 @@ async def _measure(
     async with httpx.AsyncClient(base_url=sandbox) as client:
         received = (await client.get("/control/received")).json()
     first_due = min((due for due, _ in sent), default=last_due)
-
     drain = (max(finished) - first_due).total_seconds() if finished else float("nan")
-
-    def pct(p: float) -> float:
-        return lateness[min(len(lateness) - 1, round(p / 100 * (len(lateness) - 1)))]
-
-    return {
-        "posts": len(posts),
-        "published": done,
-        "unsent": len(posts) - done,
-        "duplicates": len(received["duplicate_keys"]),
-        "p50_ms": pct(50) if lateness else float("nan"),
-        "p95_ms": pct(95) if lateness else float("nan"),
-        "p99_ms": pct(99) if lateness else float("nan"),
-        "max_ms": lateness[-1] if lateness else float("nan"),
-        "drain_s": drain,
-        "deliveries_per_s": len(finished) / drain if finished and drain > 0 else float("nan"),
-        "mean_ms": statistics.fmean(lateness) if lateness else float("nan"),
-    }
+    return _result(len(posts), done, len(received["duplicate_keys"]), lateness, drain)
 
 
 async def _scenario(
     name: str, urls: DatabaseUrls, root: Path, vault_key: str, sandbox: str, times_from: object
-) -> dict[str, float]:
+) -> Result:
     vault = Vault(vault_key)
     db, ws, owner, accounts = await _setup(urls, vault, sandbox)
     assert callable(times_from)
@@ -182,11 +169,99 @@ async def _scenario(
         await db.dispose()
 
 
+@contextmanager
+def _sandbox(root: Path) -> Iterator[str]:
+    """`crier sandbox` on a free loopback port; yields its URL."""
+    port = free_port()
+    sandbox = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+    env.update(CRIER_DATA_DIR=str(root), CRIER_SANDBOX_PORT=str(port))
+    with (root / "sandbox.log").open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crier.cli", "sandbox"], env=env, stdout=out, stderr=out
+        )
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"{sandbox}/control/faults", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield sandbox
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+async def _tokens(sandbox: str) -> list[str]:
+    """Access tokens of `ACCOUNTS` sandbox accounts; then every call takes `LATENCY_MS`."""
+    async with httpx.AsyncClient(base_url=sandbox) as client:
+        await client.put("/control/faults", json={"latency_ms": 0, "token_ttl_seconds": 86400})
+        tokens = [
+            (
+                await client.post(
+                    "/oauth/token", data={"grant_type": "client_credentials", "handle": f"b{i}"}
+                )
+            ).json()["access_token"]
+            for i in range(ACCOUNTS)
+        ]
+        await client.put("/control/faults", json={"latency_ms": LATENCY_MS})
+    return tokens
+
+
+async def _baseline(urls: DatabaseUrls, root: Path, sandbox: str, times_from: object) -> Result:
+    """The same posts as procrastinate jobs, published to the same sandbox."""
+    tokens = await _tokens(sandbox)
+    assert callable(times_from)
+    times: list[datetime] = times_from(datetime.now(UTC) + LEAD)
+    dsn = urls.owner.set(drivername="postgresql").render_as_string(hide_password=False)
+    await baseline.defer(
+        dsn, [(t, tokens[i % ACCOUNTS], f"bench {i}", f"bench-{i}") for i, t in enumerate(times)]
+    )
+    first_due, last_due = min(times), max(times)
+    with baseline.workers(dsn, sandbox, WORKERS, root) as records:
+        deadline = time.monotonic() + (last_due - datetime.now(UTC)).total_seconds() + DRAIN_LIMIT
+        while time.monotonic() < deadline:
+            if len({key for key, _, _ in baseline.runs(records)}) == len(times):
+                break
+            await asyncio.sleep(1)
+        found = baseline.runs(records)
+    first: dict[str, tuple[float, float]] = {}
+    for key, late, finished in found:
+        first.setdefault(key, (late, finished))
+    lateness = sorted(late for late, _ in first.values())
+    finished_at = [finished for _, finished in first.values()]
+    drain = max(finished_at) - first_due.timestamp() if finished_at else float("nan")
+    return _result(len(times), len(first), len(found) - len(first), lateness, drain)
+
+
+def _result(
+    posts: int, published: int, duplicates: int, lateness: list[float], drain: float
+) -> Result:
+    def pct(p: float) -> float:
+        if not lateness:
+            return float("nan")
+        return lateness[min(len(lateness) - 1, round(p / 100 * (len(lateness) - 1)))]
+
+    return {
+        "posts": posts,
+        "published": published,
+        "unsent": posts - published,
+        "duplicates": duplicates,
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "max_ms": lateness[-1] if lateness else float("nan"),
+        "drain_s": drain,
+        "deliveries_per_s": published / drain if published and drain > 0 else float("nan"),
+    }
+
+
 def main() -> None:
     from cryptography.fernet import Fernet
 
     key = Fernet.generate_key().decode()
-    results = {}
+    results: dict[str, tuple[Result, Result]] = {}
     scenarios = {
         f"steady {STEADY_RATE}/s for {STEADY_SECONDS} s": lambda start: [
             start + timedelta(seconds=i / STEADY_RATE) for i in range(STEADY_RATE * STEADY_SECONDS)
@@ -198,46 +273,41 @@ def main() -> None:
     for name, times_from in scenarios.items():
         with tempfile.TemporaryDirectory(prefix="crier-bench-") as folder:
             root = Path(folder)
-            port = free_port()
-            sandbox = f"http://127.0.0.1:{port}"
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
-            env.update(CRIER_DATA_DIR=str(root), CRIER_SANDBOX_PORT=str(port))
-            with (root / "sandbox.log").open("ab") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "crier.cli", "sandbox"],
-                    env=env,
-                    stdout=out,
-                    stderr=out,
+            with _sandbox(root) as sandbox, database(root / "db") as urls:
+                crier = asyncio.run(
+                    _scenario(name.split()[0], urls, root, key, sandbox, times_from)
                 )
-            try:
-                for _ in range(100):
-                    try:
-                        httpx.get(f"{sandbox}/control/faults", timeout=1)
-                        break
-                    except httpx.TransportError:
-                        time.sleep(0.2)
-                with database(root / "db") as urls:
-                    results[name] = asyncio.run(
-                        _scenario(name.split()[0], urls, root, key, sandbox, times_from)
-                    )
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
+        with tempfile.TemporaryDirectory(prefix="crier-bench-") as folder:
+            root = Path(folder)
+            with _sandbox(root) as sandbox, database(root / "db") as urls:
+                other = asyncio.run(_baseline(urls, root, sandbox, times_from))
+        results[name] = (crier, other)
     print(
-        f"\nScheduler: {WORKERS} `crier worker` processes, sandbox answering after "
-        f"{LATENCY_MS} ms, embedded PostgreSQL, {ACCOUNTS} accounts, all on this machine"
+        f"\nScheduler: {WORKERS} worker processes, sandbox answering after {LATENCY_MS} ms, "
+        f"embedded PostgreSQL, {ACCOUNTS} accounts, all on this machine; the baseline is "
+        f"procrastinate ({baseline.CONCURRENCY} jobs in flight per worker, polling every "
+        f"{baseline.POLL_SECONDS * 1000:.0f} ms)"
     )
     print(
-        f"{'scenario':32} {'posts':>6} {'unsent':>6} {'dups':>5} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'max ms':>8} {'drain s':>8} {'deliv/s':>8}"
+        f"{'scenario':32} {'system':13} {'posts':>6} {'unsent':>6} {'dups':>5} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'drain s':>8} {'deliv/s':>8}"
     )
-    for name, r in results.items():
+    for name, pair in results.items():
+        for system, r in zip(("crier", "procrastinate"), pair, strict=True):
+            print(
+                f"{name:32} {system:13} {r['posts']:>6.0f} {r['unsent']:>6.0f} "
+                f"{r['duplicates']:>5.0f} {r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} "
+                f"{r['p99_ms']:>8.0f} {r['max_ms']:>8.0f} {r['drain_s']:>8.1f} "
+                f"{r['deliveries_per_s']:>8.0f}"
+            )
+        crier, other = pair
         print(
-            f"{name:32} {r['posts']:>6.0f} {r['unsent']:>6.0f} {r['duplicates']:>5.0f} "
-            f"{r['p50_ms']:>8.0f} {r['p95_ms']:>8.0f} {r['p99_ms']:>8.0f} {r['max_ms']:>8.0f} "
-            f"{r['drain_s']:>8.1f} {r['deliveries_per_s']:>8.0f}"
+            f"{'':32} {'ratio':13} crier / procrastinate: p99 lateness "
+            f"{_ratio(crier['p99_ms'], other['p99_ms'])}, drain "
+            f"{_ratio(crier['drain_s'], other['drain_s'])}, deliveries/s "
+            f"{_ratio(crier['deliveries_per_s'], other['deliveries_per_s'])}"
         )
-    steady, spike = results.values()
+    (steady, _), (spike, _) = results.values()
     print(
         f"\nsteady p99 lateness {steady['p99_ms']:.0f} ms (target <= 500): "
         f"{'met' if steady['p99_ms'] <= 500 else 'NOT met'}"
@@ -251,4 +321,7 @@ def main() -> None:
         f"within {DRAIN_LIMIT:.0f} s of the last due time: "
         f"{steady['unsent'] + spike['unsent']:.0f} (target 0; they stay queued, not lost)"
     )
-    print("The same workload through procrastinate is not measured yet (no baseline ratio).")
+
+
+def _ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}" if theirs and theirs == theirs and ours == ours else "n/a"
