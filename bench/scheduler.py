@@ -9,6 +9,7 @@ worker` processes (one per core). Lateness is a delivery's first send start minu
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import subprocess
 import sys
@@ -324,4 +325,4 @@ def main() -> None:
 
 
 def _ratio(ours: float, theirs: float) -> str:
-    return f"{ours / theirs:.2f}" if theirs and theirs == theirs and ours == ours else "n/a"
+    return f"{ours / theirs:.2f}" if theirs and not math.isnan(ours + theirs) else "n/a"

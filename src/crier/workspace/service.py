@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.auth.service import issue_key
-from crier.kit.db import enter_workspace, raise_on_violation
+from crier.kit.db import enter_workspace, raise_on_violation, set_local
 from crier.kit.errors import (
     Conflict,
     NotFound,
@@ -176,11 +175,7 @@ def scheduled_posts_limit(session: AsyncSession, plan: str) -> int:
 async def hold_to_scheduled_posts_limit(session: AsyncSession, plan: str) -> None:
     """Hold this transaction to the plan's monthly limit on scheduled posts (see
     `scheduled_posts_limit`)."""
-    limit = scheduled_posts_limit(session, plan)
-    await session.execute(
-        text("SELECT set_config(:name, :value, true)"),
-        {"name": SCHEDULED_POSTS_SETTING, "value": str(limit)},
-    )
+    await set_local(session, SCHEDULED_POSTS_SETTING, str(scheduled_posts_limit(session, plan)))
 
 
 async def _to_schema(session: AsyncSession, workspace: WorkspaceRow, now: datetime) -> Workspace:

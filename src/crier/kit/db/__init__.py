@@ -12,6 +12,7 @@ from crier.kit.db.tenancy import (
     enter_workspace,
     present_user_email,
     present_workspace_slug,
+    set_local,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "present_user_email",
     "present_workspace_slug",
     "raise_on_violation",
+    "set_local",
 ]

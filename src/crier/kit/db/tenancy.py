@@ -25,11 +25,16 @@ async def enter_workspace(session: AsyncSession, workspace_id: UUID) -> None:
     await session.execute(_ENTER, {"workspace_id": workspace_id})
 
 
+async def set_local(session: AsyncSession, name: str, value: str) -> None:
+    """Set the setting `name` for the rest of this transaction only."""
+    await session.execute(_SET_LOCAL, {"name": name, "value": value})
+
+
 async def present_user_email(session: AsyncSession, email: str) -> None:
     """Let this transaction find the user with `email` (its id only), to add it as a member."""
-    await session.execute(_SET_LOCAL, {"name": "app.user_email", "value": email.lower()})
+    await set_local(session, "app.user_email", email.lower())
 
 
 async def present_workspace_slug(session: AsyncSession, slug: str) -> None:
     """Let this transaction find the workspace named `slug` (operators' commands use slugs)."""
-    await session.execute(_SET_LOCAL, {"name": "app.workspace_slug", "value": slug})
+    await set_local(session, "app.workspace_slug", slug)
