@@ -9,11 +9,11 @@ from uuid import UUID
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from crier.kit.db import Database
 from crier.kit.vault import Vault
-from crier.models import WebhookEvent
+from crier.models import DeliveryAttempt, WebhookEvent
 from crier.platforms.registry import Platforms
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, Tenant, assert_problem
@@ -185,6 +185,34 @@ async def test_an_unanswered_send_is_found_by_its_key_not_sent_twice(
     assert (attempt["outcome"], attempt["error_code"]) == ("published", "timeout")
     assert "idempotency key" in attempt["message"]
 
+    assert len(await received_for(control, {delivery["id"]})) == 1
+
+
+async def test_an_interrupted_send_not_found_on_the_platform_is_sent_again_once(
+    tenant: Tenant, worker: Worker, clock: FakeClock, control: httpx.AsyncClient, db: Database
+) -> None:
+    account = await sandbox_account(tenant)
+    post = await schedule(tenant, [account], at(clock, minutes=1))
+    await control.put("/control/faults", json={"hang_next": 1, "hang_seconds": 1})
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()  # the call hangs before the platform stores anything
+    [delivery] = await deliveries(tenant, post["id"])
+    # As a worker killed during that call leaves it: the attempt still open.
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        await session.execute(
+            update(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == UUID(delivery["id"]))
+            .values(outcome="sending", finished_at=None, error_code=None, message=None)
+        )
+    clock.advance(timedelta(minutes=1))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "published"
+    interrupted, resent = delivery["attempts"]
+    assert (interrupted["outcome"], interrupted["error_code"]) == ("unknown", "outcome_unknown")
+    assert "not found on the platform" in interrupted["message"]
+    assert interrupted["finished_at"] is not None
+    assert resent["outcome"] == "published"
     assert len(await received_for(control, {delivery["id"]})) == 1
 
 

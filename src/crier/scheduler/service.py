@@ -349,8 +349,8 @@ async def _deliver(
             _fail(delivery, unusable, "the account cannot publish; reconnect it")
             await _announce(session, clock.now(), [delivery])
             return
-        if not uncertain:
-            attempt_id = await _begin_attempt(session, clock, delivery, publish_at)
+        if not uncertain:  # so no attempt is open
+            attempt_id = await _begin_attempt(session, clock, delivery, publish_at, None)
     if attempt_id is None:
         try:
             found = await platforms.sandbox.find(token, key)
@@ -363,7 +363,8 @@ async def _deliver(
             delivery = await delivery_repository.get(session, delivery_id, lock=True)
             if delivery is None or delivery.status not in ("pending", "sending"):
                 return
-            attempt_id = await _begin_attempt(session, clock, delivery, publish_at)
+            interrupted = await delivery_repository.open_attempt(session, delivery_id)
+            attempt_id = await _begin_attempt(session, clock, delivery, publish_at, interrupted)
     try:
         published = await platforms.sandbox.publish(token, content, key)
     except PlatformError as error:
@@ -373,16 +374,19 @@ async def _deliver(
 
 
 async def _begin_attempt(
-    session: AsyncSession, clock: Clock, delivery: Delivery, publish_at: datetime | None
+    session: AsyncSession,
+    clock: Clock,
+    delivery: Delivery,
+    publish_at: datetime | None,
+    interrupted: DeliveryAttempt | None,
 ) -> UUID:
-    """Write down the attempt about to be made (an earlier one left open was interrupted
-    and not found on the platform)."""
-    previous = await delivery_repository.open_attempt(session, delivery.id)
-    if previous is not None:
-        previous.outcome = "unknown"
-        previous.finished_at = clock.now()
-        previous.error_code = ErrorCode.OUTCOME_UNKNOWN.value
-        previous.message = "interrupted; not found on the platform, so sent again"
+    """Write down the attempt about to be made, closing `interrupted` (an earlier attempt
+    left open, not found on the platform)."""
+    if interrupted is not None:
+        interrupted.outcome = "unknown"
+        interrupted.finished_at = clock.now()
+        interrupted.error_code = ErrorCode.OUTCOME_UNKNOWN.value
+        interrupted.message = "interrupted; not found on the platform, so sent again"
     attempt_id = _attempt_for(session, delivery, clock, publish_at)
     await session.flush()
     return attempt_id
