@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from crier.kit.errors import CrierError
 from crier.kit.time import Clock
@@ -11,6 +13,41 @@ from crier.platforms.sandbox.adapter import SandboxAdapter
 
 # Connect fast, and do not let a slow platform hold a request or a worker for long.
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+class _Transport(AiohttpTransport):
+    """httpx on aiohttp's connection pool, which stays cheap with hundreds of calls in
+    flight (httpcore's scans every connection on every call, and took half a worker's CPU).
+    Failures keep the meaning httpx gives them, on which "was it sent?" depends: refused
+    or unresolved is `ConnectError` and no connection in time `ConnectTimeout` (nothing was
+    sent); no answer in time is `ReadTimeout`, and a connection lost mid-call `ReadError`
+    (something may have been)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.TransportError as mapped:
+            cause = mapped.__cause__
+            kind: type[httpx.TransportError] = type(mapped)
+            if isinstance(cause, aiohttp.ConnectionTimeoutError):
+                kind = httpx.ConnectTimeout
+            elif isinstance(cause, aiohttp.ServerTimeoutError):
+                kind = httpx.ReadTimeout
+            elif isinstance(cause, aiohttp.ClientConnectorError):
+                kind = httpx.ConnectError
+            elif isinstance(cause, aiohttp.ClientConnectionError):
+                kind = httpx.ReadError
+            raise kind(str(cause or mapped), request=request) from cause
+
+
+def platform_http(timeout: httpx.Timeout = TIMEOUT) -> httpx.AsyncClient:
+    """The HTTP client platform adapters share. Workers send hundreds of posts at once:
+    room for them, kept alive between posts."""
+    return httpx.AsyncClient(
+        timeout=timeout,
+        follow_redirects=False,
+        transport=_Transport(limits=httpx.Limits(max_connections=512)),
+    )
 
 
 class PlatformUnavailable(CrierError):
@@ -40,12 +77,7 @@ class Platforms:
         timeout: httpx.Timeout = TIMEOUT,
         media_base_url: str = "http://127.0.0.1:8000",
     ) -> None:
-        # Workers send hundreds of posts at once: room for them, kept alive between posts.
-        self.http = httpx.AsyncClient(
-            timeout=timeout,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-        )
+        self.http = platform_http(timeout)
         self.media_base_url = media_base_url.rstrip("/")
         """Where platforms are told to fetch media (this API's public address)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ import pytest
 
 from crier.platforms.base import MediaRef, Prepared
 from crier.platforms.errors import ErrorCode, PlatformError
+from crier.platforms.registry import platform_http
 from crier.platforms.sandbox.adapter import SandboxAdapter
 from tests.conftest import FakeClock
 from tests.platforms.sandbox.conftest import Sandbox
@@ -18,7 +20,7 @@ from tests.servers import free_port
 
 @pytest.fixture
 async def adapter(sandbox: Sandbox, clock: FakeClock) -> AsyncIterator[SandboxAdapter]:
-    async with httpx.AsyncClient(timeout=0.3) as http:
+    async with platform_http(httpx.Timeout(0.3)) as http:  # the workers' client
         yield SandboxAdapter(http, sandbox.url, clock)
 
 
@@ -111,11 +113,38 @@ async def test_revoked_access_and_oversized_media_are_permanent(
 
 
 async def test_an_unreachable_platform_is_unavailable_and_was_not_sent(clock: FakeClock) -> None:
-    async with httpx.AsyncClient(timeout=1) as http:
+    async with platform_http(httpx.Timeout(1)) as http:
         adapter = SandboxAdapter(http, f"http://127.0.0.1:{free_port()}", clock)
         error = await failure(adapter.publish("token", POST, "k"))
     assert (error.code, error.retryable, error.may_have_succeeded) == (
         ErrorCode.PLATFORM_UNAVAILABLE,
         True,
         False,
+    )
+
+
+async def test_a_connection_lost_mid_call_may_have_published(clock: FakeClock) -> None:
+    """The platform read the whole request, then the connection dropped: the post may exist,
+    so the worker must look it up before sending again."""
+    read = asyncio.Event()
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        read.set()
+        writer.close()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with platform_http(httpx.Timeout(5)) as http:
+            adapter = SandboxAdapter(http, f"http://127.0.0.1:{port}", clock)
+            error = await failure(adapter.publish("token", POST, "k"))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert read.is_set()
+    assert (error.code, error.retryable, error.may_have_succeeded) == (
+        ErrorCode.PLATFORM_UNAVAILABLE,
+        True,
+        True,
     )
