@@ -28,8 +28,8 @@ async def announce_many(
     await session.flush()
     workspace = await workspace_repository.get(session, posts[0].workspace_id)
     assert workspace is not None
-    for shown in await view(session, posts, workspace.timezone, now):
-        await events.emit(session, now, type_, shown, post_id=shown.id)
+    shown = await view(session, posts, workspace.timezone, now)
+    await events.emit_many(session, now, type_, [(post, post.id) for post in shown])
 
 
 # The events that mark a post's own steps, not its deliveries': a worker that takes over a

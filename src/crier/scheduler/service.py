@@ -246,9 +246,9 @@ async def fire_many(
     for result in results[len(sends) :]:
         if isinstance(result, BaseException):
             raise result
-    if succeeded:
-        await _record_successes(db, clock, workspace_id, succeeded)
-    outcome.update(await settle_many(db, clock, workspace_id, [p.id for p in posts], worker))
+    outcome.update(
+        await settle_many(db, clock, workspace_id, [p.id for p in posts], worker, succeeded)
+    )
     return outcome
 
 
@@ -277,8 +277,11 @@ async def settle_many(
     workspace_id: UUID,
     post_ids: Sequence[UUID],
     worker: str,
+    succeeded: Sequence[tuple[UUID, UUID, Published]] = (),
 ) -> dict[UUID, Held | None]:
     """Published when every delivery is; failed when any failed for good; else next retry.
+    `succeeded` (delivery, attempt, what the platform answered) are recorded first, in the
+    same transaction.
 
     Returns, for each post, when it is next due, or None once settled or not this worker's.
     """
@@ -289,6 +292,8 @@ async def settle_many(
             for p in await post_repository.get_many(session, post_ids, lock=True)
             if _ours(p, worker)
         ]
+        if succeeded:
+            await _write_successes(session, clock, succeeded)
         deliveries = await delivery_repository.of_posts(session, [p.id for p in posts])
         done: dict[EventType, list[Post]] = {
             EventType.POST_PUBLISHED: [],
@@ -313,6 +318,7 @@ async def settle_many(
             done[EventType.POST_FAILED if failed else EventType.POST_PUBLISHED].append(post)
         for type_, settled in done.items():
             await post_events.announce_many(session, clock.now(), type_, settled)
+    DELIVERY_ATTEMPTS.labels("published", "").inc(len(succeeded))
     return outcome
 
 
@@ -400,35 +406,35 @@ async def _record_success(
     attempt_id: UUID,
     published: Published,
 ) -> None:
-    await _record_successes(db, clock, workspace_id, [(delivery_id, attempt_id, published)])
-
-
-async def _record_successes(
-    db: Database, clock: Clock, workspace_id: UUID, succeeded: list[tuple[UUID, UUID, Published]]
-) -> None:
-    """`_record_success` for many deliveries of one workspace, in one transaction."""
     async with db.workspace_transaction(workspace_id) as session:
-        deliveries = {
-            d.id: d
-            for d in await delivery_repository.get_many(
-                session, [d for d, _, _ in succeeded], lock=True
-            )
-        }
-        attempts = {
-            a.id: a
-            for found in (await delivery_repository.attempts_of(session, list(deliveries))).values()
-            for a in found
-        }
-        for delivery_id, attempt_id, published in succeeded:
-            attempt = attempts[attempt_id]
-            attempt.outcome, attempt.finished_at, attempt.http_status = (
-                "published",
-                clock.now(),
-                201,
-            )
-            _published(deliveries[delivery_id], published)
-        await _announce(session, clock.now(), list(deliveries.values()))
-    DELIVERY_ATTEMPTS.labels("published", "").inc(len(succeeded))
+        await _write_successes(session, clock, [(delivery_id, attempt_id, published)])
+    DELIVERY_ATTEMPTS.labels("published", "").inc()
+
+
+async def _write_successes(
+    session: AsyncSession, clock: Clock, succeeded: Sequence[tuple[UUID, UUID, Published]]
+) -> None:
+    """Record published deliveries of one workspace (and announce them), in `session`."""
+    deliveries = {
+        d.id: d
+        for d in await delivery_repository.get_many(
+            session, [d for d, _, _ in succeeded], lock=True
+        )
+    }
+    attempts = {
+        a.id: a
+        for found in (await delivery_repository.attempts_of(session, list(deliveries))).values()
+        for a in found
+    }
+    for delivery_id, attempt_id, published in succeeded:
+        attempt = attempts[attempt_id]
+        attempt.outcome, attempt.finished_at, attempt.http_status = (
+            "published",
+            clock.now(),
+            201,
+        )
+        _published(deliveries[delivery_id], published)
+    await _announce(session, clock.now(), list(deliveries.values()))
 
 
 async def _record_found(
@@ -484,13 +490,17 @@ async def _announce(session: AsyncSession, now: datetime, deliveries: Sequence[D
     if not deliveries:
         return
     await session.flush()
-    for shown in await delivery_service.shown(session, deliveries):
-        type_ = (
-            EventType.POST_DELIVERY_PUBLISHED
-            if shown.status == "published"
-            else EventType.POST_DELIVERY_FAILED
+    shown = await delivery_service.shown(session, deliveries)
+    for type_, published in (
+        (EventType.POST_DELIVERY_PUBLISHED, True),
+        (EventType.POST_DELIVERY_FAILED, False),
+    ):
+        await events.emit_many(
+            session,
+            now,
+            type_,
+            [(d, d.post_id) for d in shown if (d.status == "published") is published],
         )
-        await events.emit(session, now, type_, shown, post_id=shown.post_id)
 
 
 def _published(delivery: Delivery, published: Published) -> None:

@@ -75,21 +75,39 @@ async def emit(
     """Write an event, in this transaction, for every endpoint that wants it (or for
     `endpoint_id` only). Events of a post carry the post's next sequence number.
     Returns the event's id: its `webhook-id` in every delivery."""
-    content = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
-    event_id = new_id()
+    [event_id] = await emit_many(session, now, type_, [(data, post_id)], endpoint_id=endpoint_id)
+    return event_id
+
+
+async def emit_many(
+    session: AsyncSession,
+    now: datetime,
+    type_: EventType,
+    events: Sequence[tuple[BaseModel | dict[str, Any], UUID | None]],
+    *,
+    endpoint_id: UUID | None = None,
+) -> list[UUID]:
+    """`emit` for many events of one type, each `(data, post_id)`, in one statement; a
+    post's events take its next sequence numbers in the order given."""
+    if not events:
+        return []
+    ids = [new_id() for _ in events]
     await session.execute(
-        QUERIES["emit_event"],
+        QUERIES["emit_events"],
         {
-            "id": event_id,
+            "ids": ids,
+            "subject_ids": [post_id for _, post_id in events],
+            "data": [
+                json.dumps(data.model_dump(mode="json") if isinstance(data, BaseModel) else data)
+                for data, _ in events
+            ],
             "type": type_.value,
-            "subject_id": post_id,
             "timestamp": _timestamp(now),
-            "data": json.dumps(content),
             "now": now,
             "endpoint_id": endpoint_id,
         },
     )
-    return event_id
+    return ids
 
 
 async def notify(session: AsyncSession) -> None:

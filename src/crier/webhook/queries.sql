@@ -1,21 +1,37 @@
--- name: emit_event
--- Write one event into the outbox and one pending delivery per endpoint that wants it, in
--- the caller's transaction (so the event exists if and only if the change commits). An
--- event about a post takes the post's next sequence number; the row lock that takes also
--- orders the post's events by commit. Dispatchers hear of new deliveries at commit.
-WITH seq AS (
-    UPDATE posts SET event_sequence = event_sequence + 1
-    WHERE workspace_id = crier_current_workspace() AND id = CAST(:subject_id AS uuid)
-    RETURNING event_sequence
+-- name: emit_events
+-- Write events of one type into the outbox (:ids, :subject_ids and :data side by side) and
+-- one pending delivery per endpoint that wants each, in the caller's transaction (so they
+-- exist if and only if the change commits). The events about a post take its next
+-- sequence numbers, in the order given; the row lock that takes also orders the post's
+-- events by commit. Dispatchers hear of new deliveries at commit.
+WITH input AS (
+    SELECT
+        i.id, i.subject_id, i.data, i.n,
+        row_number() OVER (PARTITION BY i.subject_id ORDER BY i.n) AS nth,
+        count(*) OVER (PARTITION BY i.subject_id) AS of_subject
+    FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:subject_ids AS uuid[]), CAST(:data AS jsonb[])
+    ) WITH ORDINALITY AS i (id, subject_id, data, n)
+), seq AS (
+    UPDATE posts AS p SET event_sequence = p.event_sequence + c.events
+    FROM (
+        SELECT subject_id, count(*) AS events FROM input
+        WHERE subject_id IS NOT NULL GROUP BY subject_id
+    ) AS c
+    WHERE p.workspace_id = crier_current_workspace() AND p.id = c.subject_id
+    RETURNING p.id, p.event_sequence AS last
 ), event AS (
     INSERT INTO webhook_events (workspace_id, id, type, subject_id, sequence, payload)
     SELECT
-        crier_current_workspace(), :id, CAST(:type AS text), CAST(:subject_id AS uuid), s.n,
+        crier_current_workspace(), i.id, CAST(:type AS text), i.subject_id, s.n,
         jsonb_build_object(
             'type', CAST(:type AS text), 'timestamp', CAST(:timestamp AS text),
-            'sequence', s.n, 'data', CAST(:data AS jsonb)
+            'sequence', s.n, 'data', i.data
         )
-    FROM (SELECT (SELECT event_sequence FROM seq) AS n) AS s
+    FROM input AS i
+    LEFT JOIN seq ON seq.id = i.subject_id
+    CROSS JOIN LATERAL (SELECT seq.last - i.of_subject + i.nth AS n) AS s
+    ORDER BY i.n
     RETURNING workspace_id, id, subject_id, sequence
 ), deliveries AS (
     INSERT INTO webhook_deliveries
@@ -31,7 +47,7 @@ WITH seq AS (
     RETURNING 1
 )
 SELECT
-    (SELECT sequence FROM event) AS sequence,
+    (SELECT count(*) FROM event) AS events,
     (SELECT count(*) FROM deliveries) AS deliveries,
     CASE WHEN EXISTS (SELECT 1 FROM deliveries) THEN pg_notify('crier_webhooks', '') END
 
