@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -320,6 +322,48 @@ async def test_metrics_show_lateness_outcomes_and_the_queue(
     assert "crier_leases_held " in metrics
 
 
+@asynccontextmanager
+async def running(
+    db: Database,
+    scheduler_db: Database,
+    vault: Vault,
+    clock: FakeClock,
+    sandbox_url: str,
+    batch: int,
+) -> AsyncIterator[Worker]:
+    """A worker running on its own with a one-minute poll, stopped afterwards."""
+    platforms = Platforms(sandbox_url, clock, timeout=httpx.Timeout(2))
+    worker = Worker(
+        db,
+        scheduler_db,
+        platforms,
+        vault,
+        clock,
+        worker_id="running-worker",
+        poll=timedelta(minutes=1),
+        batch=batch,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+        await platforms.close()
+
+
+async def statuses_within_seconds(tenant: Tenant, posts: list[dict[str, Any]]) -> list[str]:
+    """The posts' statuses once all are published, or after ~10 s (far below the poll)."""
+    statuses: list[str] = []
+    for _ in range(100):
+        statuses = [(await tenant.get(f"/v1/posts/{p['id']}")).json()["status"] for p in posts]
+        if set(statuses) == {"published"}:
+            break
+        await asyncio.sleep(0.1)
+    return statuses
+
+
 async def test_a_post_scheduled_for_now_wakes_the_worker_at_once(
     tenant: Tenant,
     db: Database,
@@ -329,36 +373,27 @@ async def test_a_post_scheduled_for_now_wakes_the_worker_at_once(
     sandbox_url: str,
 ) -> None:
     """With a one-minute poll, only the NOTIFY can get this post out within seconds."""
-    import asyncio
-
-    platforms = Platforms(sandbox_url, clock, timeout=httpx.Timeout(2))
-    worker = Worker(
-        db,
-        scheduler_db,
-        platforms,
-        vault,
-        clock,
-        worker_id="listening-worker",
-        poll=timedelta(minutes=1),
-        batch=1000,
-    )
-    stop = asyncio.Event()
-    running = asyncio.create_task(worker.run(stop))
-    try:
+    async with running(db, scheduler_db, vault, clock, sandbox_url, batch=1000) as worker:
         await asyncio.wait_for(worker.listening.wait(), timeout=10)
         await asyncio.sleep(0)
         post = await schedule(tenant, [await sandbox_account(tenant)], clock.now().isoformat())
-        status = post["status"]
-        for _ in range(100):  # bounded: at most ~10 s, far below the minute-long poll
-            status = (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"]
-            if status == "published":
-                break
-            await asyncio.sleep(0.1)
-        assert status == "published"
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, timeout=10)
-        await platforms.close()
+        assert await statuses_within_seconds(tenant, [post]) == ["published"]
+
+
+async def test_a_full_claim_is_followed_by_another_without_waiting_for_the_poll(
+    tenant: Tenant,
+    db: Database,
+    scheduler_db: Database,
+    vault: Vault,
+    clock: FakeClock,
+    sandbox_url: str,
+) -> None:
+    """Five posts already due, claims of two, a minute-long poll and no NOTIFY once the
+    worker runs: only claiming again straight after a full claim sends all five soon."""
+    account = await sandbox_account(tenant)
+    posts = [await schedule(tenant, [account], clock.now().isoformat()) for _ in range(5)]
+    async with running(db, scheduler_db, vault, clock, sandbox_url, batch=2):
+        assert await statuses_within_seconds(tenant, posts) == ["published"] * 5
 
 
 async def test_worker_logs_never_carry_tokens(

@@ -1,16 +1,19 @@
 """The scheduler worker: claims due posts, holds them on a timer, fires them on time.
 
-`tick()` is one round of work at the clock's current time; `run()` repeats it, sleeping
-exactly until the next held post is due (so lateness does not depend on the poll), and at
-most `poll` (the safety net that also finds newly due posts). Any number of workers may run
-against one database: claims use SKIP LOCKED and leases, renewed every round, so a dead
-worker's posts pass to another once its leases expire.
+`tick()` is one round of work at the clock's current time. `run()` claims every `poll`
+(the safety net), at once when a schedule changes (NOTIFY) and again straight away while
+claims come back full; in between it only fires, waking exactly when the next held post is
+due (so lateness does not depend on the poll) and gathering what falls due within `gather`
+into one send. Any number of workers may run against one database: claims use SKIP LOCKED
+and leases, renewed well before they expire, so a dead worker's posts pass to another once
+its leases expire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import os
 import secrets
@@ -44,6 +47,8 @@ T = TypeVar("T")
 PURGE_EVERY = timedelta(minutes=1)
 FIRE_BATCH = 50
 """Posts of one workspace sent together (their bookkeeping shares transactions)."""
+REFIRE_AFTER = timedelta(seconds=1)
+"""How long posts whose firing failed (the database was lost) wait before the next try."""
 
 
 class Worker:
@@ -59,15 +64,18 @@ class Worker:
         lease: timedelta = timedelta(seconds=60),
         batch: int = 200,
         poll: timedelta = timedelta(seconds=1),
+        gather: timedelta = timedelta(milliseconds=20),
         concurrency: int = 64,
         webhook_retention: timedelta = timedelta(days=30),
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.lease, self.batch, self.poll = lease, batch, poll
+        self.lease, self.batch, self.poll, self.gather = lease, batch, poll, gather
         self.webhook_retention = webhook_retention
         self.held: dict[tuple[UUID, UUID], Held] = {}
+        self._timers: list[tuple[datetime, UUID, UUID]] = []
+        """`held` by due time (a heap); entries no longer matching `held` are skipped."""
         self._slots = asyncio.Semaphore(concurrency)
         """Groups of posts (a workspace's, due together) being sent at once."""
         self._preparing = asyncio.Semaphore(4)
@@ -75,21 +83,26 @@ class Worker:
         self.firing: set[tuple[UUID, UUID]] = set()
         self.wake = asyncio.Event()
         """Set when a post finishes firing (it may be due again, or free a slot)."""
+        self.changed = asyncio.Event()
+        """Set by NOTIFY when a post is scheduled, rescheduled or cancelled: claim now."""
         self._next_purge = datetime.min.replace(tzinfo=UTC)
+        self._next_renew = datetime.min.replace(tzinfo=UTC)
         self.listening = asyncio.Event()
         """Set once the worker hears schedule changes (LISTEN is in place)."""
 
     async def tick(self) -> None:
         """One round of work at the clock's current time, waiting for every post it fires
         to be sent and settled (what tests step through)."""
-        await asyncio.gather(*await self._round())
+        await self._claim()
+        await asyncio.gather(*self._fire_due())
 
-    async def _round(self) -> list[asyncio.Task[None]]:
-        """Renew leases, claim and prepare what is due soon, and start firing what has
-        reached its time; returns the firing tasks, which run on by themselves."""
+    async def _claim(self) -> bool:
+        """Renew leases when due, claim and prepare what is due soon, purge and measure;
+        returns whether the claim came back full (more may be waiting)."""
         now = self.clock.now()
-        if self.held:
+        if self.held and now >= self._next_renew:
             await renew_leases(self.scheduler_db, self.id, now, self.lease)
+            self._next_renew = now + self.lease / 3
         claimed = await claim_due(self.scheduler_db, self.id, now, self.lease, self.batch)
         by_workspace: dict[UUID, list[UUID]] = {}
         for c in claimed:
@@ -103,51 +116,63 @@ class Worker:
         )
         for held in prepared:
             for h in held:
-                self.held[(h.workspace_id, h.post_id)] = h
-
-        now = self.clock.now()
-        due: dict[UUID, list[Held]] = {}
-        for key, h in self.held.items():
-            if h.due_at <= now and key not in self.firing:
-                due.setdefault(h.workspace_id, []).append(h)
-        firing = [
-            asyncio.create_task(self._fire(workspace, posts[start : start + FIRE_BATCH]))
-            for workspace, posts in due.items()
-            for start in range(0, len(posts), FIRE_BATCH)
-        ]
+                self._hold(h)
         if self.clock.now() >= self._next_purge:
             await purge_idempotency_keys(self.scheduler_db, self.clock.now())
             await purge_webhook_events(self.scheduler_db, self.clock.now() - self.webhook_retention)
             self._next_purge = self.clock.now() + PURGE_EVERY
         LEASES_HELD.set(len(self.held))
         QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
-        return firing
+        return len(claimed) >= self.batch
+
+    def _hold(self, held: Held) -> None:
+        self.held[(held.workspace_id, held.post_id)] = held
+        heapq.heappush(self._timers, (held.due_at, held.workspace_id, held.post_id))
+
+    def _fire_due(self) -> list[asyncio.Task[None]]:
+        """Start firing every held post that has reached its time, a workspace's together;
+        returns the firing tasks, which run on by themselves."""
+        now = self.clock.now()
+        due: dict[UUID, list[Held]] = {}
+        while self._timers and self._timers[0][0] <= now:
+            due_at, workspace_id, post_id = heapq.heappop(self._timers)
+            key = (workspace_id, post_id)
+            held = self.held.get(key)
+            if held is None or held.due_at != due_at or key in self.firing:
+                continue  # released, due again later, or already on its way
+            self.firing.add(key)
+            due.setdefault(workspace_id, []).append(held)
+        return [
+            asyncio.create_task(self._fire(workspace, posts[start : start + FIRE_BATCH]))
+            for workspace, posts in due.items()
+            for start in range(0, len(posts), FIRE_BATCH)
+        ]
 
     async def _fire(self, workspace_id: UUID, held: list[Held]) -> None:
         """Send a workspace's posts that have reached their time, together, on their own:
         the loop goes on meanwhile."""
         keys = [(workspace_id, h.post_id) for h in held]
-        self.firing.update(keys)
+        after: dict[UUID, Held | None] = {}
         try:
             async with self._slots:
                 after = await service.fire_many(
                     self.app_db, self.platforms, self.vault, self.clock, workspace_id, held, self.id
                 )
-        except (DBAPIError, OSError) as error:  # kept: fired again next round
+        except (DBAPIError, OSError) as error:  # kept: fired again shortly
             log.warning(
                 "firing posts failed; retrying",
                 extra={"worker": self.id, "error": type(error).__name__},
             )
-            return
+            again = self.clock.now() + REFIRE_AFTER
+            after = {h.post_id: Held(workspace_id, h.post_id, again) for h in held}
         finally:
             self.firing.difference_update(keys)
             self.wake.set()
         for post_id, next_due in after.items():
-            key = (workspace_id, post_id)
             if next_due is None:
-                self.held.pop(key, None)
+                self.held.pop((workspace_id, post_id), None)
             else:
-                self.held[key] = next_due
+                self._hold(next_due)
 
     async def _bounded(self, work: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
         """Run `work` concurrently, at most `concurrency` at a time (the pool's measure)."""
@@ -160,9 +185,14 @@ class Worker:
 
     def next_due(self) -> datetime | None:
         """When the next held post (not being sent already) is due."""
-        return min(
-            (h.due_at for key, h in self.held.items() if key not in self.firing), default=None
-        )
+        while self._timers:
+            due_at, workspace_id, post_id = self._timers[0]
+            key = (workspace_id, post_id)
+            held = self.held.get(key)
+            if held is not None and held.due_at == due_at and key not in self.firing:
+                return due_at
+            heapq.heappop(self._timers)  # stale: released, moved or being sent
+        return None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let the posts being sent finish. A lost database
@@ -170,7 +200,7 @@ class Worker:
         log.info("worker started", extra={"worker": self.id})
         # Scheduled, rescheduled or cancelled posts NOTIFY `crier_schedule` (a trigger).
         listener = asyncio.create_task(
-            listen(self.app_db, "crier_schedule", self.wake, stop, self.listening)
+            listen(self.app_db, "crier_schedule", self.changed, stop, self.listening)
         )
         sending: set[asyncio.Task[None]] = set()
         try:
@@ -184,25 +214,35 @@ class Worker:
 
     async def _loop(self, stop: asyncio.Event, sending: set[asyncio.Task[None]]) -> None:
         failures = 0
+        next_claim = self.clock.now()
+        fired_at = datetime.min.replace(tzinfo=UTC)
         while not stop.is_set():
             self.wake.clear()
-            try:
-                for task in await self._round():
-                    sending.add(task)
-                    task.add_done_callback(sending.discard)
-                failures = 0
-            except (DBAPIError, OSError) as error:
-                failures += 1
-                log.warning(
-                    "worker round failed; retrying",
-                    extra={"worker": self.id, "error": type(error).__name__},
-                )
-            wait = (
-                self.poll
-                if not failures
-                else min(timedelta(seconds=2**failures), timedelta(seconds=30))
-            )
+            now = self.clock.now()
+            if now >= next_claim or self.changed.is_set():
+                self.changed.clear()
+                try:
+                    more = await self._claim()
+                    failures = 0
+                    next_claim = now if more else now + self.poll
+                except (DBAPIError, OSError) as error:
+                    failures += 1
+                    log.warning(
+                        "worker round failed; retrying",
+                        extra={"worker": self.id, "error": type(error).__name__},
+                    )
+                    next_claim = now + min(timedelta(seconds=2**failures), timedelta(seconds=30))
+            tasks = self._fire_due()
+            for task in tasks:
+                sending.add(task)
+                task.add_done_callback(sending.discard)
+            if tasks:
+                fired_at = self.clock.now()
+            now = self.clock.now()
+            wait = next_claim - now
             due = self.next_due()
-            if due is not None and not failures:
-                wait = min(wait, max(due - self.clock.now(), timedelta(0)))
-            await first_of(stop, self.wake, wait)
+            if due is not None:
+                # Due posts wait for the gathering window after the last send, no longer.
+                wait = min(wait, max(due - now, fired_at + self.gather - now))
+            if wait > timedelta(0):
+                await first_of(stop, self.wake, self.changed, within=wait)

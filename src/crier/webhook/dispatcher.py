@@ -388,8 +388,8 @@ class Dispatcher:
                     wait = 5.0
                 # Calls finishing wake the loop hundreds of times a second; claiming at most
                 # every ROUND batches them into fewer, larger claims.
-                await first_of(stop, asyncio.Event(), ROUND)
-                await first_of(stop, wake, timedelta(seconds=wait))
+                await first_of(stop, within=ROUND)
+                await first_of(stop, wake, within=timedelta(seconds=wait))
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -27,9 +27,9 @@ async def listen(
             await asyncio.sleep(1)
 
 
-async def first_of(stop: asyncio.Event, wake: asyncio.Event, within: timedelta) -> None:
-    """Wait until `stop` or `wake` is set, or `within` has passed."""
-    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+async def first_of(*events: asyncio.Event, within: timedelta) -> None:
+    """Wait until any of `events` is set, or `within` has passed."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
     try:
         await asyncio.wait(
             waiters, timeout=within.total_seconds(), return_when=asyncio.FIRST_COMPLETED
