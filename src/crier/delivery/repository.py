@@ -8,6 +8,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.sql import any_of
 from crier.models import Delivery, DeliveryAttempt
 
 
@@ -22,7 +23,7 @@ async def of_posts(
     session: AsyncSession, post_ids: Sequence[UUID], *, lock: bool = False
 ) -> list[Delivery]:
     """The deliveries of `post_ids`, in id order (the order locks are taken)."""
-    query = select(Delivery).where(Delivery.post_id.in_(list(post_ids))).order_by(Delivery.id)
+    query = select(Delivery).where(any_of(Delivery.post_id, post_ids)).order_by(Delivery.id)
     if lock:
         query = query.with_for_update()
     return list((await session.execute(query)).scalars())
@@ -31,7 +32,7 @@ async def of_posts(
 async def get_many(
     session: AsyncSession, delivery_ids: Sequence[UUID], *, lock: bool = False
 ) -> list[Delivery]:
-    query = select(Delivery).where(Delivery.id.in_(list(delivery_ids))).order_by(Delivery.id)
+    query = select(Delivery).where(any_of(Delivery.id, delivery_ids)).order_by(Delivery.id)
     if lock:
         query = query.with_for_update()
     return list((await session.execute(query)).scalars())
@@ -43,7 +44,7 @@ async def open_attempts(session: AsyncSession, delivery_ids: Sequence[UUID]) -> 
         return set()
     result = await session.execute(
         select(DeliveryAttempt.delivery_id).where(
-            DeliveryAttempt.delivery_id.in_(list(delivery_ids)),
+            any_of(DeliveryAttempt.delivery_id, delivery_ids),
             DeliveryAttempt.outcome == "sending",
         )
     )
@@ -64,7 +65,7 @@ async def attempts_of(
     if delivery_ids:
         rows = await session.execute(
             select(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id.in_(list(delivery_ids)))
+            .where(any_of(DeliveryAttempt.delivery_id, delivery_ids))
             .order_by(DeliveryAttempt.delivery_id, DeliveryAttempt.number)
         )
         for attempt in rows.scalars():

@@ -13,9 +13,13 @@ bound parameters (`:name`), never with values formatted in.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import ColumnElement, TextClause, any_, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import QueryableAttribute
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -32,3 +36,11 @@ def queries(beside: str, filename: str) -> dict[str, TextClause]:
     if not found:
         raise ValueError(f"{filename} holds no '-- name:' block")
     return found
+
+
+def any_of(
+    column: ColumnElement[Any] | QueryableAttribute[Any], values: Iterable[Any]
+) -> ColumnElement[bool]:
+    """`column = ANY(:values)`, one array parameter: the same statement text (so one prepared
+    statement) however many values, where `IN (...)` renders a new text for every count."""
+    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))

@@ -8,6 +8,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.sql import any_of
 from crier.models import MediaAsset, Post, PostMedia
 
 # While a post is in one of these, its media must stay: it is about to be published.
@@ -28,7 +29,7 @@ async def get_many(
     until this transaction ends."""
     if not media_ids:
         return {}
-    query = select(MediaAsset).where(MediaAsset.id.in_(list(media_ids)))
+    query = select(MediaAsset).where(any_of(MediaAsset.id, media_ids))
     if share_lock:
         query = query.with_for_update(key_share=True, read=True)
     return {m.id: m for m in (await session.execute(query)).scalars()}

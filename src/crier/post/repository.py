@@ -12,7 +12,7 @@ from sqlalchemy import delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.ids import new_id
-from crier.kit.sql import queries
+from crier.kit.sql import any_of, queries
 from crier.models import Post, PostMedia, PostTarget, ScheduledPostMonth, SocialAccount
 
 QUERIES = queries(__file__, "queries.sql")
@@ -43,7 +43,7 @@ async def get_many(
     session: AsyncSession, post_ids: Sequence[UUID], *, lock: bool = False
 ) -> list[Post]:
     """The posts among `post_ids` that exist here, in id order (the order locks are taken)."""
-    query = select(Post).where(Post.id.in_(list(post_ids))).order_by(Post.id)
+    query = select(Post).where(any_of(Post.id, post_ids)).order_by(Post.id)
     if lock:
         query = query.with_for_update()
     return list((await session.execute(query)).scalars())
@@ -93,7 +93,7 @@ async def targets_of(
             (SocialAccount.workspace_id == PostTarget.workspace_id)
             & (SocialAccount.id == PostTarget.social_account_id),
         )
-        .where(PostTarget.post_id.in_(list(post_ids)))
+        .where(any_of(PostTarget.post_id, post_ids))
         .order_by(PostTarget.id)
     )
     for target, platform in rows.all():

@@ -7,6 +7,7 @@ from uuid import UUID
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.sql import any_of
 from crier.models import SocialAccount
 
 
@@ -46,5 +47,7 @@ async def count_connected(session: AsyncSession) -> int:
 async def get_many(session: AsyncSession, account_ids: list[UUID]) -> dict[UUID, SocialAccount]:
     if not account_ids:
         return {}
-    result = await session.execute(select(SocialAccount).where(SocialAccount.id.in_(account_ids)))
+    result = await session.execute(
+        select(SocialAccount).where(any_of(SocialAccount.id, account_ids))
+    )
     return {a.id: a for a in result.scalars()}

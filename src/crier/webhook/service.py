@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.errors import Conflict, CrierError, NotFound
 from crier.kit.ids import new_id
+from crier.kit.sql import any_of
 from crier.kit.vault import Vault
 from crier.models import WebhookAttempt as AttemptRow
 from crier.models import WebhookDelivery as DeliveryRow
@@ -217,7 +218,7 @@ async def deliveries_of(
     if rows:
         found = await session.execute(
             select(AttemptRow)
-            .where(AttemptRow.delivery_id.in_(list(attempts)))
+            .where(any_of(AttemptRow.delivery_id, attempts))
             .order_by(AttemptRow.number)
         )
         for a in found.scalars():
