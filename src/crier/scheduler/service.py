@@ -299,8 +299,11 @@ async def settle_many(
             EventType.POST_PUBLISHED: [],
             EventType.POST_FAILED: [],
         }
+        by_post: dict[UUID, list[Delivery]] = {}
+        for d in deliveries:
+            by_post.setdefault(d.post_id, []).append(d)
         for post in posts:
-            mine = [d for d in deliveries if d.post_id == post.id]
+            mine = by_post.get(post.id, [])
             open_ones = [d for d in mine if d.status in ("pending", "sending")]
             if open_ones:
                 next_due = min((d.next_attempt_at or clock.now()) for d in open_ones)

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Housekeeping that need not run every round: expired idempotency keys, old webhook events.
 PURGE_EVERY = timedelta(minutes=1)
-FIRE_BATCH = 50
+FIRE_BATCH = 250
 """Posts of one workspace sent together (their bookkeeping shares transactions)."""
 REFIRE_AFTER = timedelta(seconds=1)
 """How long posts whose firing failed (the database was lost) wait before the next try."""

@@ -97,10 +97,12 @@ async def emit_many(
         {
             "ids": ids,
             "subject_ids": [post_id for _, post_id in events],
-            "data": [
-                json.dumps(data.model_dump(mode="json") if isinstance(data, BaseModel) else data)
+            "data": "["
+            + ",".join(
+                data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
                 for data, _ in events
-            ],
+            )
+            + "]",
             "type": type_.value,
             "timestamp": _timestamp(now),
             "now": now,

@@ -1,17 +1,18 @@
 -- name: emit_events
--- Write events of one type into the outbox (:ids, :subject_ids and :data side by side) and
--- one pending delivery per endpoint that wants each, in the caller's transaction (so they
--- exist if and only if the change commits). The events about a post take its next
--- sequence numbers, in the order given; the row lock that takes also orders the post's
--- events by commit. Dispatchers hear of new deliveries at commit.
+-- Write events of one type into the outbox (:ids, :subject_ids and the elements of the
+-- JSON array :data side by side) and one pending delivery per endpoint that wants each, in
+-- the caller's transaction (so they exist if and only if the change commits). The events
+-- about a post take its next sequence numbers, in the order given; the row lock that takes
+-- also orders the post's events by commit. Dispatchers hear of new deliveries at commit.
 WITH input AS (
     SELECT
-        i.id, i.subject_id, i.data, i.n,
-        row_number() OVER (PARTITION BY i.subject_id ORDER BY i.n) AS nth,
-        count(*) OVER (PARTITION BY i.subject_id) AS of_subject
-    FROM unnest(
-        CAST(:ids AS uuid[]), CAST(:subject_ids AS uuid[]), CAST(:data AS jsonb[])
-    ) WITH ORDINALITY AS i (id, subject_id, data, n)
+        k.id, k.subject_id, d.data, k.n,
+        row_number() OVER (PARTITION BY k.subject_id ORDER BY k.n) AS nth,
+        count(*) OVER (PARTITION BY k.subject_id) AS of_subject
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:subject_ids AS uuid[]))
+        WITH ORDINALITY AS k (id, subject_id, n)
+    JOIN jsonb_array_elements(CAST(:data AS jsonb)) WITH ORDINALITY AS d (data, n)
+        ON d.n = k.n
 ), seq AS (
     UPDATE posts AS p SET event_sequence = p.event_sequence + c.events
     FROM (
