@@ -2,8 +2,11 @@
 posts due in one second fully sent within 10 s; zero duplicates, zero losses).
 
 Embedded PostgreSQL, `crier sandbox` answering every call after 100 ms, and two `crier
-worker` processes (one per core). Lateness is a delivery's first send start minus its post's
-`publish_at`. Every phase is bounded in count and time.
+worker` processes (one per core). Lateness is measured at the platform, for Crier and the
+baseline alike: when the sandbox received the call that published a post (before the
+100 ms it adds) minus the post's `publish_at`. Drain is from the first post due to the last
+one stored; a duplicate is a post published twice, whatever the key. Every phase is bounded
+in count and time.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from bench import procrastinate_baseline as baseline
 from bench.common import crier_workers, database, free_port
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.vault import Vault
-from crier.models import Delivery, DeliveryAttempt, Post, PostTarget, SocialAccount
+from crier.models import Delivery, Post, PostTarget, SocialAccount
 from crier.workspace.service import create_workspace
 
 WORKERS = 2
@@ -131,28 +134,30 @@ async def _measure(
     async with db.workspace_transaction(ws) as session:
         rows = (
             await session.execute(
-                select(Post.publish_at, DeliveryAttempt.started_at, Delivery.published_at)
+                select(Delivery.id, Post.publish_at)
                 .join(
-                    Delivery,
+                    Post,
                     (Delivery.workspace_id == Post.workspace_id) & (Delivery.post_id == Post.id),
-                )
-                .join(
-                    DeliveryAttempt,
-                    (DeliveryAttempt.workspace_id == Delivery.workspace_id)
-                    & (DeliveryAttempt.delivery_id == Delivery.id)
-                    & (DeliveryAttempt.number == 1),
                 )
                 .where(Post.id.in_(posts))
             )
         ).all()
-    sent = [(due, started) for due, started, _ in rows if due is not None]
-    lateness = sorted((started - due).total_seconds() * 1000 for due, started in sent)
-    finished = [p for _, _, p in rows if p is not None]
-    async with httpx.AsyncClient(base_url=sandbox) as client:
+    due = {str(delivery): publish_at.timestamp() for delivery, publish_at in rows if publish_at}
+    return await _at_platform(sandbox, due, len(posts), done)
+
+
+async def _at_platform(sandbox: str, due: dict[str, float], posts: int, done: int) -> Result:
+    """Lateness, drain and duplicates as the sandbox saw them; `due` maps each idempotency
+    key to the time its post was due (epoch seconds). A duplicate is a post published more
+    than once, whatever its key: every post's text is unique."""
+    async with httpx.AsyncClient(base_url=sandbox, timeout=60) as client:
         received = (await client.get("/control/received")).json()
-    first_due = min((due for due, _ in sent), default=last_due)
-    drain = (max(finished) - first_due).total_seconds() if finished else float("nan")
-    return _result(len(posts), done, len(received["duplicate_keys"]), lateness, drain)
+    mine = [post for post in received["data"] if post["idempotency_key"] in due]
+    duplicates = len(mine) - len({post["text"] for post in mine})
+    lateness = sorted((p["received_at"] - due[p["idempotency_key"]]) * 1000 for p in mine)
+    first_due = min(due.values(), default=float("nan"))
+    drain = max((p["created_at"] for p in mine), default=float("nan")) - first_due
+    return _result(posts, done, duplicates, lateness, drain)
 
 
 async def _scenario(
@@ -219,21 +224,16 @@ async def _baseline(urls: DatabaseUrls, root: Path, sandbox: str, times_from: ob
     await baseline.defer(
         dsn, [(t, tokens[i % ACCOUNTS], f"bench {i}", f"bench-{i}") for i, t in enumerate(times)]
     )
-    first_due, last_due = min(times), max(times)
+    last_due = max(times)
     with baseline.workers(dsn, sandbox, WORKERS, root) as records:
         deadline = time.monotonic() + (last_due - datetime.now(UTC)).total_seconds() + DRAIN_LIMIT
         while time.monotonic() < deadline:
             if len({key for key, _, _ in baseline.runs(records)}) == len(times):
                 break
             await asyncio.sleep(1)
-        found = baseline.runs(records)
-    first: dict[str, tuple[float, float]] = {}
-    for key, late, finished in found:
-        first.setdefault(key, (late, finished))
-    lateness = sorted(late for late, _ in first.values())
-    finished_at = [finished for _, finished in first.values()]
-    drain = max(finished_at) - first_due.timestamp() if finished_at else float("nan")
-    return _result(len(times), len(first), len(found) - len(first), lateness, drain)
+        done = len({key for key, _, _ in baseline.runs(records)})
+    due = {f"bench-{i}": t.timestamp() for i, t in enumerate(times)}
+    return await _at_platform(sandbox, due, len(times), done)
 
 
 def _result(

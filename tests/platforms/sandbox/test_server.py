@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import sqlite3
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
+from crier.platforms.sandbox.server import create_sandbox_app
+from crier.platforms.sandbox.store import Store
 from tests.conftest import FakeClock
 from tests.platforms.sandbox.conftest import Sandbox
+from tests.servers import serving
 
 
 def error_code(response: httpx.Response) -> str:
@@ -192,3 +197,50 @@ async def test_bad_control_input_is_refused(sandbox: Sandbox) -> None:
     assert response.status_code == 422
     response = await sandbox.http.put("/control/faults", json={"explode": True})
     assert response.status_code == 422
+
+
+class TickingClock(FakeClock):
+    """Each reading is a second after the last: shows the order in which times were read."""
+
+    def now(self) -> datetime:
+        self.advance(timedelta(seconds=1))
+        return super().now()
+
+
+async def test_a_post_records_when_its_call_arrived_before_the_latency_added() -> None:
+    clock = TickingClock()
+    store = Store(None)
+    async with (
+        serving(create_sandbox_app(store, clock, seed=7)) as url,
+        httpx.AsyncClient(base_url=url, timeout=5) as http,
+    ):
+        sandbox = Sandbox(url, http)
+        await sandbox.faults(latency_ms=1)
+        tokens = await sandbox.connect()
+        created = await http.post("/v1/posts", json={"text": "hi"}, headers=sandbox.bearer(tokens))
+        [received] = (await http.get("/control/received")).json()["data"]
+    store.close()
+    assert created.status_code == 201
+    assert received["received_at"] < received["created_at"]
+    assert created.json()["received_at"] == received["received_at"]
+
+
+def test_a_store_from_before_received_at_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE posts (id TEXT PRIMARY KEY, account_id TEXT NOT NULL,"
+        " idempotency_key TEXT, text TEXT NOT NULL, media TEXT NOT NULL,"
+        " created_at REAL NOT NULL, UNIQUE (account_id, idempotency_key));"
+        " INSERT INTO posts VALUES ('sbp_old', 'sbx_a', 'k', 'old', '[]', 1.0);"
+    )
+    old.close()
+    store = Store(path)
+    try:
+        [kept] = store.posts()
+        assert (kept.id, kept.received_at) == ("sbp_old", None)
+        added, _ = store.add_post("sbx_a", "k2", "new", [], 3.0, received_at=2.0)
+        assert store.post_by_key("sbx_a", "k2") == added
+        assert added.received_at == 2.0
+    finally:
+        store.close()

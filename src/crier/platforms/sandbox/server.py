@@ -75,8 +75,9 @@ def create_sandbox_app(
             headers=exc.headers,
         )
 
-    async def platform_call() -> None:
+    async def platform_call(request: Request) -> None:
         """Latency and injected faults, applied to every call of the platform API."""
+        request.state.received_at = now()
         f = faults.faults
         if f.latency_ms:
             await asyncio.sleep(f.latency_ms / 1000)
@@ -149,6 +150,7 @@ def create_sandbox_app(
 
     @app.post("/v1/posts", dependencies=[Call], status_code=201)
     async def create_post(
+        request: Request,
         post: PostIn,
         account_id: Account,
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
@@ -168,7 +170,12 @@ def create_sandbox_app(
         if faults.reject(post.text):
             raise SandboxError(422, "content_rejected", "The sandbox refused this content.")
         created, _ = store.add_post(
-            account_id, idempotency_key, post.text, [m.model_dump() for m in post.media], now()
+            account_id,
+            idempotency_key,
+            post.text,
+            [m.model_dump() for m in post.media],
+            now(),
+            request.state.received_at,
         )
         if faults.hang_after_accept():
             await asyncio.sleep(faults.faults.hang_seconds)

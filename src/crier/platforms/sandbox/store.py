@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE TABLE IF NOT EXISTS posts (
     id TEXT PRIMARY KEY, account_id TEXT NOT NULL, idempotency_key TEXT,
     text TEXT NOT NULL, media TEXT NOT NULL, created_at REAL NOT NULL,
+    received_at REAL,
     UNIQUE (account_id, idempotency_key)
 );
 """
@@ -47,6 +48,8 @@ class SandboxPost:
     text: str
     media: list[dict[str, Any]]
     created_at: float
+    received_at: float | None = None
+    """When the call that made it arrived, before any latency the sandbox was told to add."""
 
 
 class Store:
@@ -61,6 +64,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(posts)")}
+        if "received_at" not in columns:  # a file from before the column
+            self._db.execute("ALTER TABLE posts ADD COLUMN received_at REAL")
 
     def create_account(self, handle: str, now: float) -> str:
         account_id = "sbx_" + secrets.token_hex(8)
@@ -107,17 +113,25 @@ class Store:
         return _post(row) if row else None
 
     def add_post(
-        self, account_id: str, key: str | None, text: str, media: list[dict[str, Any]], now: float
+        self,
+        account_id: str,
+        key: str | None,
+        text: str,
+        media: list[dict[str, Any]],
+        now: float,
+        received_at: float | None = None,
     ) -> tuple[SandboxPost, bool]:
         """Store a post, unless this account already sent one with `key`: (post, created)."""
         if key is not None:
             existing = self.post_by_key(account_id, key)
             if existing is not None:
                 return existing, False
-        post = SandboxPost("sbp_" + secrets.token_hex(10), account_id, key, text, media, now)
+        post_id = "sbp_" + secrets.token_hex(10)
+        post = SandboxPost(post_id, account_id, key, text, media, now, received_at)
         self._db.execute(
-            "INSERT INTO posts VALUES (?, ?, ?, ?, ?, ?)",
-            (post.id, account_id, key, text, json.dumps(media), now),
+            "INSERT INTO posts (id, account_id, idempotency_key, text, media, created_at,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (post.id, account_id, key, text, json.dumps(media), now, received_at),
         )
         return post, True
 
@@ -138,4 +152,4 @@ class Store:
 
 
 def _post(row: tuple[Any, ...]) -> SandboxPost:
-    return SandboxPost(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
+    return SandboxPost(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
