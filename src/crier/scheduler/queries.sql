@@ -57,6 +57,40 @@ JOIN social_accounts AS a ON a.workspace_id = t.workspace_id AND a.id = t.social
 WHERE t.post_id = ANY (CAST(:post_ids AS uuid[]))
 ON CONFLICT (workspace_id, post_target_id) DO NOTHING
 
+-- name: begin_attempts
+-- Write down attempts :ids (of the deliveries :delivery_ids, numbered :numbers), started
+-- at :started_at, before anything is sent (as crier_app, in the deliveries' workspace). One
+-- statement of the same text for any number, where the ORM would render a VALUES row each.
+INSERT INTO delivery_attempts (workspace_id, id, delivery_id, number, started_at)
+SELECT crier_current_workspace(), a.id, a.delivery_id, a.number, :started_at
+FROM unnest(
+    CAST(:ids AS uuid[]), CAST(:delivery_ids AS uuid[]), CAST(:numbers AS smallint[])
+) AS a (id, delivery_id, number)
+
+-- name: record_published
+-- Record what the platform answered for the deliveries :delivery_ids, sent in the attempts
+-- :attempt_ids (side by side with :external_ids, :permalinks and :published_ats): the
+-- attempts published, the deliveries published with the platform's ids (as crier_app, in
+-- their workspace).
+WITH sent AS (
+    SELECT * FROM unnest(
+        CAST(:delivery_ids AS uuid[]), CAST(:attempt_ids AS uuid[]),
+        CAST(:external_ids AS text[]), CAST(:permalinks AS text[]),
+        CAST(:published_ats AS timestamptz[])
+    ) AS s (delivery_id, attempt_id, external_id, permalink, published_at)
+), attempts AS (
+    UPDATE delivery_attempts AS a
+    SET outcome = 'published', finished_at = :now, http_status = 201, updated_at = :now
+    FROM sent
+    WHERE a.workspace_id = crier_current_workspace() AND a.id = sent.attempt_id
+)
+UPDATE deliveries AS d
+SET status = 'published', external_id = sent.external_id, permalink = sent.permalink,
+    published_at = sent.published_at, next_attempt_at = NULL, error_code = NULL,
+    error_message = NULL, updated_at = :now
+FROM sent
+WHERE d.workspace_id = crier_current_workspace() AND d.id = sent.delivery_id
+
 -- name: stale_accounts
 -- The active accounts targeted by :post_ids whose token expires before :before.
 SELECT DISTINCT a.id

@@ -222,9 +222,19 @@ async def fire_many(
                 uncertain.append((d.id, content, publish_at))
             else:
                 token = vault.open(account.access_token) if account and account.access_token else ""
-                attempt_id = _attempt_for(session, d, clock, publish_at)
+                attempt_id = _next_attempt(d, clock, publish_at)
                 sends.append((d, attempt_id, token, content))
         await session.flush()
+        if sends:
+            await session.execute(
+                QUERIES["begin_attempts"],
+                {
+                    "ids": [attempt_id for _, attempt_id, _, _ in sends],
+                    "delivery_ids": [d.id for d, _, _, _ in sends],
+                    "numbers": [d.attempts for d, _, _, _ in sends],
+                    "started_at": clock.now(),
+                },
+            )
         await _announce(session, now, failed_now)
     results = await asyncio.gather(
         *(platforms.sandbox.publish(token, content, str(d.id)) for d, _, token, content in sends),
@@ -252,23 +262,30 @@ async def fire_many(
     return outcome
 
 
+def _next_attempt(delivery: Delivery, clock: Clock, publish_at: datetime | None) -> UUID:
+    """Count the attempt about to be made of `delivery`; returns the id to write it under."""
+    delivery.attempts += 1
+    delivery.status = "sending"
+    if delivery.attempts == 1 and publish_at is not None:
+        PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
+    return new_id()
+
+
 def _attempt_for(
     session: AsyncSession, delivery: Delivery, clock: Clock, publish_at: datetime | None
 ) -> UUID:
     """Write down (in the session) the attempt about to be made of an ordinary delivery."""
-    delivery.attempts += 1
-    delivery.status = "sending"
-    attempt = DeliveryAttempt(
-        id=new_id(),
-        workspace_id=delivery.workspace_id,
-        delivery_id=delivery.id,
-        number=delivery.attempts,
-        started_at=clock.now(),
+    attempt_id = _next_attempt(delivery, clock, publish_at)
+    session.add(
+        DeliveryAttempt(
+            id=attempt_id,
+            workspace_id=delivery.workspace_id,
+            delivery_id=delivery.id,
+            number=delivery.attempts,
+            started_at=clock.now(),
+        )
     )
-    session.add(attempt)
-    if delivery.attempts == 1 and publish_at is not None:
-        PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
-    return attempt.id
+    return attempt_id
 
 
 async def settle_many(
@@ -417,27 +434,22 @@ async def _record_success(
 async def _write_successes(
     session: AsyncSession, clock: Clock, succeeded: Sequence[tuple[UUID, UUID, Published]]
 ) -> None:
-    """Record published deliveries of one workspace (and announce them), in `session`."""
-    deliveries = {
-        d.id: d
-        for d in await delivery_repository.get_many(
-            session, [d for d, _, _ in succeeded], lock=True
-        )
-    }
-    attempts = {
-        a.id: a
-        for found in (await delivery_repository.attempts_of(session, list(deliveries))).values()
-        for a in found
-    }
-    for delivery_id, attempt_id, published in succeeded:
-        attempt = attempts[attempt_id]
-        attempt.outcome, attempt.finished_at, attempt.http_status = (
-            "published",
-            clock.now(),
-            201,
-        )
-        _published(deliveries[delivery_id], published)
-    await _announce(session, clock.now(), list(deliveries.values()))
+    """Record published deliveries of one workspace (and announce them), in `session`, in
+    one statement. Their rows must not be loaded in `session` yet (they would be stale)."""
+    now = clock.now()
+    await session.execute(
+        QUERIES["record_published"],
+        {
+            "delivery_ids": [d for d, _, _ in succeeded],
+            "attempt_ids": [a for _, a, _ in succeeded],
+            "external_ids": [p.external_id for _, _, p in succeeded],
+            "permalinks": [p.permalink for _, _, p in succeeded],
+            "published_ats": [p.published_at for _, _, p in succeeded],
+            "now": now,
+        },
+    )
+    deliveries = await delivery_repository.get_many(session, [d for d, _, _ in succeeded])
+    await _announce(session, now, deliveries)
 
 
 async def _record_found(
