@@ -57,15 +57,28 @@ JOIN social_accounts AS a ON a.workspace_id = t.workspace_id AND a.id = t.social
 WHERE t.post_id = ANY (CAST(:post_ids AS uuid[]))
 ON CONFLICT (workspace_id, post_target_id) DO NOTHING
 
--- name: begin_attempts
--- Write down attempts :ids (of the deliveries :delivery_ids, numbered :numbers), started
--- at :started_at, before anything is sent (as crier_app, in the deliveries' workspace). One
--- statement of the same text for any number, where the ORM would render a VALUES row each.
+-- name: begin_sends
+-- Before anything is sent (as crier_app, in the posts' workspace): mark the posts :post_ids
+-- publishing, and write down the next attempt of each delivery :delivery_ids, under the
+-- ids :ids side by side, started at :started_at. Set-based, so the same text serves any
+-- number of posts.
+WITH publishing AS (
+    UPDATE posts SET status = 'publishing', updated_at = :started_at
+    WHERE workspace_id = crier_current_workspace()
+      AND id = ANY (CAST(:post_ids AS uuid[]))
+      AND status <> 'publishing'
+), sending AS (
+    UPDATE deliveries
+    SET attempts = attempts + 1, status = 'sending', updated_at = :started_at
+    WHERE workspace_id = crier_current_workspace()
+      AND id = ANY (CAST(:delivery_ids AS uuid[]))
+    RETURNING workspace_id, id, attempts
+)
 INSERT INTO delivery_attempts (workspace_id, id, delivery_id, number, started_at)
-SELECT crier_current_workspace(), a.id, a.delivery_id, a.number, :started_at
-FROM unnest(
-    CAST(:ids AS uuid[]), CAST(:delivery_ids AS uuid[]), CAST(:numbers AS smallint[])
-) AS a (id, delivery_id, number)
+SELECT s.workspace_id, a.id, s.id, s.attempts, :started_at
+FROM sending AS s
+JOIN unnest(CAST(:ids AS uuid[]), CAST(:delivery_ids AS uuid[])) AS a (id, delivery_id)
+    ON a.delivery_id = s.id
 
 -- name: record_published
 -- Record what the platform answered for the deliveries :delivery_ids, sent in the attempts

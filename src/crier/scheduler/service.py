@@ -202,8 +202,6 @@ async def fire_many(
         )
         by_id = {p.id: p for p in posts}
         failed_now = []
-        for post in posts:
-            post.status = "publishing"
         for d in deliveries:
             payload = payloads[d.post_id]
             assets = [found[m] for m in payload.media_ids if m in found]
@@ -222,19 +220,18 @@ async def fire_many(
                 uncertain.append((d.id, content, publish_at))
             else:
                 token = vault.open(account.access_token) if account and account.access_token else ""
-                attempt_id = _next_attempt(d, clock, publish_at)
-                sends.append((d, attempt_id, token, content))
-        await session.flush()
-        if sends:
-            await session.execute(
-                QUERIES["begin_attempts"],
-                {
-                    "ids": [attempt_id for _, attempt_id, _, _ in sends],
-                    "delivery_ids": [d.id for d, _, _, _ in sends],
-                    "numbers": [d.attempts for d, _, _, _ in sends],
-                    "started_at": clock.now(),
-                },
-            )
+                if d.attempts == 0 and publish_at is not None:
+                    PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
+                sends.append((d, new_id(), token, content))
+        await session.execute(
+            QUERIES["begin_sends"],
+            {
+                "post_ids": [p.id for p in posts],
+                "ids": [attempt_id for _, attempt_id, _, _ in sends],
+                "delivery_ids": [d.id for d, _, _, _ in sends],
+                "started_at": clock.now(),
+            },
+        )
         await _announce(session, now, failed_now)
     results = await asyncio.gather(
         *(platforms.sandbox.publish(token, content, str(d.id)) for d, _, token, content in sends),
@@ -262,30 +259,23 @@ async def fire_many(
     return outcome
 
 
-def _next_attempt(delivery: Delivery, clock: Clock, publish_at: datetime | None) -> UUID:
-    """Count the attempt about to be made of `delivery`; returns the id to write it under."""
-    delivery.attempts += 1
-    delivery.status = "sending"
-    if delivery.attempts == 1 and publish_at is not None:
-        PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
-    return new_id()
-
-
 def _attempt_for(
     session: AsyncSession, delivery: Delivery, clock: Clock, publish_at: datetime | None
 ) -> UUID:
     """Write down (in the session) the attempt about to be made of an ordinary delivery."""
-    attempt_id = _next_attempt(delivery, clock, publish_at)
-    session.add(
-        DeliveryAttempt(
-            id=attempt_id,
-            workspace_id=delivery.workspace_id,
-            delivery_id=delivery.id,
-            number=delivery.attempts,
-            started_at=clock.now(),
-        )
+    delivery.attempts += 1
+    delivery.status = "sending"
+    attempt = DeliveryAttempt(
+        id=new_id(),
+        workspace_id=delivery.workspace_id,
+        delivery_id=delivery.id,
+        number=delivery.attempts,
+        started_at=clock.now(),
     )
-    return attempt_id
+    session.add(attempt)
+    if delivery.attempts == 1 and publish_at is not None:
+        PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
+    return attempt.id
 
 
 async def settle_many(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -92,7 +93,9 @@ class SandboxAdapter:
         if access_token is not None:
             headers["Authorization"] = f"Bearer {access_token}"
         try:
-            response = await self._http.request(method, self._base + path, headers=headers, **kw)
+            response = await self._http.request(
+                method, _parsed(self._base + path), headers=headers, **kw
+            )
         except httpx.TimeoutException as exc:
             raise PlatformError(
                 ErrorCode.TIMEOUT,
@@ -109,6 +112,13 @@ class SandboxAdapter:
             body: dict[str, Any] = response.json()
             return body
         raise _error(response, sends)
+
+
+@lru_cache(maxsize=256)
+def _parsed(url: str) -> httpx.URL:
+    """`url` parsed once: httpx parses a string URL on every call, a tenth of the cost of a
+    publish when hundreds are in flight."""
+    return httpx.URL(url)
 
 
 def _error(response: httpx.Response, sends: bool) -> PlatformError:
