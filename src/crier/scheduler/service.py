@@ -299,9 +299,14 @@ async def settle_many(
             for p in await post_repository.get_many(session, post_ids, lock=True)
             if _ours(p, worker)
         ]
-        if succeeded:
-            await _write_successes(session, clock, succeeded)
+        await _write_successes(session, clock, succeeded)
         deliveries = await delivery_repository.of_posts(session, [p.id for p in posts])
+        sent = {d for d, _, _ in succeeded}
+        announced = [d for d in deliveries if d.id in sent]
+        if len(announced) < len(sent):  # some post is no longer this worker's
+            ours = {d.id for d in announced}
+            announced += await delivery_repository.get_many(session, list(sent - ours))
+        await _announce(session, clock.now(), announced)
         done: dict[EventType, list[Post]] = {
             EventType.POST_PUBLISHED: [],
             EventType.POST_FAILED: [],
@@ -418,14 +423,20 @@ async def _record_success(
 ) -> None:
     async with db.workspace_transaction(workspace_id) as session:
         await _write_successes(session, clock, [(delivery_id, attempt_id, published)])
+        await _announce(
+            session, clock.now(), await delivery_repository.get_many(session, [delivery_id])
+        )
     DELIVERY_ATTEMPTS.labels("published", "").inc()
 
 
 async def _write_successes(
     session: AsyncSession, clock: Clock, succeeded: Sequence[tuple[UUID, UUID, Published]]
 ) -> None:
-    """Record published deliveries of one workspace (and announce them), in `session`, in
-    one statement. Their rows must not be loaded in `session` yet (they would be stale)."""
+    """Record published deliveries of one workspace, in `session`, in one statement; the
+    caller announces them. Their rows must not be loaded in `session` yet (they would be
+    stale)."""
+    if not succeeded:
+        return
     now = clock.now()
     await session.execute(
         QUERIES["record_published"],
@@ -438,8 +449,6 @@ async def _write_successes(
             "now": now,
         },
     )
-    deliveries = await delivery_repository.get_many(session, [d for d, _, _ in succeeded])
-    await _announce(session, now, deliveries)
 
 
 async def _record_found(
