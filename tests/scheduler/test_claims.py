@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import SCHEDULER_ROLE
 from crier.models import Post
-from crier.scheduler.claims import Claimed, claim_due
+from crier.scheduler.claims import Claimed, claim_due, renew_leases
 from tests.conftest import FakeClock, MakeTenant, Tenant, libpq
 
 # Moments no other test schedules near, so claims here only see this module's posts. Each
@@ -125,6 +125,37 @@ async def test_an_expired_lease_passes_to_another_worker(
         post = await session.get(Post, (UUID(tenant.id), post_id))
         assert post is not None
         assert (post.lease_owner, post.locked_at, post.version) == ("worker-2", now, 2)
+
+
+async def test_renewal_extends_leases_and_never_waits_for_a_post_being_sent(
+    make_tenant: MakeTenant, db: Database, scheduler_db: Database, now: datetime
+) -> None:
+    tenant = await make_tenant()
+    workspace = UUID(tenant.id)
+    sending, held = (
+        await add_post(db, tenant, "scheduled", now),
+        await add_post(db, tenant, "scheduled", now),
+    )
+    claimed = await claim_due(scheduler_db, "renewing-worker", now, LEASE, limit=10)
+    assert {c.post_id for c in mine(claimed, {sending, held})} == {sending, held}
+
+    async def expiries() -> dict[UUID, datetime | None]:
+        async with db.workspace_transaction(workspace) as session:
+            rows = await session.execute(
+                select(Post.id, Post.lease_expires_at).where(Post.id.in_([sending, held]))
+            )
+            return {row.id: row.lease_expires_at for row in rows}
+
+    later = now + LEASE / 2
+    async with db.workspace_transaction(workspace) as locking:  # a worker mid-send
+        await locking.execute(select(Post).where(Post.id == sending).with_for_update())
+        renewed = await asyncio.wait_for(
+            renew_leases(scheduler_db, "renewing-worker", later, LEASE), timeout=5
+        )
+        assert renewed >= 1
+        assert await expiries() == {sending: now + LEASE, held: later + LEASE}
+    await renew_leases(scheduler_db, "renewing-worker", later, LEASE)
+    assert await expiries() == {sending: later + LEASE, held: later + LEASE}
 
 
 async def test_concurrent_claims_never_share_a_post(

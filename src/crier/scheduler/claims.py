@@ -42,7 +42,8 @@ async def claim_due(
 
 
 async def renew_leases(scheduler_db: Database, worker: str, now: datetime, lease: timedelta) -> int:
-    """Extend every lease `worker` holds; returns how many it still holds."""
+    """Extend the leases `worker` holds, but for posts locked at this moment (the next
+    renewal takes those); returns how many were extended."""
     async with scheduler_db.engine.begin() as conn:
         rows = await conn.execute(
             QUERIES["renew_leases"], {"worker": worker, "lease_until": now + lease}

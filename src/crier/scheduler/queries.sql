@@ -25,10 +25,17 @@ WHERE p.workspace_id = due.workspace_id AND p.id = due.id
 RETURNING p.workspace_id, p.id, p.publish_at, p.status
 
 -- name: renew_leases
--- Extend the leases :worker still holds, so that no other worker takes them over.
+-- Extend the leases :worker still holds, so that no other worker takes them over. A post
+-- locked at this moment (being sent or settled) is skipped, not waited for: waiting would
+-- hold up every other post's sending behind it, and the next renewal, well within the
+-- lease, takes it.
 UPDATE posts
 SET lease_expires_at = :lease_until
-WHERE lease_owner = :worker AND status IN ('queued', 'publishing')
+WHERE (workspace_id, id) IN (
+    SELECT workspace_id, id FROM posts
+    WHERE lease_owner = :worker AND status IN ('queued', 'publishing')
+    FOR UPDATE SKIP LOCKED
+)
 RETURNING workspace_id, id
 
 -- name: queue_depth
