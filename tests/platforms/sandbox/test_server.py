@@ -242,5 +242,8 @@ def test_a_store_from_before_received_at_gains_the_column(tmp_path: Path) -> Non
         added, _ = store.add_post("sbx_a", "k2", "new", [], 3.0, received_at=2.0)
         assert store.post_by_key("sbx_a", "k2") == added
         assert added.received_at == 2.0
+        again, created = store.add_post("sbx_a", "k2", "other", [], 4.0, received_at=4.0)
+        assert (again, created) == (added, False)
+        assert len(store.posts("sbx_a")) == 2
     finally:
         store.close()

@@ -61,6 +61,8 @@ def create_sandbox_app(
         description=__doc__,
         docs_url="/docs",
         redoc_url=None,
+        # A stand-in platform needs no traces; checking for them costs every call.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.store, app.state.faults = store, faults
 

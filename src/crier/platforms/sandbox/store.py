@@ -122,17 +122,18 @@ class Store:
         received_at: float | None = None,
     ) -> tuple[SandboxPost, bool]:
         """Store a post, unless this account already sent one with `key`: (post, created)."""
-        if key is not None:
-            existing = self.post_by_key(account_id, key)
-            if existing is not None:
-                return existing, False
         post_id = "sbp_" + secrets.token_hex(10)
         post = SandboxPost(post_id, account_id, key, text, media, now, received_at)
-        self._db.execute(
+        inserted = self._db.execute(
             "INSERT INTO posts (id, account_id, idempotency_key, text, media, created_at,"
-            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (account_id, idempotency_key) DO NOTHING",
             (post.id, account_id, key, text, json.dumps(media), now, received_at),
         )
+        if inserted.rowcount == 0 and key is not None:
+            existing = self.post_by_key(account_id, key)
+            assert existing is not None
+            return existing, False
         return post, True
 
     def posts(self, account_id: str | None = None) -> list[SandboxPost]:
