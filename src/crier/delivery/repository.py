@@ -38,19 +38,6 @@ async def get_many(
     return list((await session.execute(query)).scalars())
 
 
-async def open_attempts(session: AsyncSession, delivery_ids: Sequence[UUID]) -> set[UUID]:
-    """Which of `delivery_ids` have an attempt still marked as sending."""
-    if not delivery_ids:
-        return set()
-    result = await session.execute(
-        select(DeliveryAttempt.delivery_id).where(
-            any_of(DeliveryAttempt.delivery_id, delivery_ids),
-            DeliveryAttempt.outcome == "sending",
-        )
-    )
-    return set(result.scalars())
-
-
 async def get(session: AsyncSession, delivery_id: UUID, *, lock: bool = False) -> Delivery | None:
     query = select(Delivery).where(Delivery.id == delivery_id)
     if lock:

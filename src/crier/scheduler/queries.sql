@@ -64,6 +64,36 @@ JOIN social_accounts AS a ON a.workspace_id = t.workspace_id AND a.id = t.social
 WHERE t.post_id = ANY (CAST(:post_ids AS uuid[]))
 ON CONFLICT (workspace_id, post_target_id) DO NOTHING
 
+-- name: lock_posts_to_send
+-- The posts among :post_ids still :worker's to send, locked in id order (as crier_app, in
+-- their workspace).
+SELECT id, payload, publish_at
+FROM posts
+WHERE workspace_id = crier_current_workspace()
+  AND id = ANY (CAST(:post_ids AS uuid[]))
+  AND status IN ('queued', 'publishing')
+  AND lease_owner = :worker
+ORDER BY id
+FOR UPDATE
+
+-- name: lock_deliveries_to_send
+-- The deliveries of :post_ids still to send and due by :now, locked in id order, each with
+-- whether an attempt of it is still open (its outcome unknown).
+SELECT
+    d.id, d.post_id, d.social_account_id, d.platform, d.attempts, d.error_code,
+    EXISTS (
+        SELECT 1 FROM delivery_attempts AS a
+        WHERE a.workspace_id = d.workspace_id AND a.delivery_id = d.id
+          AND a.outcome = 'sending'
+    ) AS open_attempt
+FROM deliveries AS d
+WHERE d.workspace_id = crier_current_workspace()
+  AND d.post_id = ANY (CAST(:post_ids AS uuid[]))
+  AND d.status IN ('pending', 'sending')
+  AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now)
+ORDER BY d.id
+FOR UPDATE OF d
+
 -- name: begin_sends
 -- Before anything is sent (as crier_app, in the posts' workspace): mark the posts :post_ids
 -- publishing, and write down the next attempt of each delivery :delivery_ids, under the

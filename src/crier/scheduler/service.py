@@ -167,89 +167,93 @@ async def fire_many(
     concurrently, then settle the posts.
 
     One transaction marks the posts publishing and writes down an attempt for every
-    ordinary delivery before anything is sent; one records every success; one settles the
-    posts. A delivery whose last attempt's outcome is unknown goes through `_deliver`, which
-    looks it up on the platform before sending again.
+    ordinary delivery before anything is sent; one records every success and settles the
+    posts (failures are recorded one by one). A delivery whose last attempt's outcome is
+    unknown goes through `_deliver`, which looks it up on the platform before sending again.
 
     Returns, for each post, when it is next due (a retry), or None once it is settled or
     not this worker's.
     """
     now = clock.now()
     outcome: dict[UUID, Held | None] = {h.post_id: None for h in held}
-    sends: list[tuple[Delivery, UUID, str, Prepared]] = []
+    sends: list[tuple[UUID, UUID, str, Prepared]] = []
     uncertain: list[tuple[UUID, Prepared, datetime | None]] = []
     async with db.workspace_transaction(workspace_id) as session:
-        posts = [
-            p
-            for p in await post_repository.get_many(session, list(outcome), lock=True)
-            if _ours(p, worker)
-        ]
+        # Plain rows, not ORM objects: nothing read here is changed through the session
+        # (but the deliveries of unusable accounts, loaded again below).
+        posts = (
+            await session.execute(
+                QUERIES["lock_posts_to_send"], {"post_ids": list(outcome), "worker": worker}
+            )
+        ).all()
         if not posts:
             return outcome  # cancelled (or taken over) before their time: nothing is sent
         payloads = {p.id: PostPayload.model_validate(p.payload) for p in posts}
+        publish_at = {p.id: p.publish_at for p in posts}
         found = await media_repository.get_many(
             session, list({m for payload in payloads.values() for m in payload.media_ids})
         )
-        deliveries = [
-            d
-            for d in await delivery_repository.of_posts(session, [p.id for p in posts], lock=True)
-            if d.status in ("pending", "sending")
-            and (d.next_attempt_at is None or d.next_attempt_at <= now)
-        ]
-        open_attempts = await delivery_repository.open_attempts(session, [d.id for d in deliveries])
+        deliveries = (
+            await session.execute(
+                QUERIES["lock_deliveries_to_send"],
+                {"post_ids": [p.id for p in posts], "now": now},
+            )
+        ).all()
         accounts = await account_repository.get_many(
             session, list({d.social_account_id for d in deliveries})
         )
-        by_id = {p.id: p for p in posts}
-        failed_now = []
+        unusable: dict[UUID, ErrorCode] = {}
         for d in deliveries:
             payload = payloads[d.post_id]
             assets = [found[m] for m in payload.media_ids if m in found]
             content = shape_for(d.platform, payload.text, assets, platforms.media_base_url)
-            publish_at = by_id[d.post_id].publish_at
             account = accounts.get(d.social_account_id)
-            unusable = _unusable(account, now)
-            if unusable is not None:
-                _fail(d, unusable, "the account cannot publish; reconnect it")
-                failed_now.append(d)
-            elif d.id in open_attempts or (
+            refused = _unusable(account, now)
+            if refused is not None:
+                unusable[d.id] = refused
+            elif d.open_attempt or (
                 d.error_code
                 in (ErrorCode.TIMEOUT, ErrorCode.OUTCOME_UNKNOWN, ErrorCode.PLATFORM_UNAVAILABLE)
                 and d.attempts > 0
             ):
-                uncertain.append((d.id, content, publish_at))
+                uncertain.append((d.id, content, publish_at[d.post_id]))
             else:
                 token = vault.open(account.access_token) if account and account.access_token else ""
-                if d.attempts == 0 and publish_at is not None:
-                    PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
-                sends.append((d, new_id(), token, content))
+                due = publish_at[d.post_id]
+                if d.attempts == 0 and due is not None:
+                    PUBLISH_LATENESS.observe(max(0.0, (clock.now() - due).total_seconds()))
+                sends.append((d.id, new_id(), token, content))
         await session.execute(
             QUERIES["begin_sends"],
             {
                 "post_ids": [p.id for p in posts],
                 "ids": [attempt_id for _, attempt_id, _, _ in sends],
-                "delivery_ids": [d.id for d, _, _, _ in sends],
+                "delivery_ids": [delivery_id for delivery_id, _, _, _ in sends],
                 "started_at": clock.now(),
             },
         )
-        await _announce(session, now, failed_now)
+        if unusable:
+            failed_now = await delivery_repository.get_many(session, list(unusable))
+            for delivery in failed_now:
+                _fail(delivery, unusable[delivery.id], "the account cannot publish; reconnect it")
+            await _announce(session, now, failed_now)
     results = await asyncio.gather(
-        *(platforms.sandbox.publish(token, content, str(d.id)) for d, _, token, content in sends),
+        *(platforms.sandbox.publish(token, content, str(key)) for key, _, token, content in sends),
         *(
-            _deliver(db, platforms, vault, clock, workspace_id, d, content, publish_at)
-            for d, content, publish_at in uncertain
+            _deliver(db, platforms, vault, clock, workspace_id, d, content, due)
+            for d, content, due in uncertain
         ),
         return_exceptions=True,
     )
     succeeded: list[tuple[UUID, UUID, Published]] = []
-    for (d, attempt_id, _, _), result in zip(sends, results, strict=False):
+    for (delivery_id, attempt_id, _, _), result in zip(sends, results, strict=False):
         if isinstance(result, PlatformError):
-            await _record_failure(db, clock, workspace_id, d.id, attempt_id, result)
+            await _record_failure(db, clock, workspace_id, delivery_id, attempt_id, result)
         elif isinstance(result, BaseException):
             raise result
         else:
             assert isinstance(result, Published)
-            succeeded.append((d.id, attempt_id, result))
+            succeeded.append((delivery_id, attempt_id, result))
     for result in results[len(sends) :]:
         if isinstance(result, BaseException):
             raise result
