@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -13,6 +16,9 @@ from crier.platforms.sandbox.adapter import SandboxAdapter
 
 # Connect fast, and do not let a slow platform hold a request or a worker for long.
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+CALLS = 512
+"""Platform calls in flight at once per process (workers send hundreds of posts at once),
+each on its own kept-alive connection."""
 
 
 class _Transport(AiohttpTransport):
@@ -40,13 +46,30 @@ class _Transport(AiohttpTransport):
             raise kind(str(cause or mapped), request=request) from cause
 
 
-def platform_http(timeout: httpx.Timeout = TIMEOUT) -> httpx.AsyncClient:
-    """The HTTP client platform adapters share. Workers send hundreds of posts at once:
-    room for them, kept alive between posts."""
-    return httpx.AsyncClient(
+class _Client(httpx.AsyncClient):
+    """At most `calls` requests at once, as many as there are connections: the others wait
+    their turn here, cheaply and without a time limit (each call in flight has its own), not
+    in aiohttp's pool, where each waiter arms a timeout on the event loop (a tenth of a
+    worker's CPU in a spike of 10,000 posts) and fails when it passes."""
+
+    def __init__(self, calls: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._calls = asyncio.Semaphore(calls)
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        # Without `stream=True` (never used for platforms), the body is read and the
+        # connection back in the pool before this returns.
+        async with self._calls:
+            return await super().send(request, **kwargs)
+
+
+def platform_http(timeout: httpx.Timeout = TIMEOUT, calls: int = CALLS) -> httpx.AsyncClient:
+    """The HTTP client platform adapters share: `calls` in flight at once, at most."""
+    return _Client(
+        calls,
         timeout=timeout,
         follow_redirects=False,
-        transport=_Transport(limits=httpx.Limits(max_connections=512)),
+        transport=_Transport(limits=httpx.Limits(max_connections=calls)),
     )
 
 

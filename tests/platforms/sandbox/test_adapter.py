@@ -148,3 +148,39 @@ async def test_a_connection_lost_mid_call_may_have_published(clock: FakeClock) -
         True,
         True,
     )
+
+
+async def test_calls_beyond_the_connections_wait_their_turn_without_timing_out() -> None:
+    """One connection, a pool timeout of 50 ms, and the platform holding the first call
+    longer than that: the second waits its turn and goes through, rather than failing."""
+    arrived, release = asyncio.Event(), asyncio.Event()
+    served = 0
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        while True:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            served += 1
+            arrived.set()
+            await release.wait()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    try:
+        async with platform_http(httpx.Timeout(5, pool=0.05), calls=1) as http:
+            calls = [asyncio.create_task(http.get(url)) for _ in range(2)]
+            await asyncio.wait_for(arrived.wait(), timeout=5)
+            await asyncio.sleep(0.2)  # the second call has now waited past the pool timeout
+            release.set()
+            answers = await asyncio.gather(*calls)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert [a.status_code for a in answers] == [200, 200]
+    assert served == 2
