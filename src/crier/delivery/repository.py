@@ -19,22 +19,14 @@ async def of_post(session: AsyncSession, post_id: UUID, *, lock: bool = False) -
     return list((await session.execute(query)).scalars())
 
 
-async def of_posts(
-    session: AsyncSession, post_ids: Sequence[UUID], *, lock: bool = False
-) -> list[Delivery]:
-    """The deliveries of `post_ids`, in id order (the order locks are taken)."""
+async def of_posts(session: AsyncSession, post_ids: Sequence[UUID]) -> list[Delivery]:
+    """The deliveries of `post_ids`, in id order."""
     query = select(Delivery).where(any_of(Delivery.post_id, post_ids)).order_by(Delivery.id)
-    if lock:
-        query = query.with_for_update()
     return list((await session.execute(query)).scalars())
 
 
-async def get_many(
-    session: AsyncSession, delivery_ids: Sequence[UUID], *, lock: bool = False
-) -> list[Delivery]:
+async def get_many(session: AsyncSession, delivery_ids: Sequence[UUID]) -> list[Delivery]:
     query = select(Delivery).where(any_of(Delivery.id, delivery_ids)).order_by(Delivery.id)
-    if lock:
-        query = query.with_for_update()
     return list((await session.execute(query)).scalars())
 
 
