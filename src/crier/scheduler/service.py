@@ -169,7 +169,7 @@ async def fire_many(
     One transaction marks the posts publishing and writes down an attempt for every
     ordinary delivery before anything is sent; one records every success and settles the
     posts (failures are recorded one by one). A delivery whose last attempt's outcome is
-    unknown goes through `_deliver`, which looks it up on the platform before sending again.
+    unknown goes through `_resend_uncertain`, which looks it up on the platform first.
 
     Returns, for each post, when it is next due (a retry), or None once it is settled or
     not this worker's.
@@ -219,9 +219,7 @@ async def fire_many(
                 uncertain.append((d.id, content, publish_at[d.post_id]))
             else:
                 token = vault.open(account.access_token) if account and account.access_token else ""
-                due = publish_at[d.post_id]
-                if d.attempts == 0 and due is not None:
-                    PUBLISH_LATENESS.observe(max(0.0, (clock.now() - due).total_seconds()))
+                _observe_lateness(d.attempts, publish_at[d.post_id], clock)
                 sends.append((d.id, new_id(), token, content))
         await session.execute(
             QUERIES["begin_sends"],
@@ -240,7 +238,7 @@ async def fire_many(
     results = await asyncio.gather(
         *(platforms.sandbox.publish(token, content, str(key)) for key, _, token, content in sends),
         *(
-            _deliver(db, platforms, vault, clock, workspace_id, d, content, due)
+            _resend_uncertain(db, platforms, vault, clock, workspace_id, d, content, due)
             for d, content, due in uncertain
         ),
         return_exceptions=True,
@@ -263,23 +261,10 @@ async def fire_many(
     return outcome
 
 
-def _attempt_for(
-    session: AsyncSession, delivery: Delivery, clock: Clock, publish_at: datetime | None
-) -> UUID:
-    """Write down (in the session) the attempt about to be made of an ordinary delivery."""
-    delivery.attempts += 1
-    delivery.status = "sending"
-    attempt = DeliveryAttempt(
-        id=new_id(),
-        workspace_id=delivery.workspace_id,
-        delivery_id=delivery.id,
-        number=delivery.attempts,
-        started_at=clock.now(),
-    )
-    session.add(attempt)
-    if delivery.attempts == 1 and publish_at is not None:
+def _observe_lateness(attempts_before: int, publish_at: datetime | None, clock: Clock) -> None:
+    """How late a delivery's first attempt starts after its post's time (for /metrics)."""
+    if attempts_before == 0 and publish_at is not None:
         PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
-    return attempt.id
 
 
 async def settle_many(
@@ -341,7 +326,7 @@ async def settle_many(
     return outcome
 
 
-async def _deliver(
+async def _resend_uncertain(
     db: Database,
     platforms: Platforms,
     vault: Vault,
@@ -351,45 +336,35 @@ async def _deliver(
     content: Prepared,
     publish_at: datetime | None,
 ) -> None:
-    """One attempt at one delivery (or settling an earlier uncertain one).
-
-    The attempt is written down (and committed) before the platform is called; in the usual
-    case in the same transaction that read the delivery.
-    """
-    attempt_id: UUID | None = None
+    """Settle a delivery whose last attempt's outcome is unknown (its worker died mid-call,
+    or the platform timed out or failed): look it up on the platform by its idempotency key,
+    and only if it is not there send it again, with the same key. The new attempt is written
+    down (and committed) before the platform is called."""
     async with db.workspace_transaction(workspace_id) as session:
         delivery = await delivery_repository.get(session, delivery_id, lock=True)
         if delivery is None or delivery.status not in ("pending", "sending"):
             return
         account = await account_repository.get(session, delivery.social_account_id)
-        uncertain = await delivery_repository.open_attempt(session, delivery_id) or (
-            delivery.error_code
-            in (ErrorCode.TIMEOUT, ErrorCode.OUTCOME_UNKNOWN, ErrorCode.PLATFORM_UNAVAILABLE)
-            and delivery.attempts > 0
-        )
         unusable = _unusable(account, clock.now())
-        token = vault.open(account.access_token) if account and account.access_token else ""
-        key = str(delivery.id)
         if unusable is not None:
             _fail(delivery, unusable, "the account cannot publish; reconnect it")
             await _announce(session, clock.now(), [delivery])
             return
-        if not uncertain:  # so no attempt is open
-            attempt_id = await _begin_attempt(session, clock, delivery, publish_at, None)
-    if attempt_id is None:
-        try:
-            found = await platforms.sandbox.find(token, key)
-        except PlatformError:
-            found = None  # cannot tell yet: the resend below is safe, it carries the same key
-        if found is not None:
-            await _record_found(db, clock, workspace_id, delivery_id, found)
+        token = vault.open(account.access_token) if account and account.access_token else ""
+    key = str(delivery_id)
+    try:
+        found = await platforms.sandbox.find(token, key)
+    except PlatformError:
+        found = None  # cannot tell yet: the resend below is safe, it carries the same key
+    if found is not None:
+        await _record_found(db, clock, workspace_id, delivery_id, found)
+        return
+    async with db.workspace_transaction(workspace_id) as session:
+        delivery = await delivery_repository.get(session, delivery_id, lock=True)
+        if delivery is None or delivery.status not in ("pending", "sending"):
             return
-        async with db.workspace_transaction(workspace_id) as session:
-            delivery = await delivery_repository.get(session, delivery_id, lock=True)
-            if delivery is None or delivery.status not in ("pending", "sending"):
-                return
-            interrupted = await delivery_repository.open_attempt(session, delivery_id)
-            attempt_id = await _begin_attempt(session, clock, delivery, publish_at, interrupted)
+        interrupted = await delivery_repository.open_attempt(session, delivery_id)
+        attempt_id = await _begin_attempt(session, clock, delivery, publish_at, interrupted)
     try:
         published = await platforms.sandbox.publish(token, content, key)
     except PlatformError as error:
@@ -412,9 +387,19 @@ async def _begin_attempt(
         interrupted.finished_at = clock.now()
         interrupted.error_code = ErrorCode.OUTCOME_UNKNOWN.value
         interrupted.message = "interrupted; not found on the platform, so sent again"
-    attempt_id = _attempt_for(session, delivery, clock, publish_at)
+    _observe_lateness(delivery.attempts, publish_at, clock)
+    delivery.attempts += 1
+    delivery.status = "sending"
+    attempt = DeliveryAttempt(
+        id=new_id(),
+        workspace_id=delivery.workspace_id,
+        delivery_id=delivery.id,
+        number=delivery.attempts,
+        started_at=clock.now(),
+    )
+    session.add(attempt)
     await session.flush()
-    return attempt_id
+    return attempt.id
 
 
 async def _record_success(
