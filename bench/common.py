@@ -80,12 +80,40 @@ def _environment(folder: Path) -> dict[str, str]:
 
 
 @contextmanager
+def sandbox_server(folder: Path) -> Iterator[str]:
+    """`crier sandbox` on a free loopback port, in its own process; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**_environment(folder), "CRIER_SANDBOX_PORT": str(port)}
+    with _process(["sandbox"], env, f"{url}/control/faults", folder / "sandbox.log"):
+        yield url
+
+
+@contextmanager
+def processes(
+    commands: list[list[str]], env: dict[str, str], log: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`commands` running in their own processes (output appended to `log`), stopped
+    afterwards."""
+    with log.open("ab") as out:
+        started = [
+            subprocess.Popen(command, env=env, stdout=out, stderr=out)  # noqa: S603 - ours
+            for command in commands
+        ]
+    try:
+        yield started
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait(timeout=30)
+
+
+@contextmanager
 def crier_server(urls: DatabaseUrls, folder: Path, workers: int = 1) -> Iterator[str]:
     """`crier serve` and `crier sandbox` on free loopback ports, each in its own process;
     yields the API's base URL."""
-    sandbox_port, port = free_port(), free_port()
-    sandbox_env = {**_environment(folder), "CRIER_SANDBOX_PORT": str(sandbox_port)}
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    port = free_port()
     env = _environment(folder)
     env.update(
         DATABASE_URL=urls.owner.render_as_string(hide_password=False),
@@ -93,14 +121,12 @@ def crier_server(urls: DatabaseUrls, folder: Path, workers: int = 1) -> Iterator
         CRIER_PORT=str(port),
         CRIER_DB_POOL_SIZE="20",
         CRIER_WORKERS=str(workers),
-        CRIER_SANDBOX_URL=sandbox_url,
     )
     base = f"http://127.0.0.1:{port}"
-    with (
-        _process(["sandbox"], sandbox_env, f"{sandbox_url}/control/faults", folder / "sandbox.log"),
-        _process(["serve"], env, f"{base}/readyz", folder / "server.log"),
-    ):
-        yield base
+    with sandbox_server(folder) as sandbox_url:
+        env["CRIER_SANDBOX_URL"] = sandbox_url
+        with _process(["serve"], env, f"{base}/readyz", folder / "server.log"):
+            yield base
 
 
 @contextmanager
@@ -120,20 +146,8 @@ def crier_workers(
         CRIER_WORKER_METRICS_PORT="0",
         CRIER_WEBHOOK_ALLOW_LOOPBACK="true",  # the benchmarks' receivers are on loopback
     )
-    with log.open("ab") as out:
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-m", "crier.cli", "worker"], env=env, stdout=out, stderr=out
-            )
-            for _ in range(count)
-        ]
-    try:
+    with processes([[sys.executable, "-m", "crier.cli", "worker"]] * count, env, log) as workers:
         yield workers
-    finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=30)
 
 
 @dataclass

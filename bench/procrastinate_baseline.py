@@ -7,8 +7,8 @@ latency). Workers poll every `POLL_SECONDS` for jobs that have fallen due (procr
 hears of new jobs by LISTEN/NOTIFY, but not of a scheduled one becoming due) and retry a
 failed call twice, as Crier does.
 
-A worker writes one line per job run: the job's key, its lateness (run start minus schedule
-time) and its finish time, so that a job run twice shows as a duplicate.
+A worker writes the job's key on a line for every job run, so that the benchmark sees when
+all have run; lateness and duplicates it measures at the sandbox, as for Crier.
 
 `work(records file)` is one worker process (started by `workers`).
 """
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -28,6 +26,8 @@ from typing import Any
 
 import httpx
 from procrastinate import App, PsycopgConnector, RetryStrategy
+
+from bench.common import processes
 
 DSN = "CRIER_BENCH_PROCRASTINATE_DSN"
 SANDBOX = "CRIER_BENCH_SANDBOX_URL"
@@ -41,9 +41,8 @@ _records: Any = None
 
 
 @app.task(name="publish", retry=RetryStrategy(max_attempts=2, exponential_wait=1))
-async def publish(token: str, text: str, key: str, due: float) -> None:
+async def publish(token: str, text: str, key: str) -> None:
     global _client
-    started = time.time()
     if _client is None:
         _client = httpx.AsyncClient(
             base_url=os.environ[SANDBOX],
@@ -56,7 +55,7 @@ async def publish(token: str, text: str, key: str, due: float) -> None:
         headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
     )
     response.raise_for_status()
-    _records.write(f"{key} {(started - due) * 1000:.3f} {time.time():.6f}\n")
+    _records.write(f"{key}\n")
     _records.flush()
 
 
@@ -69,7 +68,7 @@ async def defer(dsn: str, jobs: list[tuple[datetime, str, str, str]]) -> None:
                 await connected.job_manager.batch_defer_jobs_async(
                     [
                         publish.configure(schedule_at=due).make_new_job(
-                            token=token, text=text, key=key, due=due.timestamp()
+                            token=token, text=text, key=key
                         )
                         for due, token, text, key in jobs[start : start + 1000]
                     ]
@@ -81,34 +80,14 @@ def workers(dsn: str, sandbox: str, count: int, folder: Path) -> Iterator[list[P
     """`count` procrastinate worker processes; yields the files they record runs in."""
     env = {**os.environ, DSN: dsn, SANDBOX: sandbox}
     records = [folder / f"procrastinate-{i}.runs" for i in range(count)]
-    with (folder / "procrastinate-workers.log").open("ab") as out:
-        processes = [
-            subprocess.Popen(  # noqa: S603 - this module
-                [sys.executable, "-c", _WORKER, str(path)],
-                env=env,
-                stdout=out,
-                stderr=out,
-            )
-            for path in records
-        ]
-    try:
+    commands = [[sys.executable, "-c", _WORKER, str(path)] for path in records]
+    with processes(commands, env, folder / "procrastinate-workers.log"):
         yield records
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
 
 
-def runs(records: list[Path]) -> list[tuple[str, float, float]]:
-    """Every job run recorded: (key, lateness ms, finished at)."""
-    found = []
-    for path in records:
-        if path.exists():
-            for line in path.read_text().splitlines():
-                key, late, finished = line.split()
-                found.append((key, float(late), float(finished)))
-    return found
+def ran(records: list[Path]) -> set[str]:
+    """The keys of every job that has run."""
+    return {key for path in records if path.exists() for key in path.read_text().splitlines()}
 
 
 _WORKER = "import sys; from bench.procrastinate_baseline import work; work(sys.argv[1])"

@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -28,7 +23,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bench import procrastinate_baseline as baseline
-from bench.common import crier_workers, database, free_port
+from bench.common import crier_workers, database, sandbox_server
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.sql import any_of
 from crier.kit.vault import Vault
@@ -176,30 +171,6 @@ async def _scenario(
         await db.dispose()
 
 
-@contextmanager
-def _sandbox(root: Path) -> Iterator[str]:
-    """`crier sandbox` on a free loopback port; yields its URL."""
-    port = free_port()
-    sandbox = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
-    env.update(CRIER_DATA_DIR=str(root), CRIER_SANDBOX_PORT=str(port))
-    with (root / "sandbox.log").open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "crier.cli", "sandbox"], env=env, stdout=out, stderr=out
-        )
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{sandbox}/control/faults", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield sandbox
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 async def _tokens(sandbox: str) -> list[str]:
     """Access tokens of `ACCOUNTS` sandbox accounts; then every call takes `LATENCY_MS`."""
     async with httpx.AsyncClient(base_url=sandbox) as client:
@@ -229,10 +200,10 @@ async def _baseline(urls: DatabaseUrls, root: Path, sandbox: str, times_from: ob
     with baseline.workers(dsn, sandbox, WORKERS, root) as records:
         deadline = time.monotonic() + (last_due - datetime.now(UTC)).total_seconds() + DRAIN_LIMIT
         while time.monotonic() < deadline:
-            if len({key for key, _, _ in baseline.runs(records)}) == len(times):
+            if len(baseline.ran(records)) == len(times):
                 break
             await asyncio.sleep(1)
-        done = len({key for key, _, _ in baseline.runs(records)})
+        done = len(baseline.ran(records))
     due = {f"bench-{i}": t.timestamp() for i, t in enumerate(times)}
     return await _at_platform(sandbox, due, len(times), done)
 
@@ -275,14 +246,14 @@ def main() -> None:
     for name, times_from in scenarios.items():
         with tempfile.TemporaryDirectory(prefix="crier-bench-") as folder:
             root = Path(folder)
-            with _sandbox(root) as sandbox, database(root / "db") as urls:
+            with sandbox_server(root) as sandbox_url, database(root / "db") as urls:
                 crier = asyncio.run(
-                    _scenario(name.split()[0], urls, root, key, sandbox, times_from)
+                    _scenario(name.split()[0], urls, root, key, sandbox_url, times_from)
                 )
         with tempfile.TemporaryDirectory(prefix="crier-bench-") as folder:
             root = Path(folder)
-            with _sandbox(root) as sandbox, database(root / "db") as urls:
-                other = asyncio.run(_baseline(urls, root, sandbox, times_from))
+            with sandbox_server(root) as sandbox_url, database(root / "db") as urls:
+                other = asyncio.run(_baseline(urls, root, sandbox_url, times_from))
         results[name] = (crier, other)
     print(
         f"\nScheduler: {WORKERS} worker processes, sandbox answering after {LATENCY_MS} ms, "
