@@ -1,17 +1,22 @@
-"""The application engine refuses any connection that could cross the tenant wall."""
+"""The application engine: it refuses any connection that could cross the tenant wall, and
+runs the hottest reads in one round trip."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from uuid import UUID
 
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy import text
 
+from crier.auth.keys import hash_key
+from crier.auth.repository import authenticate_statement
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import UnsafeApplicationRole
-from tests.conftest import Server, libpq
+from tests.conftest import FakeClock, Server, Tenant, libpq
 
 
 @pytest.fixture
@@ -42,6 +47,26 @@ async def test_a_login_that_cannot_take_the_app_role_is_refused_with_the_fix(
 async def test_the_app_engine_acts_as_crier_app(db: Database) -> None:
     await db.verify_app_role()
     async with db.engine.connect() as conn:
-        from sqlalchemy import text
-
         assert (await conn.execute(text("SELECT current_user"))).scalar() == "crier_app"
+
+
+async def test_statements_read_at_once_share_one_transaction(db: Database) -> None:
+    setting = text("SELECT set_config('crier.test', :value, true) AS set")
+    seen = text("SELECT current_setting('crier.test', true) AS seen")
+    _, inside = await db.read_at_once((setting, {"value": "one"}), (seen, {}))
+    assert inside == [{"seen": "one"}]
+    [after] = await db.read_at_once((seen, {}))
+    assert after in ([{"seen": None}], [{"seen": ""}])  # transaction-local: gone
+
+
+async def test_a_failing_statement_read_at_once_undoes_the_others(
+    db: Database, tenant: Tenant, clock: FakeClock
+) -> None:
+    key = (await tenant.post("/v1/api-keys", json={"name": "k"})).json()
+    use = authenticate_statement(hash_key(key["key"]), clock.now())
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        await db.read_at_once(use, (text("SELECT 1 / 0"), {}))
+    assert (await tenant.get(f"/v1/api-keys/{key['id']}")).json()["last_used_at"] is None
+    [found, _] = await db.read_at_once(use, (text("SELECT 1"), {}))  # the pool is still sound
+    assert found[0]["api_key_id"] == UUID(key["id"])
+    assert (await tenant.get(f"/v1/api-keys/{key['id']}")).json()["last_used_at"] is not None

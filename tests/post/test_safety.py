@@ -195,6 +195,43 @@ async def test_another_workspaces_posts_answer_404(tenant: Tenant, other_tenant:
     assert (await other_tenant.get(path)).json()["status"] == "draft"
 
 
+async def draft_path(tenant: Tenant) -> str:
+    created = await create(tenant, draft_body(await sandbox_account(tenant)))
+    return f"/v1/posts/{created.json()['id']}"
+
+
+async def test_reading_a_post_needs_a_usable_key_with_posts_read(
+    tenant: Tenant, clock: FakeClock
+) -> None:
+    path = await draft_path(tenant)
+    assert_problem(await tenant.http.get(path), 401, "unauthorized")
+    bad = {"Authorization": "Bearer crier_sk_" + "x" * 43}
+    assert_problem(await tenant.http.get(path, headers=bad), 401, "unauthorized")
+    scoped = (
+        await tenant.post("/v1/api-keys", json={"name": "ro", "scopes": ["workspace:read"]})
+    ).json()
+    denied = assert_problem(
+        await tenant.http.get(path, headers={"Authorization": f"Bearer {scoped['key']}"}),
+        403,
+        "permission-denied",
+    )
+    assert denied["permission"] == "posts:read"
+    revoked = (await tenant.post("/v1/api-keys", json={"name": "gone"})).json()
+    assert (await tenant.delete(f"/v1/api-keys/{revoked['id']}")).status_code == 204
+    auth = {"Authorization": f"Bearer {revoked['key']}"}
+    assert_problem(await tenant.http.get(path, headers=auth), 401, "unauthorized")
+
+
+async def test_reading_a_post_records_the_keys_use(tenant: Tenant, clock: FakeClock) -> None:
+    path = await draft_path(tenant)
+    key = (await tenant.post("/v1/api-keys", json={"name": "reader"})).json()
+    clock.advance(timedelta(minutes=5))
+    read = await tenant.http.get(path, headers={"Authorization": f"Bearer {key['key']}"})
+    assert read.status_code == 200, read.text
+    used = (await tenant.get(f"/v1/api-keys/{key['id']}")).json()["last_used_at"]
+    assert datetime.fromisoformat(used) == clock.now()
+
+
 async def upload(tenant: Tenant) -> str:
     response = await tenant.post(
         "/v1/media", files={"file": ("p.png", image_bytes("PNG"), "image/png")}

@@ -18,11 +18,12 @@ from crier.kit.idempotency import HEADER, Idempotency, validate_key
 _bearer = HTTPBearer(auto_error=False, description="An API key: `crier_sk_...`.")
 
 
+BearerKey = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+"""The API key scheme, for a route that authenticates by itself (`auth.service.key_hash`)."""
+
+
 async def current_principal(
-    request: Request,
-    session: DbSession,
-    clock: RequestClock,
-    _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    request: Request, session: DbSession, clock: RequestClock, _: BearerKey
 ) -> Principal:
     """The caller, authenticated; the request's transaction now sees only its workspace."""
     return await service.authenticate(session, clock, request.headers.get("authorization"))

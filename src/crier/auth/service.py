@@ -27,6 +27,13 @@ from crier.models import ApiKey, Member
 
 async def authenticate(session: AsyncSession, clock: Clock, authorization: str | None) -> Principal:
     """Resolve an `Authorization` header to a principal and enter its workspace."""
+    secret_hash = key_hash(authorization)
+    now = clock.now()
+    return principal_of(await key_repository.authenticate(session, secret_hash, now), now)
+
+
+def key_hash(authorization: str | None) -> bytes:
+    """The hash to look the key of an `Authorization` header up by (401 if it holds none)."""
     if not authorization:
         raise NotAuthenticated("Send an API key in the header `Authorization: Bearer <key>`.")
     scheme, _, token = authorization.partition(" ")
@@ -35,8 +42,11 @@ async def authenticate(session: AsyncSession, clock: Clock, authorization: str |
         raise NotAuthenticated(
             "The Authorization header must be `Bearer crier_sk_...` with a Crier API key."
         )
-    now = clock.now()
-    found = await key_repository.authenticate(session, keys.hash_key(token), now)
+    return keys.hash_key(token)
+
+
+def principal_of(found: key_repository.Authenticated | None, now: datetime) -> Principal:
+    """The principal of what the key lookup found (401 if the key may not be used now)."""
     if (
         found is None
         or found.revoked_at is not None

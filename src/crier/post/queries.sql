@@ -28,3 +28,27 @@ SELECT
         set_config('crier.scheduled_posts_per_month', CAST(:scheduled_limit AS text), true)
     END AS scheduled_limit
 FROM post
+
+-- name: post_with_targets
+-- One post with its targets (and each target's platform) as a JSON array, in one row.
+SELECT
+    p.id, p.status, p.payload, p.publish_at, p.timezone, p.author_id, p.version,
+    p.created_at, p.updated_at, p.published_at, p.cancelled_at, p.cancelled_by,
+    COALESCE(
+        (
+            SELECT json_agg(
+                json_build_object(
+                    'id', t.id, 'social_account_id', t.social_account_id,
+                    'platform', a.platform, 'platform_settings', t.platform_settings
+                )
+                ORDER BY t.id
+            )
+            FROM post_targets AS t
+            JOIN social_accounts AS a
+                ON a.workspace_id = t.workspace_id AND a.id = t.social_account_id
+            WHERE t.workspace_id = p.workspace_id AND t.post_id = p.id
+        ),
+        '[]'
+    ) AS targets
+FROM posts AS p
+WHERE p.workspace_id = crier_current_workspace() AND p.id = :id

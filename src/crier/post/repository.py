@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, exists, select, text
+from sqlalchemy import TextClause, delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.ids import new_id
@@ -37,6 +37,12 @@ async def get(session: AsyncSession, post_id: UUID, *, lock: bool = False) -> Po
     if lock:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
+
+
+def with_targets_statement(post_id: UUID) -> tuple[TextClause, dict[str, Any]]:
+    """A post (as a row) with its targets (`targets`: a list of dicts with each account's
+    `platform`), to run in one round trip with others (`Database.read_at_once`)."""
+    return QUERIES["post_with_targets"], {"id": post_id}
 
 
 async def get_many(

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Protocol
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.auth import repository as key_repository
+from crier.auth import service as auth_service
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.delivery import MAX_ATTEMPTS
 from crier.delivery import repository as delivery_repository
 from crier.kit.concurrency import require_match
+from crier.kit.db import Database
 from crier.kit.errors import Conflict, CrierError, NotFound, ValidationFailed, field_error
 from crier.kit.ids import new_id
 from crier.kit.time import Clock
@@ -107,7 +111,7 @@ class TargetsInvalid(CrierError):
         )
 
 
-def is_locked(post: Post, now: datetime) -> bool:
+def is_locked(post: _Shown, now: datetime) -> bool:
     """Locked from 5 minutes before `publish_at` (a rule of time, not of worker progress)."""
     if post.status in _IN_FLIGHT:
         return True
@@ -150,6 +154,55 @@ def offset_warnings(sent: datetime | None, timezone: str) -> list[Warning]:
     ]
 
 
+class _Shown(Protocol):
+    """What showing a post reads: a `Post` row, or the same columns from a query."""
+
+    id: UUID
+    status: str
+    payload: dict[str, Any]
+    publish_at: datetime | None
+    timezone: str | None
+    author_id: UUID
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    cancelled_at: datetime | None
+    cancelled_by: UUID | None
+
+
+def show(
+    post: _Shown,
+    targets: list[Target],
+    workspace_tz: str,
+    now: datetime,
+    warnings: list[Warning] | None = None,
+) -> PostOut:
+    """A post as the API shows it, with local time and lock state."""
+    timezone = post.timezone or workspace_tz
+    return PostOut(
+        id=post.id,
+        status=PostStatus(post.status),
+        payload=PostPayload.model_validate(post.payload),
+        targets=targets,
+        publish_at=post.publish_at.astimezone(UTC) if post.publish_at else None,
+        publish_at_local=post.publish_at.astimezone(ZoneInfo(timezone))
+        if post.publish_at
+        else None,
+        timezone=timezone,
+        timezone_is_workspace_default=post.timezone is None,
+        locked=is_locked(post, now),
+        author_id=post.author_id,
+        version=post.version,
+        created_at=post.created_at,
+        updated_at=post.updated_at,
+        published_at=post.published_at,
+        cancelled_at=post.cancelled_at,
+        cancelled_by=post.cancelled_by,
+        warnings=warnings or [],
+    )
+
+
 async def view(
     session: AsyncSession,
     posts: Sequence[Post],
@@ -161,41 +214,24 @@ async def view(
     """Posts as the API shows them, with targets, local time and lock state."""
     if targets is None:
         targets = await repository.targets_of(session, [p.id for p in posts])
-    shown = []
-    for post in posts:
-        timezone = post.timezone or workspace_tz
-        shown.append(
-            PostOut(
-                id=post.id,
-                status=PostStatus(post.status),
-                payload=PostPayload.model_validate(post.payload),
-                targets=[
-                    Target(
-                        id=t.id,
-                        social_account_id=t.social_account_id,
-                        platform=Platform(platform),
-                        platform_settings=t.platform_settings,
-                    )
-                    for t, platform in targets[post.id]
-                ],
-                publish_at=post.publish_at.astimezone(UTC) if post.publish_at else None,
-                publish_at_local=post.publish_at.astimezone(ZoneInfo(timezone))
-                if post.publish_at
-                else None,
-                timezone=timezone,
-                timezone_is_workspace_default=post.timezone is None,
-                locked=is_locked(post, now),
-                author_id=post.author_id,
-                version=post.version,
-                created_at=post.created_at,
-                updated_at=post.updated_at,
-                published_at=post.published_at,
-                cancelled_at=post.cancelled_at,
-                cancelled_by=post.cancelled_by,
-                warnings=warnings or [],
-            )
+    return [
+        show(
+            post,
+            [
+                Target(
+                    id=t.id,
+                    social_account_id=t.social_account_id,
+                    platform=Platform(platform),
+                    platform_settings=t.platform_settings,
+                )
+                for t, platform in targets[post.id]
+            ],
+            workspace_tz,
+            now,
+            warnings,
         )
-    return shown
+        for post in posts
+    ]
 
 
 async def _one(
@@ -358,13 +394,24 @@ async def create_post(
     return shown[0]
 
 
-async def get_post(
-    session: AsyncSession, clock: Clock, principal: Principal, post_id: UUID
+async def read_post(
+    db: Database, clock: Clock, authorization: str | None, post_id: UUID
 ) -> PostOut:
-    post = await repository.get(session, post_id)
-    if post is None:
+    """One post, for the caller named by `authorization`: the key's lookup and the post's
+    read in one round trip (this is the most frequent request integrators make)."""
+    secret_hash = auth_service.key_hash(authorization)
+    now = clock.now()
+    found, rows = await db.read_at_once(
+        key_repository.authenticate_statement(secret_hash, now),
+        repository.with_targets_statement(post_id),
+    )
+    principal = auth_service.principal_of(key_repository.authenticated(found), now)
+    principal.require(Permission.POSTS_READ)
+    if not rows:
         raise NotFound("No post with this id in this workspace.")
-    return (await view(session, [post], principal.workspace_timezone, clock.now()))[0]
+    post = SimpleNamespace(**rows[0])
+    targets = [Target.model_validate(t) for t in post.targets]
+    return show(post, targets, principal.workspace_timezone, now)
 
 
 async def list_posts(
