@@ -324,7 +324,7 @@ async def schedule_directly(db: Database, tenant: Tenant, publish_at: datetime, 
         )
 
 
-async def test_scheduling_past_the_monthly_limit_is_403(
+async def test_scheduling_past_the_monthly_limit_is_403_and_leaves_the_key_free(
     make_tenant: MakeTenant, clock: FakeClock, db: Database
 ) -> None:
     tenant = await make_tenant(plan="free")
@@ -332,14 +332,25 @@ async def test_scheduling_past_the_monthly_limit_is_403(
     clock.set(clock.now().replace(day=10))
     publish_at = clock.now() + timedelta(days=5)
     await schedule_directly(db, tenant, publish_at, 100)
-    response = await create(
-        tenant, draft_body(account, status="scheduled", publish_at=publish_at.isoformat())
-    )
-    problem = assert_problem(response, 403, "plan-limit-exceeded")
+    full = draft_body(account, status="scheduled", publish_at=publish_at.isoformat())
+    refused = await create(tenant, full, **{"Idempotency-Key": "month"})  # refused at commit
+    problem = assert_problem(refused, 403, "plan-limit-exceeded")
     assert (problem["limit"], problem["limit_value"]) == ("scheduled_posts_per_month", 100)
     next_month = (publish_at + timedelta(days=31)).isoformat()
-    ok = await create(tenant, draft_body(account, status="scheduled", publish_at=next_month))
-    assert ok.status_code == 201
+    ok = await create(
+        tenant,
+        draft_body(account, status="scheduled", publish_at=next_month),
+        **{"Idempotency-Key": "month"},
+    )
+    assert ok.status_code == 201, ok.text
+    assert "idempotent-replayed" not in ok.headers
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        created = (
+            await session.execute(
+                select(Post.id).where(Post.payload["text"].astext == "Hello from Crier")
+            )
+        ).all()
+    assert [str(p) for (p,) in created] == [ok.json()["id"]]  # the refused one left nothing
 
 
 async def test_concurrent_creates_at_the_monthly_limit_take_only_the_slots_left(

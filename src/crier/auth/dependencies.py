@@ -42,27 +42,28 @@ def requires(permission: Permission) -> Any:
     return Depends(check)
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        description=(
+            "Makes this create safe to retry: the same key with the same body replays "
+            "the first response (`Idempotent-Replayed: true`) instead of acting twice. "
+            "At most 255 characters; kept for 24 hours; scoped to the workspace."
+        ),
+    ),
+]
+
+
 async def idempotency(
     request: Request,
     session: DbSession,
     clock: RequestClock,
-    principal: CurrentPrincipal,
-    key: Annotated[
-        str | None,
-        Header(
-            alias=HEADER,
-            description=(
-                "Makes this create safe to retry: the same key with the same body replays "
-                "the first response (`Idempotent-Replayed: true`) instead of acting twice. "
-                "At most 255 characters; kept for 24 hours; scoped to the workspace."
-            ),
-        ),
-    ] = None,
+    _: CurrentPrincipal,  # the key is claimed inside the caller's workspace
+    key: IdempotencyKey = None,
 ) -> Idempotency:
     """The `Idempotency-Key` state of a create request."""
-    return Idempotency(
-        session, request.app.state.vault, clock, principal.workspace_id, validate_key(key)
-    )
+    return Idempotency(session, request.app.state.vault, clock, validate_key(key))
 
 
 IdempotentRequest = Annotated[Idempotency, Depends(idempotency)]

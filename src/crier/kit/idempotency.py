@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -22,13 +22,14 @@ from uuid import UUID
 
 from fastapi import Response
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.db.engine import Statement
 from crier.kit.errors import Conflict, CrierError, ValidationFailed, field_error
+from crier.kit.ids import new_id
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
-from crier.models import IdempotencyKey
 
 Created = TypeVar("Created", bound=BaseModel)
 
@@ -79,14 +80,40 @@ def fingerprint(method: str, path: str, content: Any) -> str:
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
+# The lock is named by workspace and key, so the same key in two workspaces never collides.
+_LOCK = text(
+    "SELECT pg_try_advisory_xact_lock(hashtextextended("
+    "'idempotency:' || CAST(crier_current_workspace() AS text) || ':' || :key, 0)) AS locked"
+)
+# Sent after the lock, as a statement of its own: its snapshot then sees whatever the
+# previous holder of the lock committed.
+_STORED = text(
+    "SELECT id, fingerprint, response_status, response_headers, response_body, expires_at "
+    "FROM idempotency_keys WHERE key = :key"
+)
+_FORGET = text("DELETE FROM idempotency_keys WHERE id = :id")
+_STORE = text(
+    "INSERT INTO idempotency_keys (workspace_id, id, key, fingerprint, response_status, "
+    "response_headers, response_body, expires_at) VALUES (crier_current_workspace(), :id, "
+    ":key, :fingerprint, :status, CAST(:headers AS jsonb), :body, :expires_at)"
+)
+
+
+def claim_statements(key: str) -> tuple[Statement, Statement]:
+    """What a request with `key` sends first, in its workspace: the key's lock, then its
+    stored response. `Idempotency.decide` reads their rows."""
+    return (_LOCK, {"key": key}), (_STORED, {"key": key})
+
+
 @dataclass
 class Idempotency:
     """The idempotency state of one request (a no-op when it carries no key)."""
 
-    session: AsyncSession
+    session: AsyncSession | None
+    """Where `replay_or_claim` and `respond` run; None on a pipelined request, which sends
+    `claim_statements` and `store_statement` itself."""
     vault: Vault
     clock: Clock
-    workspace_id: UUID
     key: str | None
     _fingerprint: str | None = field(default=None, init=False)
 
@@ -102,60 +129,84 @@ class Idempotency:
         if replay is not None:
             return replay
         created = await make()
-        return self.respond(status_code, created, headers_of(created) if headers_of else None)
+        return await self.respond(status_code, created, headers_of(created) if headers_of else None)
 
     async def replay_or_claim(self, request_fingerprint: str) -> Response | None:
         """The stored response to replay, or None once this request owns the key."""
         if self.key is None:
             return None
-        lock_name = f"idempotency:{self.workspace_id}:{self.key}"
-        locked = await self.session.scalar(
-            select(func.pg_try_advisory_xact_lock(func.hashtextextended(lock_name, 0)))
-        )
-        if not locked:
+        assert self.session is not None
+        lock, stored = claim_statements(self.key)
+        locked = (await self.session.execute(*lock)).mappings().all()
+        rows = (await self.session.execute(*stored)).mappings().all()
+        replay, expired = self.decide(request_fingerprint, locked, rows)
+        if expired is not None:
+            await self.session.execute(_FORGET, {"id": expired})
+        return replay
+
+    def decide(
+        self,
+        request_fingerprint: str,
+        locked: Sequence[Mapping[Any, Any]],
+        stored: Sequence[Mapping[Any, Any]],
+    ) -> tuple[Response | None, UUID | None]:
+        """From the rows of `claim_statements`: the response to replay (or None when this
+        request now owns the key), and the id of an expired record to delete first."""
+        if not locked[0]["locked"]:
             raise IdempotencyInFlight(
                 "A request with this Idempotency-Key is still being processed."
             )
-        stored = await self.session.scalar(
-            select(IdempotencyKey).where(IdempotencyKey.key == self.key)
-        )
-        if stored is not None and stored.expires_at <= self.clock.now():
-            await self.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == stored.id))
-            stored = None
-        if stored is None:
+        found = stored[0] if stored else None
+        if found is None or found["expires_at"] <= self.clock.now():
             self._fingerprint = request_fingerprint
-            return None
-        if stored.fingerprint != request_fingerprint:
+            return None, found["id"] if found is not None else None
+        if found["fingerprint"] != request_fingerprint:
             raise IdempotencyKeyReused("This Idempotency-Key was used for a different request.")
-        headers = {**stored.response_headers, REPLAYED_HEADER: "true"}
-        return Response(
-            content=self.vault.open(stored.response_body),
-            status_code=stored.response_status,
-            headers=headers,
+        replay = Response(
+            content=self.vault.open(found["response_body"]),
+            status_code=found["response_status"],
+            headers={**found["response_headers"], REPLAYED_HEADER: "true"},
             media_type="application/json",
         )
+        return replay, None
 
-    def respond(
+    def forget_statement(self, expired: UUID) -> Statement:
+        return _FORGET, {"id": expired}
+
+    async def respond(
         self, status_code: int, content: BaseModel, headers: dict[str, str] | None = None
     ) -> Response:
         """Serialise the response, storing it under the key if the request has one."""
+        response, store = self.response(status_code, content, headers)
+        if store is not None:
+            assert self.session is not None
+            await self.session.execute(*store)
+        return response
+
+    def response(
+        self, status_code: int, content: BaseModel, headers: dict[str, str] | None = None
+    ) -> tuple[Response, Statement | None]:
+        """The response, and the statement storing it under the key if the request has one
+        (to send in the transaction that makes the change)."""
         body = content.model_dump_json()
         headers = headers or {}
+        store = None
         if self.key is not None:
-            assert self._fingerprint is not None, "replay_or_claim() must run first"
-            self.session.add(
-                IdempotencyKey(
-                    workspace_id=self.workspace_id,
-                    key=self.key,
-                    fingerprint=self._fingerprint,
-                    response_status=status_code,
-                    response_headers={
-                        k: v for k, v in headers.items() if k.lower() in _STORED_HEADERS
-                    },
-                    response_body=self.vault.seal(body),
-                    expires_at=self.clock.now() + RETENTION,
-                )
+            assert self._fingerprint is not None, "the key must be claimed first"
+            kept = {k: v for k, v in headers.items() if k.lower() in _STORED_HEADERS}
+            store = (
+                _STORE,
+                {
+                    "id": new_id(),
+                    "key": self.key,
+                    "fingerprint": self._fingerprint,
+                    "status": status_code,
+                    "headers": json.dumps(kept),
+                    "body": self.vault.seal(body),
+                    "expires_at": self.clock.now() + RETENTION,
+                },
             )
-        return Response(
+        response = Response(
             content=body, status_code=status_code, headers=headers, media_type="application/json"
         )
+        return response, store

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.db.engine import Statement
 from crier.kit.sql import any_of
 from crier.models import MediaAsset, Post, PostMedia
 
@@ -33,6 +34,16 @@ async def get_many(
     if share_lock:
         query = query.with_for_update(key_share=True, read=True)
     return {m.id: m for m in (await session.execute(query)).scalars()}
+
+
+_ATTACHABLE = text("SELECT id, category FROM media_assets WHERE id = ANY(:ids)")
+_ATTACHABLE_HELD = text(_ATTACHABLE.text + " FOR KEY SHARE")
+
+
+def attachable_statement(media_ids: Sequence[UUID], *, share_lock: bool) -> Statement:
+    """What a post needs to know of the media it attaches (`id`, `category`), to send with
+    other statements; with `share_lock`, as `get_many`."""
+    return (_ATTACHABLE_HELD if share_lock else _ATTACHABLE), {"ids": list(media_ids)}
 
 
 async def list_media(

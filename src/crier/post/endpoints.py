@@ -7,14 +7,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from crier.auth.dependencies import BearerKey, IdempotentRequest, requires
+from crier.auth.dependencies import BearerKey, IdempotencyKey, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.delivery import service as delivery_service
 from crier.delivery.schemas import DeliveryList
 from crier.kit.concurrency import etag_of
 from crier.kit.http import DbSession, RequestClock, problem_responses
-from crier.kit.idempotency import fingerprint
+from crier.kit.idempotency import validate_key
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.kit.time import Timestamp
 from crier.post import service
@@ -60,11 +60,7 @@ def _with_etag(response: Response, post: Post) -> Post:
     responses=problem_responses(401, 403, 409, 422),
 )
 async def create_post(
-    data: PostCreate,
-    principal: CanWrite,
-    session: DbSession,
-    clock: RequestClock,
-    idem: IdempotentRequest,
+    data: PostCreate, request: Request, _: BearerKey, key: IdempotencyKey = None
 ) -> Response:
     """Create a post: a `draft` (the default) or, with `publish_at`, a `scheduled` one
     (needs `posts:schedule`, and every target must be publishable).
@@ -73,10 +69,11 @@ async def create_post(
     offset; if that offset is not the post's timezone's at that instant (a DST slip), the
     post is still scheduled for the exact instant sent, and `warnings` says so.
     """
-    return await idem.create(
-        fingerprint("POST", "/v1/posts", data.model_dump(mode="json")),
-        lambda: service.create_post(session, clock, principal, data),
-        headers_of=lambda p: {"ETag": etag_of(p.version), "Location": f"/v1/posts/{p.id}"},
+    # Authenticates by itself, in the two round trips the create takes.
+    state = request.app.state
+    authorization = request.headers.get("authorization")
+    return await service.create_post(
+        state.db, state.vault, state.clock, authorization, validate_key(key), data
     )
 
 

@@ -1,14 +1,17 @@
 -- name: insert_post
--- A new post with its targets and media links, in one round trip. With `scheduled_limit`,
+-- A new post with its targets and media links, in one statement. With `scheduled_limit`,
 -- the transaction is held to that monthly limit (checked at commit, migration 0008). The
--- media links' trigger keeps each asset's usage count.
+-- media links' trigger keeps each asset's usage count. The post starts at version 1.
 WITH post AS (
-    INSERT INTO posts (workspace_id, id, author_id, status, publish_at, timezone, payload)
+    INSERT INTO posts (
+        workspace_id, id, author_id, status, publish_at, timezone, payload, version,
+        created_at, updated_at
+    )
     VALUES (
         :workspace_id, :id, :author_id, :status, :publish_at, :timezone,
-        CAST(:payload AS jsonb)
+        CAST(:payload AS jsonb), 1, :created_at, :created_at
     )
-    RETURNING workspace_id, id, version, created_at, updated_at
+    RETURNING workspace_id, id
 ), targets AS (
     INSERT INTO post_targets (workspace_id, id, post_id, social_account_id, platform_settings)
     SELECT post.workspace_id, t.id, post.id, t.social_account_id, t.platform_settings
@@ -21,9 +24,7 @@ WITH post AS (
         AS m (id, media_id)
 )
 SELECT
-    post.version,
-    post.created_at,
-    post.updated_at,
+    post.id,
     CASE WHEN CAST(:scheduled_limit AS text) IS NOT NULL THEN
         set_config('crier.scheduled_posts_per_month', CAST(:scheduled_limit AS text), true)
     END AS scheduled_limit

@@ -11,9 +11,11 @@ from uuid import UUID
 from sqlalchemy import TextClause, delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.db.engine import Statement
 from crier.kit.ids import new_id
 from crier.kit.sql import any_of, queries
 from crier.models import Post, PostMedia, PostTarget, ScheduledPostMonth, SocialAccount
+from crier.post.schemas import TargetIn
 
 QUERIES = queries(__file__, "queries.sql")
 
@@ -107,60 +109,39 @@ async def targets_of(
     return found
 
 
-async def insert_post(
-    session: AsyncSession,
-    post: Post,
-    wanted: Sequence[tuple[UUID, dict[str, Any]]],
+def insert_statement(
+    workspace_id: UUID,
+    post: Any,
+    targets: Sequence[tuple[UUID, TargetIn]],
     media_ids: Sequence[UUID],
     scheduled_limit: int | None,
-) -> list[PostTarget]:
-    """Write a new post with its targets and media links in one round trip.
-
-    `post` is built but not added to the session; its server defaults (version, timestamps)
-    are filled in. With `scheduled_limit`, the transaction is held to that many scheduled
-    posts a month (see `workspace.service.scheduled_posts_limit`).
-    """
-    targets = [
-        PostTarget(
-            id=new_id(),
-            workspace_id=post.workspace_id,
-            post_id=post.id,
-            social_account_id=account,
-            platform_settings=settings,
-        )
-        for account, settings in wanted
-    ]
-    row = (
-        await session.execute(
-            QUERIES["insert_post"],
-            {
-                "workspace_id": post.workspace_id,
-                "id": post.id,
-                "author_id": post.author_id,
-                "status": post.status,
-                "publish_at": post.publish_at,
-                "timezone": post.timezone,
-                "payload": json.dumps(post.payload),
-                "targets": json.dumps(
-                    [
-                        {
-                            "id": str(t.id),
-                            "social_account_id": str(t.social_account_id),
-                            "platform_settings": t.platform_settings,
-                        }
-                        for t in targets
-                    ]
-                ),
-                "media_link_ids": [new_id() for _ in media_ids],
-                "media_ids": list(media_ids),
-                "scheduled_limit": str(scheduled_limit) if scheduled_limit is not None else None,
-            },
-        )
-    ).one()
-    post.version, post.created_at, post.updated_at = row.version, row.created_at, row.updated_at
-    for target in targets:
-        target.created_at = target.updated_at = row.created_at
-    return targets
+) -> Statement:
+    """A new post (its columns as attributes of `post`) with its targets (each with its
+    id) and media links, as one statement. With `scheduled_limit`, the transaction is held
+    to that many scheduled posts a month (see `workspace.service.scheduled_posts_limit`)."""
+    return QUERIES["insert_post"], {
+        "workspace_id": workspace_id,
+        "id": post.id,
+        "author_id": post.author_id,
+        "status": post.status,
+        "publish_at": post.publish_at,
+        "timezone": post.timezone,
+        "payload": json.dumps(post.payload),
+        "created_at": post.created_at,
+        "targets": json.dumps(
+            [
+                {
+                    "id": str(target_id),
+                    "social_account_id": str(t.social_account_id),
+                    "platform_settings": t.platform_settings,
+                }
+                for target_id, t in targets
+            ]
+        ),
+        "media_link_ids": [new_id() for _ in media_ids],
+        "media_ids": list(media_ids),
+        "scheduled_limit": str(scheduled_limit) if scheduled_limit is not None else None,
+    }
 
 
 async def replace_targets(

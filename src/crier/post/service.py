@@ -3,13 +3,14 @@ cancelling, and what must be true of a post before it may be scheduled."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from fastapi import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.auth import repository as key_repository
@@ -18,14 +19,17 @@ from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.delivery import MAX_ATTEMPTS
 from crier.delivery import repository as delivery_repository
-from crier.kit.concurrency import require_match
+from crier.kit.concurrency import etag_of, require_match
 from crier.kit.db import Database
+from crier.kit.db.engine import Pipelined
 from crier.kit.errors import Conflict, CrierError, NotFound, ValidationFailed, field_error
+from crier.kit.idempotency import Idempotency, claim_statements, fingerprint
 from crier.kit.ids import new_id
 from crier.kit.time import Clock
+from crier.kit.vault import Vault
 from crier.media import repository as media_repository
 from crier.models import MediaAsset, Post, PostTarget, SocialAccount
-from crier.platforms.rules import check_content
+from crier.platforms.rules import MediaLike, check_content
 from crier.post import repository
 from crier.post.schemas import Post as PostOut
 from crier.post.schemas import (
@@ -43,10 +47,13 @@ from crier.social_account.schemas import Platform
 from crier.webhook import events
 from crier.webhook.events import EventType
 from crier.workspace.service import (
+    SCHEDULED_POSTS_CONSTRAINT,
     check_timezone,
     hold_to_scheduled_posts_limit,
     scheduled_posts_limit,
 )
+
+_Medium = TypeVar("_Medium")
 
 LOCK_WINDOW = timedelta(minutes=5)
 PAST_TOLERANCE = timedelta(seconds=30)
@@ -255,6 +262,15 @@ async def _announce(session: AsyncSession, now: datetime, type_: EventType, show
     )
 
 
+class _Account(Protocol):
+    """What scheduling reads of a target's account: a `SocialAccount`, or those columns."""
+
+    id: UUID
+    platform: str
+    status: str
+    token_expires_at: datetime | None
+
+
 async def _references(
     session: AsyncSession,
     targets: Sequence[TargetIn],
@@ -264,6 +280,17 @@ async def _references(
     """The accounts and media a post names, all of this workspace (else 422)."""
     accounts = await account_repository.get_many(session, [t.social_account_id for t in targets])
     media = await media_repository.get_many(session, media_ids, share_lock=lock_media)
+    return accounts, _all_found(targets, media_ids, accounts, media)
+
+
+def _all_found(
+    targets: Sequence[TargetIn],
+    media_ids: Sequence[UUID],
+    accounts: Mapping[UUID, object],
+    media: Mapping[UUID, _Medium],
+) -> list[_Medium]:
+    """The media a post names, in its order, once every account and medium it names was
+    found in this workspace (else 422 listing each one that was not)."""
     errors = [
         field_error(
             ["body", "targets", i, "social_account_id"],
@@ -283,25 +310,26 @@ async def _references(
     ]
     if errors:
         raise ValidationFailed("The post refers to things this workspace does not have.", errors)
-    return accounts, [media[m] for m in media_ids]
+    return [media[m] for m in media_ids]
 
 
 def _check_schedulable(
-    post: Post,
+    publish_at: datetime | None,
+    text: str,
     targets: Sequence[TargetIn],
-    accounts: dict[UUID, SocialAccount],
-    media: Sequence[MediaAsset],
+    accounts: Mapping[UUID, _Account],
+    media: Sequence[MediaLike],
     now: datetime,
 ) -> None:
-    if post.publish_at is None:
+    if publish_at is None:
         raise ValidationFailed(
             "A scheduled post needs a publish_at.",
             [field_error(["body", "publish_at"], "required to schedule", "missing")],
         )
-    if post.publish_at < now - PAST_TOLERANCE:
+    if publish_at < now - PAST_TOLERANCE:
         raise PublishAtInPast(
-            f"publish_at {post.publish_at.isoformat()} is in the past.",
-            publish_at=post.publish_at.isoformat(),
+            f"publish_at {publish_at.isoformat()} is in the past.",
+            publish_at=publish_at.isoformat(),
             now=now.isoformat(),
         )
     if not targets:
@@ -309,7 +337,6 @@ def _check_schedulable(
             "A scheduled post needs at least one target.",
             [field_error(["body", "targets"], "at least one target is required", "missing")],
         )
-    payload = PostPayload.model_validate(post.payload)
     errors: list[dict[str, Any]] = []
     for i, target in enumerate(targets):
         account = accounts[target.social_account_id]
@@ -334,7 +361,7 @@ def _check_schedulable(
                     "type": "account_not_usable",
                 }
             )
-        for violation in check_content(account.platform, payload.text, media):
+        for violation in check_content(account.platform, text, media):
             errors.append(
                 {
                     "target": str(account.id),
@@ -356,42 +383,123 @@ def _targets_in(post_targets: Sequence[tuple[Any, str]]) -> list[TargetIn]:
 
 
 async def create_post(
-    session: AsyncSession, clock: Clock, principal: Principal, data: PostCreate
-) -> PostOut:
-    """Create a draft, or a scheduled post if everything needed to publish it holds."""
+    db: Database,
+    vault: Vault,
+    clock: Clock,
+    authorization: str | None,
+    idempotency_key: str | None,
+    data: PostCreate,
+) -> Response:
+    """Create a draft, or a scheduled post if everything needed to publish it holds.
+
+    Two round trips: the key, the `Idempotency-Key`'s claim and what the post refers to
+    are read together; then the post, its event and the stored response are written
+    together with the COMMIT.
+    """
+    secret_hash = auth_service.key_hash(authorization)
     scheduling = data.status == "scheduled"
-    if scheduling:
-        principal.require(Permission.POSTS_SCHEDULE)
     now = clock.now()
     if data.timezone is not None:
         check_timezone(data.timezone, ["body", "timezone"])
-    accounts, media = await _references(session, data.targets, data.payload.media_ids, scheduling)
-    post = Post(
+    idem = Idempotency(None, vault, clock, idempotency_key)
+    async with db.pipelined() as tx:
+        found = await tx.send(key_repository.authenticate_statement(secret_hash, now))
+        claim = (
+            [await tx.send(s) for s in claim_statements(idempotency_key)]
+            if idempotency_key is not None
+            else []
+        )
+        account_ids = [t.social_account_id for t in data.targets]
+        accounts_found = await tx.send(account_repository.targetable_statement(account_ids))
+        media_found = await tx.send(
+            media_repository.attachable_statement(data.payload.media_ids, share_lock=scheduling)
+        )
+        principal = auth_service.principal_of(key_repository.authenticated(await found.rows()), now)
+        principal.require(Permission.POSTS_WRITE)
+        if claim:
+            request = fingerprint("POST", "/v1/posts", data.model_dump(mode="json"))
+            replay, expired = idem.decide(request, await claim[0].rows(), await claim[1].rows())
+            if replay is not None:
+                return replay
+            if expired is not None:
+                await tx.send(idem.forget_statement(expired))
+        if scheduling:
+            principal.require(Permission.POSTS_SCHEDULE)
+        accounts = {a["id"]: SimpleNamespace(**a) for a in await accounts_found.rows()}
+        media = _all_found(
+            data.targets,
+            data.payload.media_ids,
+            accounts,
+            {m["id"]: SimpleNamespace(**m) for m in await media_found.rows()},
+        )
+        if scheduling:
+            _check_schedulable(
+                data.publish_at, data.payload.text, data.targets, accounts, media, now
+            )
+        shown = await _insert_post(tx, principal, data, accounts, now)
+        headers = {"ETag": etag_of(shown.version), "Location": f"/v1/posts/{shown.id}"}
+        response, store = idem.response(201, shown, headers)
+        if store is not None:
+            await tx.send(store)
+    return response
+
+
+async def _insert_post(
+    tx: Pipelined,
+    principal: Principal,
+    data: PostCreate,
+    accounts: Mapping[UUID, _Account],
+    now: datetime,
+) -> PostOut:
+    """Send the new post, its targets and media links (and, when scheduled, its event and
+    the plan's monthly limit); the post as shown."""
+    scheduling = data.status == "scheduled"
+    post = SimpleNamespace(
         id=new_id(),
-        workspace_id=principal.workspace_id,
-        author_id=principal.member_id,
-        status=(PostStatus.SCHEDULED if scheduling else PostStatus.DRAFT).value,
+        status=data.status,
+        payload=data.payload.model_dump(mode="json"),
         publish_at=data.publish_at,
         timezone=data.timezone,
-        payload=data.payload.model_dump(mode="json"),
+        author_id=principal.member_id,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        published_at=None,
+        cancelled_at=None,
+        cancelled_by=None,
     )
+    targets = [(new_id(), t) for t in data.targets]
+    limit = None
     if scheduling:
-        _check_schedulable(post, data.targets, accounts, media, now)
-    targets = await repository.insert_post(
-        session,
+        limit, error = scheduled_posts_limit(principal.workspace_plan)
+        tx.raise_on_violation(SCHEDULED_POSTS_CONSTRAINT, error)
+    await tx.send(
+        repository.insert_statement(
+            principal.workspace_id, post, targets, data.payload.media_ids, limit
+        )
+    )
+    timezone = data.timezone or principal.workspace_timezone
+    shown = show(
         post,
-        [(t.social_account_id, t.platform_settings) for t in data.targets],
-        data.payload.media_ids,
-        scheduled_posts_limit(session, principal.workspace_plan) if scheduling else None,
-    )
-    warnings = offset_warnings(data.publish_at, data.timezone or principal.workspace_timezone)
-    shown_targets = [(t, accounts[t.social_account_id].platform) for t in targets]
-    shown = await view(
-        session, [post], principal.workspace_timezone, now, warnings, {post.id: shown_targets}
+        [
+            Target(
+                id=target_id,
+                social_account_id=t.social_account_id,
+                platform=Platform(accounts[t.social_account_id].platform),
+                platform_settings=t.platform_settings,
+            )
+            for target_id, t in targets
+        ],
+        principal.workspace_timezone,
+        now,
+        offset_warnings(data.publish_at, timezone),
     )
     if scheduling:
-        await _announce(session, now, EventType.POST_SCHEDULED, shown[0])
-    return shown[0]
+        event = shown.model_copy(update={"warnings": []})
+        await tx.send(
+            events.emit_statement(now, EventType.POST_SCHEDULED, [(event, post.id)], [new_id()])
+        )
+    return shown
 
 
 async def read_post(
@@ -493,7 +601,8 @@ async def update_post(
     if "timezone" in changes:
         post.timezone = data.timezone
     if scheduled:
-        _check_schedulable(post, targets, accounts, media, now)
+        text = PostPayload.model_validate(post.payload).text
+        _check_schedulable(post.publish_at, text, targets, accounts, media, now)
     post.version += 1
     if scheduled:
         await hold_to_scheduled_posts_limit(session, principal.workspace_plan)
@@ -524,7 +633,7 @@ async def schedule_post(
     targets = _targets_in((await repository.targets_of(session, [post.id]))[post.id])
     payload = PostPayload.model_validate(post.payload)
     accounts, media = await _references(session, targets, payload.media_ids, lock_media=True)
-    _check_schedulable(post, targets, accounts, media, now)
+    _check_schedulable(post.publish_at, payload.text, targets, accounts, media, now)
     post.status = PostStatus.SCHEDULED.value
     post.version += 1
     await hold_to_scheduled_posts_limit(session, principal.workspace_plan)

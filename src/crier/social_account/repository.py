@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.db.engine import Statement
 from crier.kit.sql import any_of
 from crier.models import SocialAccount
 
@@ -42,6 +44,17 @@ async def count_connected(session: AsyncSession) -> int:
         .where(SocialAccount.status != "disconnected")
     )
     return int(result.scalar_one())
+
+
+_TARGETABLE = text(
+    "SELECT id, platform, status, token_expires_at FROM social_accounts WHERE id = ANY(:ids)"
+)
+
+
+def targetable_statement(account_ids: Sequence[UUID]) -> Statement:
+    """What a post needs to know of the accounts it targets (`id`, `platform`, `status`,
+    `token_expires_at`), to send with other statements."""
+    return _TARGETABLE, {"ids": list(account_ids)}
 
 
 async def get_many(session: AsyncSession, account_ids: list[UUID]) -> dict[UUID, SocialAccount]:

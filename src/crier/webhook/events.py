@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.db.engine import Statement
 from crier.kit.ids import new_id
 from crier.kit.sql import queries
 
@@ -92,24 +93,33 @@ async def emit_many(
     if not events:
         return []
     ids = [new_id() for _ in events]
-    await session.execute(
-        QUERIES["emit_events"],
-        {
-            "ids": ids,
-            "subject_ids": [post_id for _, post_id in events],
-            "data": "["
-            + ",".join(
-                data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
-                for data, _ in events
-            )
-            + "]",
-            "type": type_.value,
-            "timestamp": _timestamp(now),
-            "now": now,
-            "endpoint_id": endpoint_id,
-        },
-    )
+    await session.execute(*emit_statement(now, type_, events, ids, endpoint_id=endpoint_id))
     return ids
+
+
+def emit_statement(
+    now: datetime,
+    type_: EventType,
+    events: Sequence[tuple[BaseModel | dict[str, Any], UUID | None]],
+    ids: Sequence[UUID],
+    *,
+    endpoint_id: UUID | None = None,
+) -> Statement:
+    """`emit_many` as a statement, the events' ids given, to send with others."""
+    return QUERIES["emit_events"], {
+        "ids": list(ids),
+        "subject_ids": [post_id for _, post_id in events],
+        "data": "["
+        + ",".join(
+            data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
+            for data, _ in events
+        )
+        + "]",
+        "type": type_.value,
+        "timestamp": _timestamp(now),
+        "now": now,
+        "endpoint_id": endpoint_id,
+    }
 
 
 async def notify(session: AsyncSession) -> None:

@@ -154,28 +154,30 @@ SCHEDULED_POSTS_SETTING = "crier.scheduled_posts_per_month"
 commit (migration 0008); unset, nothing is checked."""
 
 
-def scheduled_posts_limit(session: AsyncSession, plan: str) -> int:
-    """The plan's monthly limit on scheduled posts, for the caller to set as
-    `SCHEDULED_POSTS_SETTING` in this transaction. If at commit one of the months this
-    transaction added posts to holds more, the commit fails with `plan-limit-exceeded`.
+SCHEDULED_POSTS_CONSTRAINT = "scheduled_posts_per_month"
+"""The check a commit fails when a month would hold more scheduled posts than the plan's
+limit (migration 0008)."""
+
+
+def scheduled_posts_limit(plan: str) -> tuple[int, PlanLimitExceeded]:
+    """The plan's monthly limit on scheduled posts, to set as `SCHEDULED_POSTS_SETTING` in
+    a transaction, and the error to raise in place of `SCHEDULED_POSTS_CONSTRAINT`'s: if at
+    commit one of the months the transaction added posts to holds more, the commit fails.
 
     The months are counted at commit, each month's row held only while its transaction
     commits, so concurrent schedulers cannot both take the last slot, nor wait for each
     other's work before that.
     """
     limit = plans.limits_of(plan).scheduled_posts_per_month
-    raise_on_violation(
-        session,
-        "scheduled_posts_per_month",
-        PlanLimitExceeded(plan, "scheduled_posts_per_month", limit),
-    )
-    return limit
+    return limit, PlanLimitExceeded(plan, "scheduled_posts_per_month", limit)
 
 
 async def hold_to_scheduled_posts_limit(session: AsyncSession, plan: str) -> None:
     """Hold this transaction to the plan's monthly limit on scheduled posts (see
     `scheduled_posts_limit`)."""
-    await set_local(session, SCHEDULED_POSTS_SETTING, str(scheduled_posts_limit(session, plan)))
+    limit, error = scheduled_posts_limit(plan)
+    raise_on_violation(session, SCHEDULED_POSTS_CONSTRAINT, error)
+    await set_local(session, SCHEDULED_POSTS_SETTING, str(limit))
 
 
 async def _to_schema(session: AsyncSession, workspace: WorkspaceRow, now: datetime) -> Workspace:

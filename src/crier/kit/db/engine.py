@@ -108,6 +108,57 @@ def _run_hooks(session: AsyncSession, name: str) -> None:
             log.exception("transaction hook failed")
 
 
+Statement = tuple[TextClause, dict[str, Any]]
+"""A `text()` statement and its parameters, for `Database.pipelined`."""
+
+
+class Answer:
+    """What the server answers to one statement of a pipelined transaction."""
+
+    def __init__(self, cursor: psycopg.AsyncCursor[dict[str, Any]]) -> None:
+        self._cursor = cursor
+
+    async def rows(self) -> list[dict[str, Any]]:
+        """The statement's rows, waiting for them (and for those sent before) if need be;
+        raises the statement's error if it failed."""
+        return await self._cursor.fetchall()
+
+
+class Pipelined:
+    """A transaction of `Database.pipelined`."""
+
+    def __init__(
+        self, connection: psycopg.AsyncConnection[Any], compile: Callable[[TextClause], str]
+    ) -> None:
+        self._connection = connection
+        self._compile = compile
+        self._violations: dict[str, Exception] = {}
+        self._committed = False
+
+    async def send(self, statement: Statement) -> Answer:
+        """Send `statement` without waiting for its answer."""
+        sql, params = statement
+        cursor = self._connection.cursor(row_factory=dict_row)
+        await cursor.execute(self._compile(sql), params)
+        return Answer(cursor)
+
+    async def commit(self) -> None:
+        """Send the COMMIT and wait for it, and so for every answer still due."""
+        if not self._committed:
+            await self._connection.commit()
+            self._committed = True
+
+    def raise_on_violation(self, constraint: str, error: Exception) -> None:
+        """If this transaction fails on `constraint`, raise `error` in its place."""
+        self._violations[constraint] = error
+
+    def violation(self, exc: BaseException) -> Exception | None:
+        if not isinstance(exc, psycopg.errors.IntegrityError):
+            return None
+        constraint = exc.diag.constraint_name
+        return self._violations.get(constraint) if constraint else None
+
+
 class UnsafeApplicationRole(RuntimeError):
     """The application connection could bypass Row Level Security."""
 
@@ -187,32 +238,44 @@ class Database:
             await enter_workspace(session, workspace_id)
             yield session
 
-    async def read_at_once(
-        self, *statements: tuple[TextClause, dict[str, Any]]
-    ) -> list[list[dict[str, Any]]]:
-        """Run `statements` in one transaction whose BEGIN, statements and COMMIT go to the
-        server together (psycopg's pipeline mode): one round trip, where `transaction` takes
-        one per statement. The rows of each statement, in order, as dicts.
+    @asynccontextmanager
+    async def pipelined(self) -> AsyncIterator[Pipelined]:
+        """A transaction whose statements go to the server as they are sent, without waiting
+        for answers (psycopg's pipeline mode): a request that sends its reads together, then
+        its writes and the COMMIT together, makes two round trips, where `transaction` makes
+        one per statement. Committed on leaving (unless committed already), rolled back on
+        error; a commit refused by a check registered with `Pipelined.raise_on_violation`
+        raises that check's error.
 
-        For the hottest reads: the statements cannot depend on each other's results in
-        Python, only in the database (an earlier one may enter a workspace for the later
-        ones). If one fails, none of their effects are kept.
+        For the hottest requests; everything else uses `transaction`.
         """
         async with self.engine.connect() as conn:
             connection = (await conn.get_raw_connection()).driver_connection
             assert isinstance(connection, psycopg.AsyncConnection)
+            tx = Pipelined(connection, self._psycopg_sql)
             try:
                 async with connection.pipeline():
-                    cursors = []
-                    for statement, params in statements:
-                        cursor = connection.cursor(row_factory=dict_row)
-                        await cursor.execute(self._psycopg_sql(statement), params)
-                        cursors.append(cursor)
-                    await connection.commit()
-                return [await cursor.fetchall() for cursor in cursors]
-            except BaseException:
+                    yield tx
+                    await tx.commit()
+            except BaseException as exc:
                 await connection.rollback()
-                raise
+                error = tx.violation(exc)
+                if error is None:
+                    raise
+                raise error from None
+
+    async def read_at_once(self, *statements: Statement) -> list[list[dict[str, Any]]]:
+        """Run `statements` in one transaction whose BEGIN, statements and COMMIT go to the
+        server together: one round trip. The rows of each statement, in order, as dicts.
+
+        The statements cannot depend on each other's results in Python, only in the
+        database (an earlier one may enter a workspace for the later ones). If one fails,
+        none of their effects are kept.
+        """
+        async with self.pipelined() as tx:
+            answers = [await tx.send(statement) for statement in statements]
+            await tx.commit()
+            return [await answer.rows() for answer in answers]
 
     def _psycopg_sql(self, statement: TextClause) -> str:
         """A `text()` statement's SQL with psycopg's placeholders (`%(name)s`)."""
