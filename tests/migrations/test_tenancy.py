@@ -284,6 +284,21 @@ def test_rows_cannot_be_inserted_into_or_moved_to_another_workspace(
         )
 
 
+def test_advancing_an_event_sequence_reaches_only_this_workspaces_posts(
+    two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    a, b = two
+    advance = "SELECT crier_advance_event_sequence(%s, 2)"
+    with conn.transaction():
+        enter(conn, a.ws)
+        assert conn.execute(advance, [a.rows["posts"]]).fetchone() == (2,)
+        assert conn.execute(advance, [b.rows["posts"]]).fetchone() == (None,)
+    with conn.transaction():
+        enter(conn, b.ws)
+        sequence = "SELECT event_sequence FROM posts WHERE id = %s"
+        assert conn.execute(sequence, [b.rows["posts"]]).fetchone() == (0,)
+
+
 def test_workspaces_are_walled_too(
     two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
 ) -> None:

@@ -411,8 +411,12 @@ async def create_post(
         )
         account_ids = [t.social_account_id for t in data.targets]
         accounts_found = await tx.send(account_repository.targetable_statement(account_ids))
-        media_found = await tx.send(
-            media_repository.attachable_statement(data.payload.media_ids, share_lock=scheduling)
+        media_found = (
+            await tx.send(
+                media_repository.attachable_statement(data.payload.media_ids, share_lock=scheduling)
+            )
+            if data.payload.media_ids
+            else None
         )
         principal = auth_service.principal_of(key_repository.authenticated(await found.rows()), now)
         principal.require(Permission.POSTS_WRITE)
@@ -430,7 +434,9 @@ async def create_post(
             data.targets,
             data.payload.media_ids,
             accounts,
-            {m["id"]: SimpleNamespace(**m) for m in await media_found.rows()},
+            {m["id"]: SimpleNamespace(**m) for m in await media_found.rows()}
+            if media_found
+            else {},
         )
         if scheduling:
             _check_schedulable(

@@ -14,13 +14,11 @@ WITH input AS (
     JOIN jsonb_array_elements(CAST(:data AS jsonb)) WITH ORDINALITY AS d (data, n)
         ON d.n = k.n
 ), seq AS (
-    UPDATE posts AS p SET event_sequence = p.event_sequence + c.events
-    FROM (
-        SELECT subject_id, count(*) AS events FROM input
-        WHERE subject_id IS NOT NULL GROUP BY subject_id
-    ) AS c
-    WHERE p.workspace_id = crier_current_workspace() AND p.id = c.subject_id
-    RETURNING p.id, p.event_sequence AS last
+    -- By each post's key (migration 0009): a join here could scan the workspace's posts.
+    SELECT subject_id AS id, crier_advance_event_sequence(subject_id, count(*)) AS last
+    FROM input
+    WHERE subject_id IS NOT NULL
+    GROUP BY subject_id
 ), event AS (
     INSERT INTO webhook_events (workspace_id, id, type, subject_id, sequence, payload)
     SELECT
