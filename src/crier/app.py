@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,13 @@ def create_app(
 
     _install_problem_handlers(app)
     return app
+
+
+def freeze_startup_objects() -> None:
+    """Leave what start-up built (the app, its routes, models and schemas) out of garbage
+    collection from now on. It lives as long as the process, and scanning it in every full
+    collection stalled the requests in flight for tens of milliseconds."""
+    gc.freeze()
 
 
 def problem_response(

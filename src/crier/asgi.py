@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from crier.app import create_app
+from crier.app import create_app, freeze_startup_objects
 from crier.config import Settings
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.storage import LocalStorage
@@ -46,6 +46,7 @@ def create() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await db.verify_app_role()
+        freeze_startup_objects()
         yield
         await platforms.close()
         await db.dispose()

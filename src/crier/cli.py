@@ -209,7 +209,7 @@ async def _serve(
     settings: Settings, urls: DatabaseUrls, banner: object, with_sandbox: bool = False
 ) -> None:
     """The API (and with `with_sandbox`, the sandbox platform and a scheduler worker)."""
-    from crier.app import create_app
+    from crier.app import create_app, freeze_startup_objects
 
     db = await _open(settings, urls)
     try:
@@ -225,6 +225,7 @@ async def _serve(
             platforms,
             webhook_guard=Guard(allow_loopback=settings.webhook_allow_loopback),
         )
+        freeze_startup_objects()
         servers = [_server(app, settings.host, settings.port)]
         stop = asyncio.Event()
         background = []

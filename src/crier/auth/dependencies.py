@@ -18,8 +18,10 @@ from crier.kit.idempotency import HEADER, Idempotency, validate_key
 _bearer = HTTPBearer(auto_error=False, description="An API key: `crier_sk_...`.")
 
 
+BEARER_KEY: dict[str, Any] = {"security": [{_bearer.scheme_name: []}]}
+"""`openapi_extra` of a route that authenticates by itself (`auth.service.key_hash`): it
+declares the API key scheme without a dependency to resolve on every request."""
 BearerKey = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
-"""The API key scheme, for a route that authenticates by itself (`auth.service.key_hash`)."""
 
 
 async def current_principal(

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from crier.auth.dependencies import BearerKey, IdempotencyKey, requires
+from crier.auth.dependencies import BEARER_KEY, IdempotencyKey, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.delivery import service as delivery_service
@@ -58,10 +58,9 @@ def _with_etag(response: Response, post: Post) -> Post:
     status_code=status.HTTP_201_CREATED,
     response_model=Post,
     responses=problem_responses(401, 403, 409, 422),
+    openapi_extra=BEARER_KEY,
 )
-async def create_post(
-    data: PostCreate, request: Request, _: BearerKey, key: IdempotencyKey = None
-) -> Response:
+async def create_post(data: PostCreate, request: Request, key: IdempotencyKey = None) -> Response:
     """Create a post: a `draft` (the default) or, with `publish_at`, a `scheduled` one
     (needs `posts:schedule`, and every target must be publishable).
 
@@ -113,8 +112,13 @@ async def list_posts(
     return Page[Post](data=items, next_cursor=cursor)
 
 
-@router.get("/{post_id}", response_model=Post, responses=problem_responses(401, 403, 404, 422))
-async def get_post(post_id: PostId, request: Request, _: BearerKey) -> Response:
+@router.get(
+    "/{post_id}",
+    response_model=Post,
+    responses=problem_responses(401, 403, 404, 422),
+    openapi_extra=BEARER_KEY,
+)
+async def get_post(post_id: PostId, request: Request) -> Response:
     """One post. Its `ETag` header is what `If-Match` must carry to change it."""
     # Reads the key and the post in one round trip, without the request transaction.
     state = request.app.state
