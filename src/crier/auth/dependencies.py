@@ -21,11 +21,13 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `crier_sk_...`."
 BEARER_KEY: dict[str, Any] = {"security": [{_bearer.scheme_name: []}]}
 """`openapi_extra` of a route that authenticates by itself (`auth.service.key_hash`): it
 declares the API key scheme without a dependency to resolve on every request."""
-BearerKey = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
 
 async def current_principal(
-    request: Request, session: DbSession, clock: RequestClock, _: BearerKey
+    request: Request,
+    session: DbSession,
+    clock: RequestClock,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
     """The caller, authenticated; the request's transaction now sees only its workspace."""
     return await service.authenticate(session, clock, request.headers.get("authorization"))

@@ -111,7 +111,7 @@ class Idempotency:
 
     session: AsyncSession | None
     """Where `replay_or_claim` and `respond` run; None on a pipelined request, which sends
-    `claim_statements` and `store_statement` itself."""
+    `claim_statements` itself, reads them with `decide`, and sends what `response` gives."""
     vault: Vault
     clock: Clock
     key: str | None
