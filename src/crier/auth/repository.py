@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import TextClause, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.db.engine import Statement
 from crier.models import ApiKey
 
 
@@ -45,7 +46,7 @@ async def authenticate(
     return Authenticated(**row._mapping) if row is not None else None
 
 
-def authenticate_statement(secret_hash: bytes, now: datetime) -> tuple[TextClause, dict[str, Any]]:
+def authenticate_statement(secret_hash: bytes, now: datetime) -> Statement:
     """`authenticate` as a statement to run ahead of others in one round trip
     (`Database.read_at_once`); `authenticated` reads its rows."""
     return _AUTHENTICATE, {"hash": secret_hash, "now": now}

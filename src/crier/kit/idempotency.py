@@ -141,7 +141,7 @@ class Idempotency:
         rows = (await self.session.execute(*stored)).mappings().all()
         replay, expired = self.decide(request_fingerprint, locked, rows)
         if expired is not None:
-            await self.session.execute(_FORGET, {"id": expired})
+            await self.session.execute(*self.forget_statement(expired))
         return replay
 
     def decide(
@@ -171,6 +171,7 @@ class Idempotency:
         return replay, None
 
     def forget_statement(self, expired: UUID) -> Statement:
+        """Deletes the expired record `decide` named, before the key is stored again."""
         return _FORGET, {"id": expired}
 
     async def respond(

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import TextClause, delete, exists, select, text
+from sqlalchemy import delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db.engine import Statement
@@ -41,7 +41,7 @@ async def get(session: AsyncSession, post_id: UUID, *, lock: bool = False) -> Po
     return (await session.execute(query)).scalar_one_or_none()
 
 
-def with_targets_statement(post_id: UUID) -> tuple[TextClause, dict[str, Any]]:
+def with_targets_statement(post_id: UUID) -> Statement:
     """A post (as a row) with its targets (`targets`: a list of dicts with each account's
     `platform`), to run in one round trip with others (`Database.read_at_once`)."""
     return QUERIES["post_with_targets"], {"id": post_id}

@@ -135,13 +135,11 @@ class Worker:
         now = self.clock.now()
         due: dict[UUID, list[Held]] = {}
         while self._timers and self._timers[0][0] <= now:
-            due_at, workspace_id, post_id = heapq.heappop(self._timers)
-            key = (workspace_id, post_id)
-            held = self.held.get(key)
-            if held is None or held.due_at != due_at or key in self.firing:
-                continue  # released, due again later, or already on its way
-            self.firing.add(key)
-            due.setdefault(workspace_id, []).append(held)
+            held = self._waiting(heapq.heappop(self._timers))
+            if held is None:
+                continue
+            self.firing.add((held.workspace_id, held.post_id))
+            due.setdefault(held.workspace_id, []).append(held)
         return [
             asyncio.create_task(self._fire(workspace, posts[start : start + FIRE_BATCH]))
             for workspace, posts in due.items()
@@ -186,13 +184,20 @@ class Worker:
     def next_due(self) -> datetime | None:
         """When the next held post (not being sent already) is due."""
         while self._timers:
-            due_at, workspace_id, post_id = self._timers[0]
-            key = (workspace_id, post_id)
-            held = self.held.get(key)
-            if held is not None and held.due_at == due_at and key not in self.firing:
-                return due_at
-            heapq.heappop(self._timers)  # stale: released, moved or being sent
+            if self._waiting(self._timers[0]) is not None:
+                return self._timers[0][0]
+            heapq.heappop(self._timers)
         return None
+
+    def _waiting(self, timer: tuple[datetime, UUID, UUID]) -> Held | None:
+        """The held post a `_timers` entry stands for, unless the entry is stale (the post
+        was released, is due at another time now, or is being sent)."""
+        due_at, workspace_id, post_id = timer
+        key = (workspace_id, post_id)
+        held = self.held.get(key)
+        if held is None or held.due_at != due_at or key in self.firing:
+            return None
+        return held
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let the posts being sent finish. A lost database

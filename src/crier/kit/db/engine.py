@@ -94,9 +94,11 @@ def raise_on_violation(session: AsyncSession, constraint: str, error: Exception)
     session.info.setdefault(_VIOLATIONS, {})[constraint] = error
 
 
-def _violation(session: AsyncSession, exc: IntegrityError) -> Exception | None:
-    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
-    errors: dict[str, Exception] = session.info.get(_VIOLATIONS, {})
+def _replacement(errors: dict[str, Exception], exc: BaseException | None) -> Exception | None:
+    """The error registered for the constraint `exc` (psycopg's) failed on, if any."""
+    if not isinstance(exc, psycopg.errors.IntegrityError):
+        return None
+    constraint = exc.diag.constraint_name
     return errors.get(constraint) if constraint else None
 
 
@@ -153,10 +155,7 @@ class Pipelined:
         self._violations[constraint] = error
 
     def violation(self, exc: BaseException) -> Exception | None:
-        if not isinstance(exc, psycopg.errors.IntegrityError):
-            return None
-        constraint = exc.diag.constraint_name
-        return self._violations.get(constraint) if constraint else None
+        return _replacement(self._violations, exc)
 
 
 class UnsafeApplicationRole(RuntimeError):
@@ -222,7 +221,7 @@ class Database:
                     async with session.begin():
                         yield session
                 except IntegrityError as exc:
-                    error = _violation(session, exc)
+                    error = _replacement(session.info.get(_VIOLATIONS, {}), exc.orig)
                     if error is None:
                         raise
                     raise error from None
