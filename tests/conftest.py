@@ -38,15 +38,31 @@ from crier.webhook.outbound import Guard
 from crier.workspace.service import create_workspace
 from tests.servers import serving
 
+CLOCK_ORIGIN = "CRIER_TEST_NOW"
+"""An ISO 8601 instant with offset at which every test's clock starts, to run the suite as
+if on that date (`CRIER_TEST_NOW=2028-02-29T12:00:00Z make test`); the wall clock if unset."""
+
+
+def clock_origin() -> datetime | None:
+    value = os.environ.get(CLOCK_ORIGIN)
+    if not value:
+        return None
+    origin = datetime.fromisoformat(value)
+    if origin.utcoffset() is None:
+        raise pytest.UsageError(f"{CLOCK_ORIGIN}={value} has no UTC offset")
+    return origin.astimezone(UTC)
+
 
 class FakeClock:
-    """A clock that stands still until a test moves it."""
+    """A clock that stands still until a test moves it; each test starts it afresh at the
+    origin (`CRIER_TEST_NOW`) or, without one, at the wall clock's time."""
 
     def __init__(self) -> None:
+        self._origin = clock_origin()
         self.reset()
 
     def reset(self) -> None:
-        self._now = datetime.now(UTC)
+        self._now = self._origin or datetime.now(UTC)
 
     def now(self) -> datetime:
         return self._now

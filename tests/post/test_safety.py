@@ -324,12 +324,17 @@ async def schedule_directly(db: Database, tenant: Tenant, publish_at: datetime, 
         )
 
 
+def ten_days_into_the_month(clock: FakeClock) -> datetime:
+    """Day 10 of the clock's month (UTC), so that five days later is the same month."""
+    return clock.now().replace(day=10)
+
+
 async def test_scheduling_past_the_monthly_limit_is_403_and_leaves_the_key_free(
     make_tenant: MakeTenant, clock: FakeClock, db: Database
 ) -> None:
     tenant = await make_tenant(plan="free")
+    clock.set(ten_days_into_the_month(clock))  # before connecting: tokens start now
     account = await sandbox_account(tenant)
-    clock.set(clock.now().replace(day=10))
     publish_at = clock.now() + timedelta(days=5)
     await schedule_directly(db, tenant, publish_at, 100)
     full = draft_body(account, status="scheduled", publish_at=publish_at.isoformat())
@@ -357,9 +362,9 @@ async def test_concurrent_creates_at_the_monthly_limit_take_only_the_slots_left(
     make_tenant: MakeTenant, clock: FakeClock, db: Database
 ) -> None:
     tenant = await make_tenant(plan="free")
+    clock.set(ten_days_into_the_month(clock))  # before connecting: tokens start now
     account = await sandbox_account(tenant)
     media = await upload(tenant)
-    clock.set(clock.now().replace(day=10))
     publish_at = clock.now() + timedelta(days=5)
     await schedule_directly(db, tenant, publish_at, 98)
     body = draft_body(account, status="scheduled", publish_at=publish_at.isoformat())

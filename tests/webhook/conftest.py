@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from crier.kit.db import Database
+from crier.kit.time import Clock, SystemClock
 from crier.kit.vault import Vault
 from crier.webhook.dispatcher import Dispatcher
 from crier.webhook.outbound import Guard
@@ -28,23 +29,47 @@ from tests.servers import serving
 __all__ = ["platform_timeout", "worker"]  # the scheduler's fixtures, for lifecycle events
 
 
+class ReceiverAt(Webhook):
+    """The `standardwebhooks` library's receiver, whole, except that its "now" (for the
+    5-minute timestamp tolerance) is given: the test clock, which may be far from the real
+    one."""
+
+    TOLERANCE = timedelta(minutes=5)
+
+    def __init__(self, secret: str, now: datetime) -> None:
+        super().__init__(secret)
+        self._now = now
+
+    # Overrides the library's private `__verify_timestamp`, which reads the real clock.
+    def _Webhook__verify_timestamp(self, timestamp_header: str) -> datetime:
+        timestamp = datetime.fromtimestamp(float(timestamp_header), tz=UTC)
+        if timestamp < self._now - self.TOLERANCE:
+            raise WebhookVerificationError("Message timestamp too old")
+        if timestamp > self._now + self.TOLERANCE:
+            raise WebhookVerificationError("Message timestamp too new")
+        return timestamp
+
+
 @dataclass
 class Call:
     path: str
     headers: dict[str, str]
     body: str
+    arrived_at: datetime
+    """The test clock's time when the call arrived."""
 
     @property
     def payload(self) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(self.body)
         return found
 
-    def verify(self, secret: str) -> None:
-        """Check the signature as a receiver would, with the `standardwebhooks` library
-        (the timestamp check aside: the test clock may be far from the real one)."""
-        when = datetime.fromtimestamp(int(self.headers["webhook-timestamp"]), UTC)
-        expected = Webhook(secret).sign(self.headers["webhook-id"], when, self.body)
-        assert expected in self.headers["webhook-signature"].split(" ")
+    def verify(self, secret: str, now: datetime | None = None) -> dict[str, Any]:
+        """Check the call as a receiver would, with the `standardwebhooks` library, at `now`
+        (by default when it arrived); returns the payload."""
+        found: dict[str, Any] = ReceiverAt(secret, now or self.arrived_at).verify(
+            self.body, self.headers
+        )
+        return found
 
 
 @dataclass
@@ -58,6 +83,7 @@ class Receiver:
     released: asyncio.Event = field(default_factory=asyncio.Event)
     url: str = ""
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    clock: Clock = field(default_factory=SystemClock)
 
     async def called(self, path: str) -> None:
         """Wait until `path` has been called."""
@@ -66,7 +92,7 @@ class Receiver:
 
     async def handle(self, request: Request) -> Response:
         body = (await request.body()).decode()
-        self.calls.append(Call(request.url.path, dict(request.headers), body))
+        self.calls.append(Call(request.url.path, dict(request.headers), body, self.clock.now()))
         async with self.arrived:
             self.arrived.notify_all()
         if request.url.path in self.hang:
@@ -81,8 +107,8 @@ class Receiver:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    found = Receiver()
+async def receiver(clock: FakeClock) -> AsyncIterator[Receiver]:
+    found = Receiver(clock=clock)
     app = Starlette(routes=[Route("/{path:path}", found.handle, methods=["POST"])])
     async with serving(app) as url:
         found.url = url
