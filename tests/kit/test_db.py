@@ -3,6 +3,7 @@ runs the hottest reads in one round trip."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from uuid import UUID
@@ -70,3 +71,18 @@ async def test_a_failing_statement_read_at_once_undoes_the_others(
     [found, _] = await db.read_at_once(use, (text("SELECT 1"), {}))  # the pool is still sound
     assert found[0]["api_key_id"] == UUID(key["id"])
     assert (await tenant.get(f"/v1/api-keys/{key['id']}")).json()["last_used_at"] is not None
+
+
+async def test_a_pipelined_statement_larger_than_the_socket_buffer_is_answered(
+    db: Database,
+) -> None:
+    """A statement the socket takes in several writes is sent whole before the transaction
+    waits for answers; otherwise the server waits for its end and the connection for good."""
+    echo = text("SELECT length(CAST(:big AS text)) AS n")
+    for size in (2_100_000, 8_000_000, 16_000_000):
+        async with asyncio.timeout(20):
+            [[row]] = await db.read_at_once((echo, {"big": "x" * size}))
+        assert row == {"n": size}
+    async with asyncio.timeout(5):  # and the pool's connections are sound afterwards
+        [[row]] = await db.read_at_once((text("SELECT 1 AS one"), {}))
+    assert row == {"one": 1}

@@ -16,6 +16,8 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.abc import PQGen
+from psycopg.generators import send as send_whole
 from psycopg.rows import dict_row
 from sqlalchemy import TextClause, text
 from sqlalchemy.engine import URL, make_url
@@ -124,6 +126,23 @@ class Answer:
         """The statement's rows, waiting for them (and for those sent before) if need be;
         raises the statement's error if it failed."""
         return await self._cursor.fetchall()
+
+
+class _WholePipeline(psycopg.AsyncPipeline):
+    """psycopg's pipeline, except that it has sent everything it holds before it waits for
+    answers.
+
+    psycopg (3.3.9, and its main branch in July 2026) stops writing once no command is left
+    to queue, even when the socket took only part of what was queued. A statement larger than
+    the socket's buffer (a request body of 2 MB, say) is then left half-sent while psycopg
+    waits for its answer and the server for its end: forever, and the pooled connection is
+    lost with them. Draining the output buffer after each exchange, as psycopg's own `send`
+    does outside pipelines, ends that.
+    """
+
+    def _communicate_gen(self) -> PQGen[None]:
+        yield from super()._communicate_gen()
+        yield from send_whole(self.pgconn)
 
 
 class Pipelined:
@@ -252,6 +271,8 @@ class Database:
             connection = (await conn.get_raw_connection()).driver_connection
             assert isinstance(connection, psycopg.AsyncConnection)
             tx = Pipelined(connection, self._psycopg_sql)
+            # `pipeline()` enters the pipeline object it finds on the connection.
+            connection._pipeline = _WholePipeline(connection)
             try:
                 async with connection.pipeline():
                     yield tx
