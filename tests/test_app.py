@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -17,16 +18,30 @@ async def test_unknown_route_is_a_404_problem(http: httpx.AsyncClient) -> None:
 async def test_wrong_method_is_a_405_problem(http: httpx.AsyncClient) -> None:
     response = await http.put("/v1/workspace")
     assert_problem(response, 405, "method-not-allowed")
-    assert "GET" in response.headers["allow"]
+    assert response.headers["allow"] == "GET, PATCH"
 
 
-async def test_malformed_json_is_a_422_problem(tenant: Tenant) -> None:
+async def test_every_405_allows_every_documented_method_of_its_path(
+    http: httpx.AsyncClient,
+) -> None:
+    schema = (await http.get("/openapi.json")).json()
+    for template, operations in schema["paths"].items():
+        path = re.sub(r"\{[^}]+\}", "01a23a68-9f24-7697-9b4a-281c2f542942", template)
+        documented = sorted(method.upper() for method in operations)
+        unused = next(m for m in ("PUT", "PATCH", "DELETE", "POST") if m not in documented)
+        response = await http.request(unused, path)
+        assert_problem(response, 405, "method-not-allowed")
+        assert response.headers["allow"] == ", ".join(documented), template
+
+
+async def test_malformed_json_is_a_400_problem_saying_where(tenant: Tenant) -> None:
     response = await tenant.http.post(
         "/v1/members",
         content=b"{not json",
         headers={**tenant.auth, "Content-Type": "application/json"},
     )
-    assert_problem(response, 422, "validation-error")
+    problem = assert_problem(response, 400, "bad-request")
+    assert "line 1, column 2" in str(problem["detail"])
 
 
 async def test_every_problem_type_is_explained(http: httpx.AsyncClient) -> None:
@@ -103,3 +118,18 @@ async def test_validation_responses_are_documented_as_problems(http: httpx.Async
                 assert "application/problem+json" in response["content"], (
                     f"{method.upper()} {path} documents 422 as {response['content']}"
                 )
+
+
+async def test_operations_taking_a_body_document_its_400_and_413(http: httpx.AsyncClient) -> None:
+    schema = (await http.get("/openapi.json")).json()
+    with_body = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" not in operation:
+                continue
+            with_body += 1
+            for status in ("400", "413"):
+                response = operation["responses"].get(status)
+                assert response is not None, f"{method.upper()} {path} lacks {status}"
+                assert "application/problem+json" in response["content"], f"{path} {status}"
+    assert with_body >= 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,16 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, compile_path
 
 from crier import __version__
 from crier.auth.endpoints import router as auth_router
+from crier.kit.body import BodyLimit, MalformedBody, PayloadTooLarge
+from crier.kit.concurrency import missing_if_match
 from crier.kit.db import Database
 from crier.kit.errors import (
     PROBLEM_CONTENT_TYPE,
+    PROBLEM_KINDS,
     CrierError,
     MethodNotAllowed,
     NotFound,
@@ -61,18 +66,8 @@ NAIVE_TIMESTAMP = register_problem(
 )
 
 _BY_STATUS = {
-    400: register_problem(
-        "bad-request",
-        "Bad request",
-        400,
-        "The request could not be read: malformed syntax or framing.",
-    ),
-    413: register_problem(
-        "payload-too-large",
-        "Payload too large",
-        413,
-        "The request body is larger than this endpoint accepts.",
-    ),
+    400: PROBLEM_KINDS[MalformedBody.slug],
+    413: PROBLEM_KINDS[PayloadTooLarge.slug],
 }
 
 
@@ -94,6 +89,7 @@ def create_app(
         docs_url="/docs",
         redoc_url="/redoc",
     )
+    app.add_middleware(BodyLimit)
     app.state.db = db
     app.state.vault = vault
     app.state.clock = clock or SystemClock()
@@ -102,17 +98,23 @@ def create_app(
     app.state.platforms = platforms
     app.state.webhook_guard = webhook_guard or Guard()
 
-    for router in (
-        workspace_router,
-        member_router,
-        auth_router,
-        social_account_router,
-        media_router,
-        post_router,
-        webhook_router,
-    ):
-        app.include_router(router, prefix="/v1")
-    app.include_router(problems_router)
+    included = [
+        *(
+            ("/v1", router)
+            for router in (
+                workspace_router,
+                member_router,
+                auth_router,
+                social_account_router,
+                media_router,
+                post_router,
+                webhook_router,
+            )
+        ),
+        ("", problems_router),
+    ]
+    for prefix, router in included:
+        app.include_router(router, prefix=prefix)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -131,8 +133,30 @@ def create_app(
             await conn.execute(text("SELECT 1"))
         return {"status": "ready"}
 
+    app.state.methods_by_path = _methods_by_path(
+        [(prefix, route) for prefix, router in included for route in router.routes]
+        + [("", route) for route in app.router.routes]
+    )
     _install_problem_handlers(app)
     return app
+
+
+def _methods_by_path(routes: list[tuple[str, BaseRoute]]) -> list[tuple[re.Pattern[str], str]]:
+    """For each path the app serves, the `Allow` header of a 405 there: every method of
+    every route of that path (Starlette's own names only those of the first route it found,
+    though GET and PATCH of one path are separate routes)."""
+    methods: dict[str, set[str]] = {}
+    for prefix, route in routes:
+        path, route_methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if path and route_methods:
+            methods.setdefault(prefix + path, set()).update(route_methods)
+    return [(compile_path(path)[0], ", ".join(sorted(m))) for path, m in methods.items()]
+
+
+def _allowed_methods(request: Request) -> str:
+    path = request.scope["path"]
+    table: list[tuple[re.Pattern[str], str]] = request.app.state.methods_by_path
+    return next((allow for regex, allow in table if regex.match(path)), "")
 
 
 def freeze_startup_objects() -> None:
@@ -150,6 +174,13 @@ def problem_response(
     )
 
 
+def _is_missing_if_match(error: Any) -> bool:
+    """A change that must name the version it read came without `If-Match`: the routes
+    declare the header required, so that their description says so, and this is 428."""
+    loc = tuple(error.get("loc", ()))
+    return error.get("type") == "missing" and loc == ("header", "If-Match")
+
+
 def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(CrierError)
     async def crier_error(request: Request, exc: CrierError) -> JSONResponse:
@@ -157,6 +188,8 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(_is_missing_if_match(e) for e in exc.errors()):
+            return problem_response(request, missing_if_match().to_problem(request.url.path))
         errors = [
             field_error(list(e.get("loc", ())), str(e.get("msg", "")), str(e.get("type", "")))
             for e in exc.errors()
@@ -190,10 +223,11 @@ def _install_problem_handlers(app: FastAPI) -> None:
             error: CrierError = NotFound(f"Nothing at {request.url.path}.")
             return problem_response(request, error.to_problem(request.url.path))
         if exc.status_code == 405:
-            error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
-            return problem_response(
-                request, error.to_problem(request.url.path), dict(exc.headers or {})
+            allowed = _allowed_methods(request) or dict(exc.headers or {}).get("Allow", "")
+            error = MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}; it allows {allowed}."
             )
+            return problem_response(request, error.to_problem(request.url.path), {"Allow": allowed})
         kind = _BY_STATUS.get(exc.status_code)
         slug, title = (kind.slug, kind.title) if kind else ("internal-error", "Internal error")
         body = problem_body(slug, title, exc.status_code, str(exc.detail), request.url.path)

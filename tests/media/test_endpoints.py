@@ -57,6 +57,9 @@ async def test_an_image_is_stored_with_its_crops(tenant: Tenant, storage: LocalS
     original = await tenant.get(asset["url"])
     assert original.content == data
     assert original.headers["content-type"] == "image/png"
+    schema = (await tenant.http.get("/openapi.json")).json()
+    served = schema["paths"]["/v1/media/{media_id}/file"]["get"]["responses"]["200"]["content"]
+    assert {"image/png", "image/jpeg"} <= set(served)  # the original's type and the variants'
     assert len(files_under(storage, tenant)) == 6
     assert (await tenant.get(f"/v1/media/{asset['id']}")).json() == asset
 

@@ -94,6 +94,19 @@ async def test_a_naive_timestamp_is_refused_showing_the_expected_form(tenant: Te
     assert_problem(listed, 422, "naive-timestamp")
 
 
+async def test_a_timestamp_beyond_the_representable_years_is_refused(tenant: Tenant) -> None:
+    account = await sandbox_account(tenant)
+    for instant in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00Z"):
+        body = assert_problem(
+            await create(tenant, draft_body(account, publish_at=instant)), 422, "validation-error"
+        )
+        assert body["errors"][0]["type"] == "timestamp_out_of_range"  # type: ignore[index]
+        assert body["errors"][0]["loc"] == ["body", "publish_at"]  # type: ignore[index]
+        listed = await tenant.get("/v1/posts", params={"publish_before": instant})
+        assert_problem(listed, 422, "validation-error")
+    assert (await tenant.get("/v1/posts")).json()["data"] == []
+
+
 async def test_a_dst_slip_is_accepted_for_the_exact_instant_with_a_warning(
     make_tenant: MakeTenant, clock: FakeClock
 ) -> None:
@@ -373,12 +386,23 @@ async def test_only_drafts_are_deleted(tenant: Tenant, clock: FakeClock) -> None
         tenant, "DELETE", f"/v1/posts/{scheduled.json()['id']}", scheduled.headers["etag"]
     )
     assert_problem(response, 409, "post-not-deletable")
+    cancelled = await with_etag(
+        tenant, "POST", f"/v1/posts/{scheduled.json()['id']}/cancel", scheduled.headers["etag"]
+    )
+    response = await with_etag(
+        tenant, "DELETE", f"/v1/posts/{scheduled.json()['id']}", cancelled.headers["etag"]
+    )
+    assert_problem(response, 409, "post-not-deletable")
+    assert (await tenant.get(f"/v1/posts/{scheduled.json()['id']}")).json()["status"] == "cancelled"
 
 
 async def test_deliveries_are_empty_until_something_is_sent(tenant: Tenant) -> None:
     account = await sandbox_account(tenant)
     post = (await create(tenant, draft_body(account))).json()
-    assert (await tenant.get(f"/v1/posts/{post['id']}/deliveries")).json() == {"data": []}
+    assert (await tenant.get(f"/v1/posts/{post['id']}/deliveries")).json() == {
+        "data": [],
+        "next_cursor": None,
+    }
 
 
 async def test_list_filters_and_pages_in_a_stable_order(tenant: Tenant, clock: FakeClock) -> None:
@@ -405,3 +429,32 @@ async def test_list_filters_and_pages_in_a_stable_order(tenant: Tenant, clock: F
     assert [p["id"] for p in window.json()["data"]] == [ids[2]]
     both = await tenant.get("/v1/posts", params=[("status", "draft"), ("status", "scheduled")])
     assert len(both.json()["data"]) == 4
+
+
+async def test_if_match_is_documented_as_it_is_enforced(tenant: Tenant) -> None:
+    """Where the description says If-Match is required, its absence is 428; where it says
+    optional, it is not; an empty one is 428 everywhere, and every such operation lists 428."""
+    schema = (await tenant.http.get("/openapi.json")).json()
+    account = await sandbox_account(tenant)
+    checked = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            [declared] = [
+                p for p in operation.get("parameters", []) if p["name"] == "If-Match"
+            ] or [None]
+            if declared is None:
+                continue
+            where = f"{method.upper()} {path}"
+            assert "428" in operation["responses"], where
+            post = (await create(tenant, draft_body(account))).json()
+            url = path.replace("{post_id}", post["id"])
+            for etag in (None, ""):
+                headers = {**tenant.auth, **({} if etag is None else {"If-Match": etag})}
+                body: dict[str, object] | None = {} if "requestBody" in operation else None
+                answer = await tenant.http.request(method, url, headers=headers, json=body)
+                if etag is None and not declared["required"]:
+                    assert answer.status_code != 428, where
+                else:
+                    assert_problem(answer, 428, "precondition-required")
+            checked += 1
+    assert checked == 6  # PATCH, DELETE, schedule, unschedule, cancel, retry

@@ -225,6 +225,7 @@ async def test_a_post_cancelled_after_queuing_is_never_sent(
     post = await schedule(tenant, [account], at(clock, minutes=3))
     await worker.tick()
     assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "queued"
+    assert [d["status"] for d in await deliveries(tenant, post["id"])] == ["pending"]
     clock.advance(timedelta(minutes=2, seconds=59))
     assert (await tenant.post(f"/v1/posts/{post['id']}/cancel")).status_code == 200
     clock.advance(timedelta(seconds=1))
@@ -232,6 +233,7 @@ async def test_a_post_cancelled_after_queuing_is_never_sent(
     assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "cancelled"
     sent = await deliveries(tenant, post["id"])
     assert all(d["attempts"] == [] for d in sent)
+    assert [(d["status"], d["next_attempt_at"]) for d in sent] == [("cancelled", None)]
     assert await received_for(control, {d["id"] for d in sent}) == []
 
 

@@ -157,7 +157,9 @@ async def test_unknown_events_answer_404(tenant: Tenant) -> None:
 
 
 async def test_the_event_catalogue_is_listed(tenant: Tenant) -> None:
-    types = {t["type"] for t in (await tenant.get("/v1/webhook-event-types")).json()}
+    listed = (await tenant.get("/v1/webhook-event-types")).json()
+    assert listed["next_cursor"] is None
+    types = {t["type"] for t in listed["data"]}
     assert {
         "post.scheduled",
         "post.queued",

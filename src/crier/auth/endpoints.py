@@ -21,11 +21,12 @@ from crier.auth.schemas import (
     RoleCatalogue,
     RoleGrants,
 )
+from crier.kit.body import JsonRoute
 from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 
-router = APIRouter(tags=["API keys"])
+router = APIRouter(tags=["API keys"], route_class=JsonRoute)
 
 CanCreateKeys = Annotated[Principal, requires(Permission.API_KEYS_CREATE)]
 

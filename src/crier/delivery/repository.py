@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.sql import any_of
@@ -17,6 +17,15 @@ async def of_post(session: AsyncSession, post_id: UUID, *, lock: bool = False) -
     if lock:
         query = query.with_for_update()
     return list((await session.execute(query)).scalars())
+
+
+async def cancel_pending(session: AsyncSession, post_id: UUID) -> None:
+    """Close the deliveries of `post_id` not yet sent: its post was cancelled."""
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.post_id == post_id, Delivery.status == "pending")
+        .values(status="cancelled", next_attempt_at=None)
+    )
 
 
 async def of_posts(session: AsyncSession, post_ids: Sequence[UUID]) -> list[Delivery]:

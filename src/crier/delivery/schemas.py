@@ -16,6 +16,7 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"
     PUBLISHED = "published"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class Attempt(BaseModel):
@@ -37,7 +38,10 @@ class Delivery(BaseModel):
     target_id: UUID = Field(description="The post target this delivery sends.")
     social_account_id: UUID = Field(description="The account published to.")
     platform: str = Field(description="That account's platform.")
-    status: DeliveryStatus = Field(description="`pending`, `sending`, `published` or `failed`.")
+    status: DeliveryStatus = Field(
+        description="`pending`, `sending`, `published`, `failed`, or `cancelled` (the "
+        "post was cancelled before this was sent)."
+    )
     platform_post_id: str | None = Field(description="The post's id on the platform.")
     permalink: str | None = Field(description="Where the post can be seen.")
     published_at: datetime | None = Field(description="When the platform published it.")
@@ -47,6 +51,11 @@ class Delivery(BaseModel):
 
 
 class DeliveryList(BaseModel):
+    """A post's deliveries, shaped like every list; a post has few targets, so one page."""
+
     data: list[Delivery] = Field(
         description="One delivery per target, once the scheduler has prepared the post."
+    )
+    next_cursor: str | None = Field(
+        default=None, description="Always null: every delivery of the post is on this page."
     )

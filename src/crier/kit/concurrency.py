@@ -25,6 +25,11 @@ class PreconditionFailed(CrierError):
     status = 412
 
 
+def missing_if_match() -> PreconditionRequired:
+    """What a change that must name the version it read answers without `If-Match`."""
+    return PreconditionRequired("Send If-Match with the ETag from your last read of this resource.")
+
+
 def etag_of(version: int) -> str:
     """The strong ETag of a resource at `version`."""
     return f'"{version}"'
@@ -33,9 +38,7 @@ def etag_of(version: int) -> str:
 def require_match(if_match: str | None, version: int) -> None:
     """Raise unless `If-Match` names the current version (or is `*`)."""
     if if_match is None or not if_match.strip():
-        raise PreconditionRequired(
-            "Send If-Match with the ETag from your last read of this resource."
-        )
+        raise missing_if_match()
     current = etag_of(version)
     candidates = [tag.strip() for tag in if_match.split(",")]
     # Strong comparison (RFC 9110 13.1.1): weak tags never match.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import UTC, datetime
 from functools import cache
+from importlib.resources import files
 from typing import Annotated, Any, Protocol
 
 from pydantic import BeforeValidator, WithJsonSchema
@@ -26,7 +26,10 @@ class SystemClock:
 
 @cache
 def _known_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    # The zone list of the pinned tzdata package, not the host's: a host's files also hold
+    # `localtime` (whatever the machine is set to) and `Factory` (a placeholder, not a place).
+    listed = files("tzdata").joinpath("zones").read_text(encoding="ascii").split()
+    return frozenset(listed) - {"Factory"}
 
 
 def is_iana_timezone(name: str) -> bool:
@@ -35,6 +38,11 @@ def is_iana_timezone(name: str) -> bool:
 
 
 EXPECTED_FORM = "2025-10-21T12:00:00-04:00 (or 2025-10-21T16:00:00Z)"
+
+# Instants a day inside what Python can represent, so that any arithmetic Crier does on a
+# timestamp (a lock window, a day of retries) stays representable; PostgreSQL's range is wider.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 def _with_offset(value: Any) -> Any:
@@ -61,6 +69,16 @@ def _with_offset(value: Any) -> Any:
             "naive_timestamp",
             "timestamp has no UTC offset; send it in the form {expected}",
             {"expected": EXPECTED_FORM},
+        )
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc <= LATEST:
+        raise PydanticCustomError(
+            "timestamp_out_of_range",
+            "timestamp lies outside {earliest} to {latest}",
+            {"earliest": EARLIEST.isoformat(), "latest": LATEST.isoformat()},
         )
     return parsed
 

@@ -54,6 +54,7 @@ PNG = MediaKind("image", "image/png", "png")
 WEBP = MediaKind("image", "image/webp", "webp")
 GIF = MediaKind("gif", "image/gif", "gif")
 MP4 = MediaKind("video", "video/mp4", "mp4")
+KINDS = (JPEG, PNG, WEBP, GIF, MP4)
 _PIL_FORMATS = {"JPEG": JPEG, "PNG": PNG, "WEBP": WEBP, "GIF": GIF}
 _TRUSTED_AS_UNKNOWN = {"", "application/octet-stream"}
 

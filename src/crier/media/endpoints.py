@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import FileResponse
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException
 
 from crier.auth.dependencies import IdempotentRequest, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
+from crier.kit.body import JsonRoute, MalformedBody, PayloadTooLarge, allow_body, text_problem
 from crier.kit.errors import NotFound, ValidationFailed, field_error
 from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.media import service
+from crier.media.content import KINDS
 from crier.media.schemas import MediaAsset, MediaCategory, MediaId
 from crier.media.variants import VARIANT_NAMES
 
-router = APIRouter(prefix="/media", tags=["Media"])
+router = APIRouter(prefix="/media", tags=["Media"], route_class=JsonRoute)
 
 CanRead = Annotated[Principal, requires(Permission.MEDIA_READ)]
 CanUpload = Annotated[Principal, requires(Permission.MEDIA_UPLOAD)]
@@ -51,6 +55,23 @@ _UPLOAD_BODY = {
 }
 
 
+@asynccontextmanager
+async def _form(request: Request, limit: int) -> AsyncIterator[FormData]:
+    """The multipart form of an upload, or the problem with it."""
+    try:
+        form = await request.form(max_files=1, max_fields=4)
+    except PayloadTooLarge:
+        raise service.MediaTooLarge(
+            f"The upload is larger than the {limit} bytes the plan allows.", limit_value=limit
+        ) from None
+    except MultiPartException as exc:
+        raise MalformedBody(f"The multipart body could not be read: {exc.message}") from None
+    try:
+        yield form
+    finally:
+        await form.close()
+
+
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
     while chunk := await upload.read(service.CHUNK):
         yield chunk
@@ -74,17 +95,18 @@ async def upload_media(
     (`media-too-large`). A refused upload leaves no file and no record behind.
     """
     limit = await service.upload_limit(session, principal.workspace_id)
-    declared_length = request.headers.get("content-length", "")
-    if declared_length.isdigit() and int(declared_length) > limit + MULTIPART_OVERHEAD:
-        raise service.MediaTooLarge(
-            f"The upload is larger than the {limit} bytes the plan allows.", limit_value=limit
-        )
-    async with request.form(max_files=1, max_fields=4) as form:
+    allow_body(request, limit + MULTIPART_OVERHEAD)
+    async with _form(request, limit) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise ValidationFailed(
                 "Send the file as the multipart/form-data field 'file'.",
                 [field_error(["body", "file"], "a file is required", "missing")],
+            )
+        if upload.filename and (problem := text_problem(upload.filename)):
+            raise ValidationFailed(
+                f"The file name is refused: {problem}.",
+                [field_error(["body", "file", "filename"], problem, "unstorable_text")],
             )
         received = await service.receive(
             _chunks(upload),
@@ -139,7 +161,13 @@ async def get_media(media_id: MediaId, _: CanRead, session: DbSession) -> MediaA
     response_class=FileResponse,
     responses={
         **problem_responses(401, 403, 404, 422),
-        200: {"description": "The file's bytes.", "content": {"application/octet-stream": {}}},
+        200: {
+            "description": "The file's bytes, served as the type Crier judged from its content.",
+            "content": {
+                kind: {"schema": {"type": "string", "format": "binary"}}
+                for kind in sorted({kind.content_type for kind in KINDS})
+            },
+        },
     },
 )
 async def download_media(

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Response, status
 from crier.auth.dependencies import CurrentPrincipal, IdempotentRequest, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
+from crier.kit.body import JsonRoute
 from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.member import service
 from crier.member.schemas import Member, MemberCreate, MemberId, MemberUpdate
 
-router = APIRouter(prefix="/members", tags=["Members"])
+router = APIRouter(prefix="/members", tags=["Members"], route_class=JsonRoute)
 
 CanRead = Annotated[Principal, requires(Permission.MEMBERS_READ)]
 CanManage = Annotated[Principal, requires(Permission.MEMBERS_MANAGE)]

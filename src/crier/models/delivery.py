@@ -38,7 +38,8 @@ class Delivery(TenantModel):
         ),
         UniqueConstraint("workspace_id", "post_target_id"),
         CheckConstraint(
-            "status IN ('pending', 'sending', 'published', 'failed')", name="status_known"
+            "status IN ('pending', 'sending', 'published', 'failed', 'cancelled')",
+            name="status_known",
         ),
     )
 

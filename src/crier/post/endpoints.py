@@ -12,6 +12,7 @@ from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.delivery import service as delivery_service
 from crier.delivery.schemas import DeliveryList
+from crier.kit.body import JsonRoute
 from crier.kit.concurrency import etag_of
 from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.kit.idempotency import validate_key
@@ -27,22 +28,26 @@ from crier.post.schemas import (
     ScheduleRequest,
 )
 
-router = APIRouter(prefix="/posts", tags=["Posts"])
+router = APIRouter(prefix="/posts", tags=["Posts"], route_class=JsonRoute)
 
 CanRead = Annotated[Principal, requires(Permission.POSTS_READ)]
 CanWrite = Annotated[Principal, requires(Permission.POSTS_WRITE)]
 CanSchedule = Annotated[Principal, requires(Permission.POSTS_SCHEDULE)]
 CanDelete = Annotated[Principal, requires(Permission.POSTS_DELETE)]
+# Required, but its absence answers 428 `precondition-required`, not 422 (see crier.app).
 IfMatch = Annotated[
-    str | None,
+    str,
     Header(
         alias="If-Match",
-        description="The ETag of your last read of the post. Required: without it 428, stale 412.",
+        description="The ETag of your last read of the post: without it (or empty) 428, stale 412.",
     ),
 ]
 OptionalIfMatch = Annotated[
     str | None,
-    Header(alias="If-Match", description="Optional: act only if the post is at this ETag."),
+    Header(
+        alias="If-Match",
+        description="Optional: act only if the post is at this ETag (stale 412, empty 428).",
+    ),
 ]
 # The errors a change to an existing post can meet, beyond authentication.
 _CHANGE_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
@@ -140,7 +145,7 @@ async def update_post(
     session: DbSession,
     clock: RequestClock,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
 ) -> Post:
     """Change a draft, or a scheduled post (needs `posts:schedule`), until 5 minutes
     before it publishes (`post-locked` after). Requires `If-Match`."""
@@ -155,7 +160,7 @@ async def schedule_post(
     session: DbSession,
     clock: RequestClock,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
     data: ScheduleRequest | None = None,
 ) -> Post:
     """Schedule a draft, or reschedule a scheduled post, optionally with a new
@@ -174,7 +179,7 @@ async def unschedule_post(
     session: DbSession,
     clock: RequestClock,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
 ) -> Post:
     """Take a scheduled post back to draft (not within 5 minutes of publishing). Requires
     `If-Match`."""
@@ -185,7 +190,7 @@ async def unschedule_post(
 @router.post(
     "/{post_id}/cancel",
     response_model=Post,
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
+    responses=_CHANGE_ERRORS,
 )
 async def cancel_post(
     post_id: PostId,
@@ -205,7 +210,7 @@ async def cancel_post(
 @router.post(
     "/{post_id}/retry",
     response_model=Post,
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
+    responses=_CHANGE_ERRORS,
 )
 async def retry_post(
     post_id: PostId,
@@ -227,7 +232,7 @@ async def delete_post(
     _: CanDelete,
     session: DbSession,
     clock: RequestClock,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
 ) -> Response:
     """Delete a draft (`post-not-deletable` otherwise). Requires `If-Match`."""
     await service.delete_post(session, clock, post_id, if_match)

@@ -130,6 +130,12 @@ def is_locked(post: _Shown, now: datetime) -> bool:
 
 
 def _ensure_changeable(post: Post, now: datetime) -> None:
+    _ensure_unlocked(post, now)
+    if post.status not in _EDITABLE:
+        raise PostNotEditable(f"A {post.status} post cannot be changed.", status=post.status)
+
+
+def _ensure_unlocked(post: Post, now: datetime) -> None:
     if is_locked(post, now):
         since = post.publish_at - LOCK_WINDOW if post.publish_at else now
         raise PostLocked(
@@ -137,8 +143,6 @@ def _ensure_changeable(post: Post, now: datetime) -> None:
             locked_since=since.isoformat(),
             publish_at=post.publish_at.isoformat() if post.publish_at else None,
         )
-    if post.status not in _EDITABLE:
-        raise PostNotEditable(f"A {post.status} post cannot be changed.", status=post.status)
 
 
 def offset_warnings(sent: datetime | None, timezone: str) -> list[Warning]:
@@ -694,6 +698,7 @@ async def cancel_post(
     post.cancelled_by = principal.member_id
     post.version += 1
     await repository.release_media(session, post)
+    await delivery_repository.cancel_pending(session, post.id)
     shown = await _one(session, post, principal, now)
     await _announce(session, now, EventType.POST_CANCELLED, shown)
     return shown
@@ -741,10 +746,12 @@ async def delete_post(
 ) -> None:
     """Delete a draft, with its targets and media links."""
     post = await _locked_post(session, post_id, if_match)
-    _ensure_changeable(post, clock.now())
+    _ensure_unlocked(post, clock.now())
     if post.status != PostStatus.DRAFT:
         raise PostNotDeletable(
-            "Only drafts can be deleted; cancel a scheduled post instead.", status=post.status
+            f"Only drafts can be deleted, not a {post.status} post; cancel a scheduled post "
+            "instead.",
+            status=post.status,
         )
     await session.delete(post)
     await session.flush()

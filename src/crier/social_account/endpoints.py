@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from crier.auth.dependencies import IdempotentRequest, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
+from crier.kit.body import JsonRoute
 from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
@@ -21,7 +22,7 @@ from crier.social_account.schemas import (
     SocialAccountId,
 )
 
-router = APIRouter(prefix="/social-accounts", tags=["Social accounts"])
+router = APIRouter(prefix="/social-accounts", tags=["Social accounts"], route_class=JsonRoute)
 
 CanRead = Annotated[Principal, requires(Permission.SOCIAL_ACCOUNTS_READ)]
 CanManage = Annotated[Principal, requires(Permission.SOCIAL_ACCOUNTS_MANAGE)]

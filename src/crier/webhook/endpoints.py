@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response, status
 from crier.auth.dependencies import CurrentPrincipal, IdempotentRequest, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
+from crier.kit.body import JsonRoute
 from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
@@ -30,7 +31,7 @@ from crier.webhook.schemas import (
     WebhookSent,
 )
 
-router = APIRouter(tags=["Webhooks"])
+router = APIRouter(tags=["Webhooks"], route_class=JsonRoute)
 CanManage = Annotated[Principal, requires(Permission.WEBHOOKS_MANAGE)]
 
 
@@ -41,12 +42,13 @@ def _guard(request: Request) -> Guard:
 
 @router.get(
     "/webhook-event-types",
-    response_model=list[WebhookEventType],
+    response_model=Page[WebhookEventType],
     responses=problem_responses(401),
 )
-async def list_event_types(_: CurrentPrincipal) -> list[WebhookEventType]:
-    """Every event type, with what its `data` holds (also in docs/webhooks.md)."""
-    return [WebhookEventType(type=t, description=d) for t, d in DESCRIPTIONS.items()]
+async def list_event_types(_: CurrentPrincipal) -> Page[WebhookEventType]:
+    """Every event type, with what its `data` holds (also in docs/webhooks.md), on one page."""
+    types = [WebhookEventType(type=t, description=d) for t, d in DESCRIPTIONS.items()]
+    return Page(data=types, next_cursor=None)
 
 
 @router.post(

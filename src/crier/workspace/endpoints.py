@@ -9,11 +9,12 @@ from fastapi import APIRouter
 from crier.auth.dependencies import requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
+from crier.kit.body import JsonRoute
 from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.workspace import service
 from crier.workspace.schemas import Workspace, WorkspaceUpdate
 
-router = APIRouter(prefix="/workspace", tags=["Workspace"])
+router = APIRouter(prefix="/workspace", tags=["Workspace"], route_class=JsonRoute)
 
 
 @router.get("", response_model=Workspace, responses=problem_responses(401, 403))

@@ -195,8 +195,24 @@ async def test_an_error_rate_fails_a_share_of_calls(sandbox: Sandbox) -> None:
 async def test_bad_control_input_is_refused(sandbox: Sandbox) -> None:
     response = await sandbox.http.put("/control/faults", json={"error_rate": 2})
     assert response.status_code == 422
+    assert error_code(response) == "invalid_request"
+    assert "error_rate" in response.json()["error"]["message"]
     response = await sandbox.http.put("/control/faults", json={"explode": True})
     assert response.status_code == 422
+    assert error_code(response) == "invalid_request"
+
+
+async def test_every_error_has_the_documented_shape(sandbox: Sandbox) -> None:
+    """`{"error": {"code", "message"}}`, also for what the framework itself refuses."""
+    for response, status, code in (
+        (await sandbox.http.get("/no-such-path"), 404, "not_found"),
+        (await sandbox.http.post("/control/faults"), 405, "method_not_allowed"),
+        (await sandbox.http.post("/oauth/token", data={}), 422, "invalid_request"),
+    ):
+        assert response.status_code == status, response.text
+        assert set(response.json()) == {"error"}
+        assert error_code(response) == code
+        assert response.json()["error"]["message"]
 
 
 class TickingClock(FakeClock):

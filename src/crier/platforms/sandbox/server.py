@@ -15,8 +15,10 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Form, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crier.kit.time import Clock, SystemClock
 from crier.platforms.sandbox.faults import Faults, FaultState
@@ -25,6 +27,13 @@ from crier.platforms.sandbox.store import SandboxPost, Store
 MAX_TEXT = 500
 MAX_MEDIA = 4
 REFRESH_TOKEN_TTL = 60 * 24 * 3600
+# The `error.code` of what FastAPI itself answers (unknown paths, methods, bodies).
+_HTTP_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
 
 
 class SandboxError(Exception):
@@ -74,6 +83,24 @@ def create_sandbox_app(
         return JSONResponse(
             {"error": {"code": exc.code, "message": exc.message}},
             status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else "The request is invalid."
+        return JSONResponse(
+            {"error": {"code": "invalid_request", "message": message}}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "invalid_request")
+        return JSONResponse(
+            {"error": {"code": code, "message": str(exc.detail)}},
+            status_code=exc.status_code,
             headers=exc.headers,
         )
 

@@ -1,0 +1,180 @@
+"""Every route, probed from another workspace: its ids answer exactly like missing ones.
+
+The routes come from the app's own OpenAPI description, so a route added later is swept
+too; a route whose id this test cannot supply fails the test until it is taught one.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tests.conftest import MakeTenant, Tenant, assert_problem
+from tests.media.conftest import image_bytes
+from tests.post.conftest import create, draft_body, sandbox_account
+from tests.webhook.conftest import add_endpoint
+
+# A valid body for each request schema an id route takes, so that the answer is about the
+# id, not about the body. Optional bodies are sent empty.
+BODIES: dict[str, dict[str, Any]] = {
+    "MemberUpdate": {"name": "Renamed"},
+    "PostUpdate": {"payload": {"text": "Changed"}},
+    "WebhookEndpointUpdate": {"description": "Changed"},
+}
+
+
+@dataclass
+class Owned:
+    """One resource of every kind, in one workspace, by the name of its path parameter."""
+
+    ids: dict[str, str]
+
+
+async def own_one_of_everything(tenant: Tenant) -> Owned:
+    account = await sandbox_account(tenant)
+    media = await tenant.post(
+        "/v1/media", files={"file": ("a.png", image_bytes("PNG", (400, 400)), "image/png")}
+    )
+    assert media.status_code == 201, media.text
+    post = await create(tenant, draft_body(account, payload={"text": "mine", "media_ids": []}))
+    assert post.status_code == 201, post.text
+    member = await tenant.post(
+        "/v1/members",
+        json={"email": f"m-{uuid.uuid4().hex[:8]}@example.com", "name": "M", "role": "viewer"},
+    )
+    assert member.status_code == 201, member.text
+    key = await tenant.post("/v1/api-keys", json={"name": "mine"})
+    assert key.status_code == 201, key.text
+    endpoint = await add_endpoint(tenant, "https://hooks.example.com/crier")
+    sent = await tenant.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
+    assert sent.status_code == 202, sent.text
+    return Owned(
+        {
+            "account_id": account,
+            "media_id": media.json()["id"],
+            "post_id": post.json()["id"],
+            "member_id": member.json()["id"],
+            "key_id": key.json()["id"],
+            "endpoint_id": endpoint["id"],
+            "event_id": sent.json()["event_id"],
+        }
+    )
+
+
+def id_operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, operation)
+        for path, operations in schema["paths"].items()
+        if "{" in path
+        for method, operation in operations.items()
+    ]
+
+
+async def call(
+    tenant: Tenant, method: str, path: str, operation: dict[str, Any], ids: dict[str, str]
+) -> httpx.Response:
+    names = re.findall(r"\{([^}]+)\}", path)
+    unknown = [n for n in names if n not in ids]
+    assert not unknown, f"{method} {path}: the sweep has no resource for {unknown}"
+    url = path
+    for name in names:
+        url = url.replace("{" + name + "}", ids[name])
+    headers = {**tenant.auth, "If-Match": "*"}
+    body = operation.get("requestBody")
+    if body is None or not body.get("required"):
+        return await tenant.http.request(method, url, headers=headers)
+    [content] = body["content"].values()
+    ref = content["schema"].get("$ref", "").rsplit("/", 1)[-1]
+    assert ref in BODIES, f"{method} {path}: the sweep has no body for {ref or content}"
+    return await tenant.http.request(method, url, headers=headers, json=BODIES[ref])
+
+
+async def test_every_id_route_answers_another_workspaces_ids_like_missing_ones(
+    make_tenant: MakeTenant,
+) -> None:
+    mine, theirs = await make_tenant(), await make_tenant()
+    owned = await own_one_of_everything(theirs)
+    missing = {name: str(uuid.uuid4()) for name in owned.ids}
+    schema = (await mine.http.get("/openapi.json")).json()
+    before = {path: (await theirs.get(path)).json() for path in _readable(owned)}
+    swept = 0
+    for method, path, operation in id_operations(schema):
+        foreign = await call(mine, method, path, operation, owned.ids)
+        absent = await call(mine, method, path, operation, missing)
+        where = f"{method} {path}"
+        assert_problem(absent, 404, "not-found")
+        assert foreign.status_code == 404, f"{where}: {foreign.status_code} {foreign.text}"
+        assert foreign.json()["type"] == absent.json()["type"], where
+        assert foreign.json()["detail"] == absent.json()["detail"], where
+        swept += 1
+    assert swept >= 25
+    after = {path: (await theirs.get(path)).json() for path in _readable(owned)}
+    assert after == before  # nothing of theirs changed
+
+
+def _readable(owned: Owned) -> list[str]:
+    ids = owned.ids
+    return [
+        f"/v1/social-accounts/{ids['account_id']}",
+        f"/v1/media/{ids['media_id']}",
+        f"/v1/posts/{ids['post_id']}",
+        f"/v1/members/{ids['member_id']}",
+        f"/v1/api-keys/{ids['key_id']}",
+        f"/v1/webhook-endpoints/{ids['endpoint_id']}",
+        f"/v1/webhook-events/{ids['event_id']}",
+    ]
+
+
+async def test_another_workspaces_ids_in_bodies_and_filters_are_refused_like_missing_ones(
+    make_tenant: MakeTenant,
+) -> None:
+    mine, theirs = await make_tenant(), await make_tenant()
+    owned = await own_one_of_everything(theirs)
+    account = await sandbox_account(mine)
+    post = (await create(mine, draft_body(account))).json()
+    endpoint = await add_endpoint(mine, "https://hooks.example.com/mine")
+    event = (await mine.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")).json()["event_id"]
+
+    def probes(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any] | None]]:
+        return [
+            ("POST", "/v1/posts", draft_body(ids["account_id"])),
+            (
+                "POST",
+                "/v1/posts",
+                draft_body(account, payload={"text": "x", "media_ids": [ids["media_id"]]}),
+            ),
+            (
+                "PATCH",
+                f"/v1/posts/{post['id']}",
+                {"targets": [{"social_account_id": ids["account_id"]}]},
+            ),
+            (
+                "PATCH",
+                f"/v1/posts/{post['id']}",
+                {"payload": {"text": "x", "media_ids": [ids["media_id"]]}},
+            ),
+            ("POST", f"/v1/webhook-events/{event}/replay", {"endpoint_id": ids["endpoint_id"]}),
+            ("GET", f"/v1/posts?social_account_id={ids['account_id']}", None),
+            ("GET", f"/v1/api-keys?member_id={ids['member_id']}", None),
+        ]
+
+    missing = {name: str(uuid.uuid4()) for name in owned.ids}
+    for (method, path, body), (_, absent_path, absent_body) in zip(
+        probes(owned.ids), probes(missing), strict=True
+    ):
+        headers = {**mine.auth, "If-Match": "*"}
+        foreign = await mine.http.request(method, path, headers=headers, json=body)
+        absent = await mine.http.request(method, absent_path, headers=headers, json=absent_body)
+        where = f"{method} {path.split('?')[0]}"
+        assert foreign.status_code == absent.status_code, f"{where}: {foreign.text}"
+        if foreign.status_code >= 400:
+            assert foreign.json()["type"] == absent.json()["type"], where
+        else:
+            assert foreign.json()["data"] == absent.json()["data"] == [], where
+    assert (await mine.get(f"/v1/posts/{post['id']}")).json()["targets"][0][
+        "social_account_id"
+    ] == account
