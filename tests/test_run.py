@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,7 +30,7 @@ def free_port() -> int:
 class Running:
     """A `crier run` process whose output is read line by line as it comes."""
 
-    def __init__(self, data_dir: Path, port: int, sandbox_port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, sandbox_port: int, **settings: str) -> None:
         env = {
             k: v
             for k, v in os.environ.items()
@@ -38,6 +40,7 @@ class Running:
             CRIER_DATA_DIR=str(data_dir),
             CRIER_PORT=str(port),
             CRIER_SANDBOX_PORT=str(sandbox_port),
+            **{f"CRIER_{name.upper()}": value for name, value in settings.items()},
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "crier.cli", "run"],
@@ -97,6 +100,33 @@ def assert_published_by_the_worker(base: str, key: str, account_id: str) -> None
     assert deliveries.json()["data"][0]["permalink"]
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_first_post(api: str, key: str) -> str:
+    """The README's first-post commands, aimed at this server."""
+    text = README.read_text()
+    start = text.index("```sh\nAPI=") + len("```sh\n")
+    script = text[start : text.index("```", start)]
+    return script.replace("http://127.0.0.1:8000/v1", api).replace("$KEY", key)
+
+
+def assert_readme_example_works_twice(base: str, key: str) -> None:
+    """The quick start's example schedules a post each time it is run, not only the first."""
+    bash = shutil.which("bash")
+    assert bash is not None
+    for _ in range(2):
+        ran = subprocess.run(  # noqa: S603 (the script is this repository's README)
+            [bash, "-euo", "pipefail", "-c", readme_first_post(f"{base}/v1", key)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 0, ran.stderr
+        post = json.loads(ran.stdout)
+        assert post.get("status") == "scheduled", ran.stdout
+
+
 def postmaster_running(data_dir: Path) -> bool:
     pid_file = data_dir / "pgdata" / "postmaster.pid"
     if not pid_file.exists():
@@ -149,8 +179,67 @@ def test_run_starts_everything_prints_a_key_and_stops_cleanly(tmp_path: Path) ->
             headers={"Authorization": f"Bearer {key}"},
         )
         assert [a["id"] for a in accounts.json()["data"]] == [account.json()["id"]]
+        assert_readme_example_works_twice(f"http://127.0.0.1:{port}", key)
     finally:
         assert second.interrupt() == 0
+
+
+def test_one_ctrl_c_stops_it_within_the_grace_period_despite_a_request_in_flight(
+    tmp_path: Path,
+) -> None:
+    """A client that never finishes its request cannot hold the server up past the grace."""
+    port = free_port()
+    running = Running(tmp_path, port, free_port(), shutdown_grace_seconds="1")
+    running.wait_for("Press Ctrl-C")
+    stalled = socket.create_connection(("127.0.0.1", port))
+    try:
+        stalled.sendall(
+            b"POST /v1/posts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        time.sleep(0.5)  # let the server start reading the body that never comes
+        started = time.monotonic()
+        code = running.interrupt()
+        took = time.monotonic() - started
+    finally:
+        stalled.close()
+    assert code == 0, "".join(running.output)
+    assert took < 15, f"stopping took {took:.1f}s"
+    assert not postmaster_running(tmp_path)
+
+
+def test_the_database_stops_with_the_last_process_though_others_were_killed(
+    tmp_path: Path,
+) -> None:
+    """A worker killed with SIGKILL never releases its hold on the embedded database; the
+    last Crier process to exit cleanly stops the database all the same."""
+    running = Running(tmp_path, free_port(), free_port())
+    running.wait_for("Press Ctrl-C")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("CRIER_") and k != "DATABASE_URL"
+    }
+    env.update(CRIER_DATA_DIR=str(tmp_path), CRIER_WORKER_METRICS_PORT="0")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "crier.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        holders = tmp_path / "pgdata" / ".handle_pids.json"
+        deadline = time.monotonic() + START_TIMEOUT
+        while worker.pid not in json.loads(holders.read_text()) and time.monotonic() < deadline:
+            assert worker.poll() is None, "the worker exited"
+            time.sleep(0.1)
+        assert worker.pid in json.loads(holders.read_text())
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+    assert running.interrupt() == 0, "".join(running.output)
+    outlived = postmaster_running(tmp_path)
+    if outlived:  # leave no server behind, whatever the outcome
+        os.kill(int((tmp_path / "pgdata" / "postmaster.pid").read_text().split()[0]), 15)
+    assert not outlived, "the embedded database outlived its last process"
 
 
 def test_serve_with_several_workers_answers_from_each(tmp_path: Path) -> None:

@@ -123,6 +123,7 @@ def serve(
             loop="uvloop",
             log_level="info",
             access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
 
 
@@ -226,7 +227,7 @@ async def _serve(
             webhook_guard=Guard(allow_loopback=settings.webhook_allow_loopback),
         )
         freeze_startup_objects()
-        servers = [_server(app, settings.host, settings.port)]
+        servers = [_server(app, settings.host, settings.port, settings.shutdown_grace_seconds)]
         stop = asyncio.Event()
         background = []
         if with_sandbox:
@@ -280,9 +281,16 @@ async def _work(
         await scheduler_db.dispose()
 
 
-def _server(app: object, host: str, port: int) -> uvicorn.Server:
+def _server(app: object, host: str, port: int, grace: int) -> uvicorn.Server:
     return uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)  # type: ignore[arg-type]
+        uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=grace,
+        )
     )
 
 
@@ -291,7 +299,12 @@ def _sandbox_server(settings: Settings) -> uvicorn.Server:
     from crier.platforms.sandbox.store import Store
 
     store = Store(settings.resolved_data_dir / "sandbox.sqlite3")
-    return _server(create_sandbox_app(store), settings.sandbox_host, settings.sandbox_port)
+    return _server(
+        create_sandbox_app(store),
+        settings.sandbox_host,
+        settings.sandbox_port,
+        settings.shutdown_grace_seconds,
+    )
 
 
 async def _run_servers(servers: list[uvicorn.Server], message: str | None) -> None:

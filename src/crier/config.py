@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         description="How workers claim due posts; defaults to DATABASE_URL. Either way the "
         "connection takes the role `crier_scheduler`.",
     )
+    shutdown_grace_seconds: int = Field(
+        default=10,
+        gt=0,
+        description="On Ctrl-C or TERM, how long requests in flight may take to finish before "
+        "their connections are closed.",
+    )
     worker_lease_seconds: float = Field(
         default=60, gt=0, description="How long a worker's claim on a post lasts unrenewed."
     )

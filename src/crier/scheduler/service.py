@@ -203,6 +203,7 @@ async def fire_many(
             session, list({d.social_account_id for d in deliveries})
         )
         unusable: dict[UUID, ErrorCode] = {}
+        first_due: dict[UUID, datetime | None] = {}
         for d in deliveries:
             payload = payloads[d.post_id]
             assets = [found[m] for m in payload.media_ids if m in found]
@@ -219,7 +220,7 @@ async def fire_many(
                 uncertain.append((d.id, content, publish_at[d.post_id]))
             else:
                 token = vault.open(account.access_token) if account and account.access_token else ""
-                _observe_lateness(d.attempts, publish_at[d.post_id], clock)
+                first_due[d.id] = publish_at[d.post_id] if d.attempts == 0 else None
                 sends.append((d.id, new_id(), token, content))
         await session.execute(
             QUERIES["begin_sends"],
@@ -236,7 +237,10 @@ async def fire_many(
                 _fail(delivery, unusable[delivery.id], "the account cannot publish; reconnect it")
             await _announce(session, now, failed_now)
     results = await asyncio.gather(
-        *(platforms.sandbox.publish(token, content, str(key)) for key, _, token, content in sends),
+        *(
+            _publish(platforms, clock, token, content, str(key), first_due[key])
+            for key, _, token, content in sends
+        ),
         *(
             _resend_uncertain(db, platforms, vault, clock, workspace_id, d, content, due)
             for d, content, due in uncertain
@@ -261,10 +265,19 @@ async def fire_many(
     return outcome
 
 
-def _observe_lateness(attempts_before: int, publish_at: datetime | None, clock: Clock) -> None:
-    """How late a delivery's first attempt starts after its post's time (for /metrics)."""
-    if attempts_before == 0 and publish_at is not None:
-        PUBLISH_LATENESS.observe(max(0.0, (clock.now() - publish_at).total_seconds()))
+async def _publish(
+    platforms: Platforms,
+    clock: Clock,
+    token: str,
+    content: Prepared,
+    key: str,
+    first_due: datetime | None,
+) -> Published:
+    """Send a post to its platform. For a delivery's first attempt, `first_due` is its post's
+    time, and how late the call leaves is observed for /metrics as it leaves."""
+    if first_due is not None:
+        PUBLISH_LATENESS.observe(max(0.0, (clock.now() - first_due).total_seconds()))
+    return await platforms.sandbox.publish(token, content, key)
 
 
 async def settle_many(
@@ -364,9 +377,10 @@ async def _resend_uncertain(
         if delivery is None or delivery.status not in ("pending", "sending"):
             return
         interrupted = await delivery_repository.open_attempt(session, delivery_id)
-        attempt_id = await _begin_attempt(session, clock, delivery, publish_at, interrupted)
+        first_due = publish_at if delivery.attempts == 0 else None
+        attempt_id = await _begin_attempt(session, clock, delivery, interrupted)
     try:
-        published = await platforms.sandbox.publish(token, content, key)
+        published = await _publish(platforms, clock, token, content, key, first_due)
     except PlatformError as error:
         await _record_failure(db, clock, workspace_id, delivery_id, attempt_id, error)
         return
@@ -377,7 +391,6 @@ async def _begin_attempt(
     session: AsyncSession,
     clock: Clock,
     delivery: Delivery,
-    publish_at: datetime | None,
     interrupted: DeliveryAttempt | None,
 ) -> UUID:
     """Write down the attempt about to be made, closing `interrupted` (an earlier attempt
@@ -387,7 +400,6 @@ async def _begin_attempt(
         interrupted.finished_at = clock.now()
         interrupted.error_code = ErrorCode.OUTCOME_UNKNOWN.value
         interrupted.message = "interrupted; not found on the platform, so sent again"
-    _observe_lateness(delivery.attempts, publish_at, clock)
     delivery.attempts += 1
     delivery.status = "sending"
     attempt = DeliveryAttempt(

@@ -13,10 +13,12 @@ exit stops it. On first start it gets two roles and a database:
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
@@ -71,10 +73,23 @@ class EmbeddedPostgres:
         return Path(POSTGRES_BIN_PATH) / name
 
     def stop(self) -> None:
-        """Release this process's hold; the server stops when no Crier process holds it."""
+        """Release this process's hold; the server stops when no Crier process holds it.
+
+        A process killed outright (SIGKILL, a crash) never released its hold: its pid stays
+        in the server's list of holders, which would keep the server running for good. Holders
+        that are no longer alive are dropped first, so the last live process stops it."""
         if self._server is not None:
+            self._forget_dead_holders()
             self._server._cleanup()
             self._server = None
+
+    def _forget_dead_holders(self) -> None:
+        holders = self._server.global_process_id_list
+        with self._server._lock:
+            alive = [pid for pid in holders.get() if pid == os.getpid() or _is_alive(pid)]
+            if alive != holders.get():
+                log.info("the embedded database's holders no longer running are dropped")
+                holders.put(alive)
 
     def _bootstrap(self, superuser: URL) -> None:
         conninfo = superuser.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -110,6 +125,13 @@ class EmbeddedPostgres:
                         sql.Identifier(DATABASE_NAME), sql.Identifier(OWNER_ROLE)
                     )
                 )
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _socket_url(user: str, socket_dir: str | tuple[str, ...], database: str = DATABASE_NAME) -> URL:
