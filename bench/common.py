@@ -17,9 +17,10 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from crier.kit.db import DatabaseUrls
+from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db import migrate as migrations
 from crier.kit.db.embedded import EmbeddedPostgres
+from crier.workspace.service import create_workspace
 
 
 @contextmanager
@@ -32,6 +33,19 @@ def database(folder: Path) -> Iterator[DatabaseUrls]:
         yield urls
     finally:
         embedded.stop()
+
+
+async def workspace_key(urls: DatabaseUrls, name: str) -> str:
+    """A new workspace on the largest plan; its owner's API key."""
+    db = Database(urls, pool_size=2)
+    try:
+        async with db.transaction() as session:
+            new = await create_workspace(
+                session, name=name, plan="agency", owner_email=f"{name.lower()}@example.com"
+            )
+        return new.api_key_secret
+    finally:
+        await db.dispose()
 
 
 def free_port() -> int:

@@ -18,9 +18,16 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Measured, Reply, crier_server, database, load, send, table
-from crier.kit.db import Database, DatabaseUrls
-from crier.workspace.service import create_workspace
+from bench.common import (
+    Measured,
+    Reply,
+    crier_server,
+    database,
+    load,
+    send,
+    table,
+    workspace_key,
+)
 
 Request = Callable[[aiohttp.ClientSession, int], Awaitable[Reply]]
 
@@ -31,18 +38,6 @@ MAX_SECONDS = 15.0
 WARMUP = 300
 CREATE_SHARE_TARGET = 0.40
 P99_TARGET_MS = 50.0
-
-
-async def _workspace(urls: DatabaseUrls) -> str:
-    db = Database(urls, pool_size=2)
-    try:
-        async with db.transaction() as session:
-            new = await create_workspace(
-                session, name="Bench", plan="agency", owner_email="bench@example.com"
-            )
-        return new.api_key_secret
-    finally:
-        await db.dispose()
 
 
 async def _run(base: str, key: str) -> list[Measured]:
@@ -102,7 +97,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="crier-bench-") as folder:
         root = Path(folder)
         with database(root) as urls:
-            key = asyncio.run(_workspace(urls))
+            key = asyncio.run(workspace_key(urls, "Bench"))
             with crier_server(urls, root, WORKERS) as base:
                 ceiling, create, read = asyncio.run(_run(base, key))
     print(

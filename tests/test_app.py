@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import httpx
 
 from crier.kit.errors import PROBLEM_KINDS
+from crier.kit.time import is_iana_timezone
 from tests.conftest import Tenant, assert_problem
 
 
@@ -133,3 +135,48 @@ async def test_operations_taking_a_body_document_its_400_and_413(http: httpx.Asy
                 assert response is not None, f"{method.upper()} {path} lacks {status}"
                 assert "application/problem+json" in response["content"], f"{path} {status}"
     assert with_body >= 10
+
+
+async def test_parameters_are_never_null_and_timezones_are_the_accepted_ones(
+    http: httpx.AsyncClient,
+) -> None:
+    """A header or query parameter is absent or text; the Timezone component lists exactly
+    the zones Crier accepts."""
+    schema = (await http.get("/openapi.json")).json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                assert "null" not in json.dumps(parameter["schema"]), (method, path, parameter)
+    zones = schema["components"]["schemas"]["Timezone"]["enum"]
+    assert "Europe/Paris" in zones
+    assert "localtime" not in zones
+    assert "Factory" not in zones
+    assert all(is_iana_timezone(zone) for zone in zones)
+    update = schema["components"]["schemas"]["WorkspaceUpdate"]["properties"]["timezone"]
+    assert {"$ref": "#/components/schemas/Timezone"} in update["anyOf"]
+
+
+async def test_creates_that_take_an_idempotency_key_document_it_and_its_409(
+    http: httpx.AsyncClient,
+) -> None:
+    schema = (await http.get("/openapi.json")).json()
+    creates = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            names = {p["name"]: p for p in operation.get("parameters", [])}
+            if "Idempotency-Key" not in names:
+                continue
+            creates += 1
+            assert names["Idempotency-Key"]["schema"]["pattern"] == "^[ -~]{1,255}$"
+            assert "409" in operation["responses"], f"{method.upper()} {path}"
+    assert creates == 6
+
+
+async def test_cursors_are_described_as_they_are_read(tenant: Tenant) -> None:
+    well_formed = "AZI6OoAAcAAAAAAAAAAAAA"  # 22 base64url characters: any such is a cursor
+    assert (await tenant.get("/v1/posts", params={"cursor": well_formed})).status_code == 200
+    assert (await tenant.get("/v1/posts", params={"cursor": ""})).status_code == 200  # first page
+    for garbage in ("0" * 64, "not a cursor", "AZI6OoAAcAAAAAAAAAAAA="):
+        response = await tenant.get("/v1/posts", params={"cursor": garbage})
+        body = assert_problem(response, 422, "validation-error")
+        assert body["errors"][0]["loc"] == ["query", "cursor"]  # type: ignore[index]

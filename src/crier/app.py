@@ -33,7 +33,7 @@ from crier.kit.errors import (
     register_problem,
 )
 from crier.kit.storage import Storage
-from crier.kit.time import EXPECTED_FORM, Clock, SystemClock
+from crier.kit.time import EXPECTED_FORM, TIMEZONE_COMPONENT, Clock, SystemClock, timezone_schema
 from crier.kit.vault import Vault
 from crier.media.endpoints import router as media_router
 from crier.member.endpoints import router as member_router
@@ -138,7 +138,38 @@ def create_app(
         + [("", route) for route in app.router.routes]
     )
     _install_problem_handlers(app)
+    _refine_openapi(app)
     return app
+
+
+def _refine_openapi(app: FastAPI) -> None:
+    """FastAPI's description, made exact: the `Timezone` component that timezone fields
+    refer to, and parameters without the `null` that an optional Python parameter adds (a
+    header or query parameter is absent or a string, never JSON null)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components[TIMEZONE_COMPONENT] = timezone_schema()
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    for parameter in operation.get("parameters", []):
+                        _drop_null(parameter["schema"])
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    options = schema.get("anyOf")
+    if options is None:
+        return
+    kept = [option for option in options if option != {"type": "null"}]
+    if len(kept) == 1 and len(kept) < len(options):
+        del schema["anyOf"]
+        schema.update(kept[0])
 
 
 def _methods_by_path(routes: list[tuple[str, BaseRoute]]) -> list[tuple[re.Pattern[str], str]]:

@@ -169,6 +169,16 @@ async def test_a_file_over_the_plans_limit_is_413(
 async def test_an_upload_must_be_a_multipart_file(tenant: Tenant) -> None:
     assert_problem(await tenant.post("/v1/media", json={"file": "x"}), 422, "validation-error")
     assert_problem(await tenant.post("/v1/media", data={"other": "x"}), 422, "validation-error")
+    extra = await tenant.post(
+        "/v1/media",
+        files={"file": ("a.png", image_bytes("PNG"), "image/png")},
+        data={"caption": "x"},
+    )
+    problem = assert_problem(extra, 422, "validation-error")
+    assert problem["errors"] == [  # the description allows only `file`
+        {"loc": ["body", "caption"], "message": "unknown field", "type": "extra_forbidden"}
+    ]
+    assert (await tenant.get("/v1/media")).json()["data"] == []
 
 
 async def test_list_filters_by_category_and_paginates(tenant: Tenant) -> None:

@@ -225,6 +225,11 @@ async def test_edits_need_the_current_etag(tenant: Tenant) -> None:
     assert_problem(
         await with_etag(tenant, "PATCH", path, f"W/{etag}", json=change), 412, "precondition-failed"
     )
+    for garbage in ("undefined", "1", '"unterminated', "*, *"):  # not entity tags: malformed
+        body = assert_problem(
+            await with_etag(tenant, "PATCH", path, garbage, json=change), 422, "validation-error"
+        )
+        assert body["errors"][0]["loc"] == ["header", "If-Match"]  # type: ignore[index]
     assert (await tenant.get(path)).json()["payload"]["text"] == "Hello from Crier"
     edited = await with_etag(tenant, "PATCH", path, etag, json=change)
     assert edited.status_code == 200, edited.text

@@ -75,9 +75,10 @@ async def test_keys_are_validated_scoped_and_kept_a_day(
 ) -> None:
     account = await sandbox_account(tenant)
     body = draft_body(account)
-    assert_problem(
-        await create(tenant, body, **{"Idempotency-Key": "x" * 256}), 422, "validation-error"
-    )
+    for refused in ("x" * 256, "x" * 10_000, "tab\tinside"):
+        assert_problem(
+            await create(tenant, body, **{"Idempotency-Key": refused}), 422, "validation-error"
+        )
     assert (await create(tenant, body, **{"Idempotency-Key": "x" * 255})).status_code == 201
     first = await create(tenant, body, **{"Idempotency-Key": "daily"})
     theirs = await create(

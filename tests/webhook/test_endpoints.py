@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
 import pytest
@@ -82,6 +83,9 @@ async def test_update_and_delete(tenant: Tenant) -> None:
         ({"url": URL, "event_types": []}, "event_types"),
         ({"url": URL, "event_types": ["post.exploded"]}, "event_types"),
         ({"url": URL, "secret": "mine"}, "secret"),
+        ({"url": URL, "enabled": 0}, "enabled"),
+        ({"url": URL, "enabled": "yes"}, "enabled"),
+        ({"url": "https://example.com/x#part"}, "url"),
     ],
 )
 async def test_bad_endpoints_are_422(tenant: Tenant, body: dict[str, object], field: str) -> None:
@@ -89,6 +93,23 @@ async def test_bad_endpoints_are_422(tenant: Tenant, body: dict[str, object], fi
         await tenant.post("/v1/webhook-endpoints", json=body), 422, "validation-error"
     )
     assert any(field in e["loc"] for e in problem["errors"])  # type: ignore[attr-defined]
+
+
+async def test_the_documented_url_pattern_is_the_rule_applied(tenant: Tenant) -> None:
+    """What the OpenAPI pattern admits is accepted, and what it refuses is refused."""
+    schema = (await tenant.http.get("/openapi.json")).json()
+    create = schema["components"]["schemas"]["WebhookEndpointCreate"]["properties"]["url"]
+    pattern = re.compile(create["pattern"])
+    for url in (
+        "https://hooks.example.com/crier?x=1",
+        "http://hooks.example.com:8443/a;b=c",
+        "https://hooks.example.com/crier#frag",
+        "https://me@hooks.example.com/",
+        "https://hooks.example.com:65536/",
+        "gopher://hooks.example.com/",
+    ):
+        answer = await tenant.post("/v1/webhook-endpoints", json={"url": url})
+        assert (answer.status_code == 201) == bool(pattern.match(url)), (url, answer.text)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from crier.auth import service
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.http import DbSession, RequestClock
-from crier.kit.idempotency import HEADER, Idempotency, validate_key
+from crier.kit.idempotency import HEADER, KEY_PATTERN, Idempotency, validate_key
 
 # Declares the scheme in OpenAPI (the docs' Authorize button); the header itself is checked
 # by `service.authenticate`, so that every failure is the same problem response.
@@ -50,6 +50,7 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias=HEADER,
+        pattern=KEY_PATTERN,
         description=(
             "Makes this create safe to retry: the same key with the same body replays "
             "the first response (`Idempotent-Replayed: true`) instead of acting twice. "

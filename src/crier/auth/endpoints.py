@@ -58,7 +58,7 @@ async def get_roles(_: CurrentPrincipal) -> RoleCatalogue:
     "/api-keys",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 409, 422),
 )
 async def create_api_key(
     data: ApiKeyCreate,

@@ -25,6 +25,10 @@ class PreconditionFailed(CrierError):
     status = 412
 
 
+# RFC 9110's If-Match: `*` or a list of entity tags; empty means none was sent (428).
+IF_MATCH_PATTERN = r'^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)?$'
+
+
 def missing_if_match() -> PreconditionRequired:
     """What a change that must name the version it read answers without `If-Match`."""
     return PreconditionRequired("Send If-Match with the ETag from your last read of this resource.")

@@ -35,6 +35,8 @@ Created = TypeVar("Created", bound=BaseModel)
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+KEY_PATTERN = f"^[ -~]{{1,{MAX_KEY_LENGTH}}}$"
+"""1 to 255 printable ASCII characters, as the OpenAPI description states them."""
 RETENTION = timedelta(hours=24)
 REPLAYED_HEADER = "Idempotent-Replayed"
 _STORED_HEADERS = ("etag", "location")

@@ -15,6 +15,9 @@ from crier.kit.errors import ValidationFailed, field_error
 
 T = TypeVar("T")
 
+# A cursor is the id of a page's last item, base64url without padding: 22 characters
+# (empty is the first page, as if none were sent).
+CURSOR_PATTERN = "^([A-Za-z0-9_-]{22})?$"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
@@ -50,7 +53,8 @@ def decode_cursor(cursor: str) -> UUID:
 
 async def page_request(
     cursor: Annotated[
-        str | None, Query(description="`next_cursor` of the previous page.", max_length=64)
+        str | None,
+        Query(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN),
     ] = None,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="Items per page, at most 100.")

@@ -37,6 +37,24 @@ def is_iana_timezone(name: str) -> bool:
     return name in _known_zones()
 
 
+TIMEZONE_COMPONENT = "Timezone"
+
+
+def timezone_schema() -> dict[str, Any]:
+    """The OpenAPI component listing every zone `is_iana_timezone` accepts."""
+    return {
+        "type": "string",
+        "enum": sorted(_known_zones()),
+        "description": "A zone of the IANA time zone database, such as `Europe/Paris`.",
+    }
+
+
+IanaTimezone = Annotated[
+    str, WithJsonSchema({"$ref": f"#/components/schemas/{TIMEZONE_COMPONENT}"})
+]
+"""A timezone field, described by the `Timezone` component (checked where it is used)."""
+
+
 EXPECTED_FORM = "2025-10-21T12:00:00-04:00 (or 2025-10-21T16:00:00Z)"
 
 # Instants a day inside what Python can represent, so that any arithmetic Crier does on a

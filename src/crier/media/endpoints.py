@@ -41,6 +41,7 @@ _UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {
                             "type": "string",
@@ -81,7 +82,7 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=MediaAsset,
-    responses=problem_responses(401, 403, 413, 415, 422),
+    responses=problem_responses(401, 403, 409, 413, 415, 422),
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload_media(
@@ -97,6 +98,14 @@ async def upload_media(
     limit = await service.upload_limit(session, principal.workspace_id)
     allow_body(request, limit + MULTIPART_OVERHEAD)
     async with _form(request, limit) as form:
+        if unknown := sorted(set(form.keys()) - {"file"}):
+            raise ValidationFailed(
+                "The upload takes the one field 'file'.",
+                [
+                    field_error(["body", name], "unknown field", "extra_forbidden")
+                    for name in unknown
+                ],
+            )
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise ValidationFailed(

@@ -13,7 +13,7 @@ from crier.auth.principal import Principal
 from crier.delivery import service as delivery_service
 from crier.delivery.schemas import DeliveryList
 from crier.kit.body import JsonRoute
-from crier.kit.concurrency import etag_of
+from crier.kit.concurrency import IF_MATCH_PATTERN, etag_of
 from crier.kit.http import DbSession, RequestClock, problem_responses
 from crier.kit.idempotency import validate_key
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
@@ -39,14 +39,18 @@ IfMatch = Annotated[
     str,
     Header(
         alias="If-Match",
-        description="The ETag of your last read of the post: without it (or empty) 428, stale 412.",
+        pattern=IF_MATCH_PATTERN,
+        description="The ETag of your last read of the post: without it (or empty) 428, "
+        "stale 412, malformed 422.",
     ),
 ]
 OptionalIfMatch = Annotated[
     str | None,
     Header(
         alias="If-Match",
-        description="Optional: act only if the post is at this ETag (stale 412, empty 428).",
+        pattern=IF_MATCH_PATTERN,
+        description="Optional: act only if the post is at this ETag (stale 412, empty 428, "
+        "malformed 422).",
     ),
 ]
 # The errors a change to an existing post can meet, beyond authentication.

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from crier.kit.time import Timestamp
+from crier.kit.time import IanaTimezone, Timestamp
 from crier.social_account.schemas import Platform
 
 PostId = Annotated[UUID, Field(description="Identifier of a post.")]
@@ -74,7 +74,7 @@ class PostCreate(BaseModel):
         default=None,
         description="When to publish: ISO 8601 with an explicit offset. Required to schedule.",
     )
-    timezone: str | None = Field(
+    timezone: IanaTimezone | None = Field(
         default=None,
         max_length=64,
         description="IANA timezone of this post; the workspace's when omitted.",
@@ -98,7 +98,7 @@ class PostUpdate(BaseModel):
     publish_at: Timestamp | None = Field(
         default=None, description="New time (ISO 8601 with offset); null clears a draft's."
     )
-    timezone: str | None = Field(
+    timezone: IanaTimezone | None = Field(
         default=None, max_length=64, description="New IANA timezone; null uses the workspace's."
     )
 
@@ -111,7 +111,7 @@ class ScheduleRequest(BaseModel):
     publish_at: Timestamp | None = Field(
         default=None, description="When to publish; the post's own `publish_at` when omitted."
     )
-    timezone: str | None = Field(
+    timezone: IanaTimezone | None = Field(
         default=None, max_length=64, description="IANA timezone to set on the post."
     )
 

@@ -50,7 +50,7 @@ async def list_social_accounts(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=SocialAccount,
-    responses=problem_responses(401, 403, 422, 503),
+    responses=problem_responses(401, 403, 409, 422, 503),
 )
 async def connect_social_account(
     data: SocialAccountConnect,

@@ -8,13 +8,31 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from crier.webhook.events import EventType
 
 EndpointId = Annotated[UUID, Field(description="Identifier of a webhook endpoint.")]
 EventId = Annotated[UUID, Field(description="Identifier of an event (its `webhook-id`).")]
 MAX_URL_LENGTH = 2048
+# What `_check_url` accepts, said so that a client can check it too: http(s), a host name,
+# an IPv4 or a bracketed IPv6 address, an optional port, then a path or query of printable
+# ASCII without `#` (no credentials, no fragment).
+_H16 = "[0-9A-Fa-f]{1,4}"
+_IPV4 = r"((25[0-5]|(2[0-4]|1?[0-9])?[0-9])\.){3}(25[0-5]|(2[0-4]|1?[0-9])?[0-9])"
+_IPV6 = "|".join(  # RFC 3986's IPv6address, spelled out (the pattern language has no lookahead)
+    [
+        f"({_H16}:){{7}}{_H16}",
+        f"({_H16}:){{1,7}}:",
+        f"({_H16}:){{1,6}}:{_H16}",
+        *(f"({_H16}:){{1,{7 - n}}}(:{_H16}){{1,{n}}}" for n in range(2, 7)),
+        f":((:{_H16}){{1,7}}|:)",
+        f"({_H16}:){{6}}{_IPV4}",
+        f"(({_H16}:){{0,5}}|:):({_H16}:){{0,5}}{_IPV4}",
+    ]
+)
+_PORT = "([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+URL_PATTERN = f"^https?://([A-Za-z0-9.-]+|\\[({_IPV6})\\])(:{_PORT})?([/?][!$-;=?-~]*)?$"
 
 
 def _check_url(url: str) -> str:
@@ -42,12 +60,19 @@ def _check_types(types: list[EventType] | None) -> list[EventType] | None:
 class WebhookEndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="Where events are POSTed: an absolute http(s) URL.")
+    url: str = Field(
+        max_length=MAX_URL_LENGTH,
+        pattern=URL_PATTERN,
+        description="Where events are POSTed: an absolute http(s) URL.",
+    )
     event_types: list[EventType] | None = Field(
-        default=None, description="The event types to send; null (the default) for all."
+        default=None,
+        min_length=1,
+        description="The event types to send; null (the default) for all.",
     )
     description: str = Field(default="", max_length=500, description="What it is for.")
-    enabled: bool = Field(default=True, description="Whether events are sent to it.")
+    # Strict: `0` or "yes" is not a boolean, though Python would take it for one.
+    enabled: StrictBool = Field(default=True, description="Whether events are sent to it.")
 
     _url = field_validator("url")(_check_url)
     _types = field_validator("event_types")(_check_types)
@@ -56,12 +81,14 @@ class WebhookEndpointCreate(BaseModel):
 class WebhookEndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, description="A new URL.")
+    url: str | None = Field(
+        default=None, max_length=MAX_URL_LENGTH, pattern=URL_PATTERN, description="A new URL."
+    )
     event_types: list[EventType] | None = Field(
-        default=None, description="The event types to send; null for all."
+        default=None, min_length=1, description="The event types to send; null for all."
     )
     description: str | None = Field(default=None, max_length=500, description="What it is for.")
-    enabled: bool | None = Field(
+    enabled: StrictBool | None = Field(
         default=None, description="`true` re-enables an endpoint that was disabled."
     )
 

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from crier.kit.time import IanaTimezone
 from crier.workspace.plans import PlanName
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
@@ -52,6 +53,6 @@ class WorkspaceUpdate(BaseModel):
     slug: str | None = Field(
         default=None, pattern=SLUG_PATTERN, description="Unique, URL-safe name (a-z, 0-9, -)."
     )
-    timezone: str | None = Field(
+    timezone: IanaTimezone | None = Field(
         default=None, max_length=64, description="IANA timezone, e.g. `Europe/Paris`."
     )

@@ -1,0 +1,1 @@
+"""`make fuzz`: the OpenAPI description fuzzed with schemathesis against a running Crier."""
