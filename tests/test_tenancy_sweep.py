@@ -178,3 +178,19 @@ async def test_another_workspaces_ids_in_bodies_and_filters_are_refused_like_mis
     assert (await mine.get(f"/v1/posts/{post['id']}")).json()["targets"][0][
         "social_account_id"
     ] == account
+
+
+async def test_another_workspaces_cursor_pages_only_through_ones_own_items(
+    make_tenant: MakeTenant,
+) -> None:
+    mine, theirs = await make_tenant(), await make_tenant()
+    my_account = await sandbox_account(mine)
+    their_account = await sandbox_account(theirs)
+    await sandbox_account(theirs)
+    their_page = (await theirs.get("/v1/social-accounts", params={"limit": 1})).json()
+    assert their_page["next_cursor"] is not None
+    seen = await mine.get("/v1/social-accounts", params={"cursor": their_page["next_cursor"]})
+    assert seen.status_code == 200
+    ids = {a["id"] for a in seen.json()["data"]}
+    assert their_account not in ids
+    assert ids <= {my_account}

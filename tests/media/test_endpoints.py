@@ -253,3 +253,32 @@ async def test_another_workspaces_media_answer_404(
     assert_problem(await tenant.get(theirs["url"]), 404, "not-found")
     assert_problem(await tenant.delete(f"/v1/media/{theirs['id']}"), 404, "not-found")
     assert len(files_under(storage, other_tenant)) == 6
+
+
+async def test_broken_multipart_and_unstorable_file_names_are_refused(
+    tenant: Tenant, storage: LocalStorage
+) -> None:
+    no_boundary = await tenant.http.post(
+        "/v1/media",
+        content=b"--b\r\n\r\nx",
+        headers={**tenant.auth, "Content-Type": "multipart/form-data"},
+    )
+    assert_problem(no_boundary, 400, "bad-request")
+    part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+    truncated = await tenant.http.post(
+        "/v1/media",
+        content=part + b"no closing boundary",
+        headers={**tenant.auth, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert_problem(truncated, 422, "validation-error")  # the file part never completed
+    # Raw, as a hostile client sends it (httpx would escape the NUL as %00).
+    named = await tenant.http.post(
+        "/v1/media",
+        content=b'--b\r\nContent-Disposition: form-data; name="file"; filename="a\x00.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + image_bytes("PNG") + b"\r\n--b--\r\n",
+        headers={**tenant.auth, "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    problem = assert_problem(named, 422, "validation-error")
+    assert problem["errors"][0]["loc"] == ["body", "file", "filename"]  # type: ignore[index]
+    assert files_under(storage, tenant) == []
+    assert (await tenant.get("/v1/media")).json()["data"] == []
