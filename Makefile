@@ -24,8 +24,9 @@ test: $(STAMP)
 # The whole suite as if run at each of these instants: a new year, a month's 1st, New
 # Year's Eve at 23:30 UTC, 29 February, and the morning New York leaves daylight saving time
 # (05:30 UTC is 01:30 EDT, in the hour that repeats). `test-dates` starts every test clock
-# there (CRIER_TEST_NOW); `test-faketime` moves the whole machine's clock there for each
-# process instead, PostgreSQL included, with Debian's faketime (installed if missing).
+# there (CRIER_TEST_NOW); `test-faketime` moves the clock of every process there instead,
+# PostgreSQL and the workers a test starts included, by one offset from now, with Debian's
+# faketime (installed if missing).
 DATES ?= 2027-01-01T00:00:00Z 2027-12-31T23:30:00Z 2028-02-29T12:00:00Z 2027-11-07T05:30:00Z 2027-03-01T00:10:00Z
 
 test-dates: $(STAMP)
@@ -34,8 +35,10 @@ test-dates: $(STAMP)
 
 test-faketime: $(STAMP)
 	@command -v faketime >/dev/null || apt-get install -y -q faketime
-	@for at in $(DATES); do when=$$(echo $$at | sed 's/T/ /; s/Z$$//'); echo "== faketime $$when (UTC)"; \
-		TZ=UTC faketime "$$when" $(BIN)/pytest -q $(PYTEST_ARGS) || exit 1; done
+	@for at in $(DATES); do \
+		offset=$$(( $$(date -u -d "$$at" +%s) - $$(date -u +%s) )); \
+		echo "== faketime $$at (every process, +$$offset s)"; \
+		TZ=UTC faketime -f "+$$offset" $(BIN)/pytest -q $(PYTEST_ARGS) || exit 1; done
 
 # Schemathesis over every operation of the OpenAPI description, against a fresh server (a
 # few minutes; CRIER_FUZZ_SECONDS sets the budget, CRIER_FUZZ_SEED replays a run).
