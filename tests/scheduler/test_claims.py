@@ -13,7 +13,8 @@ from sqlalchemy import select, text
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import SCHEDULER_ROLE
 from crier.models import Post
-from crier.scheduler.claims import Claimed, claim_due, renew_leases
+from crier.post.lifecycle import CLAIMABLE, IN_FLIGHT, LOCK_WINDOW, PostStatus
+from crier.scheduler.claims import QUERIES, Claimed, claim_due, renew_leases
 from tests.conftest import FakeClock, MakeTenant, Tenant, libpq
 
 # Moments no other test schedules near, so claims here only see this module's posts. Each
@@ -213,3 +214,24 @@ async def test_expired_idempotency_keys_are_purged_and_only_those(
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute("SELECT response_body FROM idempotency_keys")
+
+
+async def test_the_scheduler_claims_no_earlier_than_the_lock_window(
+    tenant: Tenant, db: Database, scheduler_db: Database, now: datetime
+) -> None:
+    """Claiming starts exactly when the API's lock does, not a moment before."""
+    at_the_lock = await add_post(db, tenant, "scheduled", now + LOCK_WINDOW)
+    before_it = await add_post(db, tenant, "scheduled", now + LOCK_WINDOW + timedelta(seconds=1))
+    claimed = await claim_due(scheduler_db, "worker-1", now, LEASE, limit=10)
+    assert mine(claimed, {at_the_lock, before_it}) == [
+        Claimed(UUID(tenant.id), at_the_lock, now + LOCK_WINDOW, "queued")
+    ]
+
+
+def test_the_claim_query_takes_the_lifecycles_statuses() -> None:
+    """The SQL spells out the statuses the lifecycle names: keep the two together."""
+    sql = str(QUERIES["claim_due_posts"])
+    [claimable] = CLAIMABLE
+    assert f"(status = '{claimable}' AND publish_at <= :horizon)" in sql
+    in_flight = ", ".join(f"'{s}'" for s in PostStatus if s in IN_FLIGHT)
+    assert f"(status IN ({in_flight}) AND lease_expires_at <= :now)" in sql

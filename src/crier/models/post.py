@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crier.models.base import TenantModel
+from crier.post.lifecycle import PostStatus
 
 POST_STATUSES = ("draft", "scheduled", "queued", "publishing", "published", "failed", "cancelled")
 
@@ -32,8 +33,7 @@ class Post(TenantModel):
             ["workspace_id", "cancelled_by"], ["members.workspace_id", "members.id"]
         ),
         CheckConstraint(
-            "status IN ('draft', 'scheduled', 'queued', 'publishing', 'published', 'failed', "
-            "'cancelled')",
+            f"status IN ({', '.join(repr(status.value) for status in PostStatus)})",
             name="status_known",
         ),
         CheckConstraint(

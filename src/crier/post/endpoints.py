@@ -19,11 +19,11 @@ from crier.kit.idempotency import validate_key
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.kit.time import Timestamp
 from crier.post import service
+from crier.post.lifecycle import PostStatus
 from crier.post.schemas import (
     Post,
     PostCreate,
     PostId,
-    PostStatus,
     PostUpdate,
     ScheduleRequest,
 )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crier.kit.time import IanaTimezone, Timestamp
+from crier.post.lifecycle import PostStatus
 from crier.social_account.schemas import Platform
 
 PostId = Annotated[UUID, Field(description="Identifier of a post.")]
@@ -17,16 +17,6 @@ PostId = Annotated[UUID, Field(description="Identifier of a post.")]
 MAX_TEXT = 100_000
 MAX_MEDIA = 20
 MAX_TARGETS = 50
-
-
-class PostStatus(StrEnum):
-    DRAFT = "draft"
-    SCHEDULED = "scheduled"
-    QUEUED = "queued"
-    PUBLISHING = "publishing"
-    PUBLISHED = "published"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 class PostPayload(BaseModel):

@@ -31,11 +31,19 @@ from crier.media import repository as media_repository
 from crier.models import MediaAsset, Post, PostTarget, SocialAccount
 from crier.platforms.rules import MediaLike, check_content
 from crier.post import repository
+from crier.post.lifecycle import (
+    CANCELLABLE,
+    EDITABLE,
+    LOCK_WINDOW,
+    PostStatus,
+    is_locked,
+    move,
+    revise,
+)
 from crier.post.schemas import Post as PostOut
 from crier.post.schemas import (
     PostCreate,
     PostPayload,
-    PostStatus,
     PostUpdate,
     ScheduleRequest,
     Target,
@@ -55,11 +63,7 @@ from crier.workspace.service import (
 
 _Medium = TypeVar("_Medium")
 
-LOCK_WINDOW = timedelta(minutes=5)
 PAST_TOLERANCE = timedelta(seconds=30)
-_EDITABLE = (PostStatus.DRAFT, PostStatus.SCHEDULED)
-_CANCELLABLE = (PostStatus.DRAFT, PostStatus.SCHEDULED, PostStatus.QUEUED)
-_IN_FLIGHT = (PostStatus.QUEUED, PostStatus.PUBLISHING)
 
 
 class PostLocked(Conflict):
@@ -118,20 +122,9 @@ class TargetsInvalid(CrierError):
         )
 
 
-def is_locked(post: _Shown, now: datetime) -> bool:
-    """Locked from 5 minutes before `publish_at` (a rule of time, not of worker progress)."""
-    if post.status in _IN_FLIGHT:
-        return True
-    return (
-        post.status == PostStatus.SCHEDULED
-        and post.publish_at is not None
-        and now >= post.publish_at - LOCK_WINDOW
-    )
-
-
 def _ensure_changeable(post: Post, now: datetime) -> None:
     _ensure_unlocked(post, now)
-    if post.status not in _EDITABLE:
+    if post.status not in EDITABLE:
         raise PostNotEditable(f"A {post.status} post cannot be changed.", status=post.status)
 
 
@@ -613,7 +606,7 @@ async def update_post(
     if scheduled:
         text = PostPayload.model_validate(post.payload).text
         _check_schedulable(post.publish_at, text, targets, accounts, media, now)
-    post.version += 1
+    revise(post)
     if scheduled:
         await hold_to_scheduled_posts_limit(session, principal.workspace_plan)
     timezone = post.timezone or principal.workspace_timezone
@@ -644,8 +637,7 @@ async def schedule_post(
     payload = PostPayload.model_validate(post.payload)
     accounts, media = await _references(session, targets, payload.media_ids, lock_media=True)
     _check_schedulable(post.publish_at, payload.text, targets, accounts, media, now)
-    post.status = PostStatus.SCHEDULED.value
-    post.version += 1
+    move(post, PostStatus.SCHEDULED)
     await hold_to_scheduled_posts_limit(session, principal.workspace_plan)
     timezone = post.timezone or principal.workspace_timezone
     shown = await _one(session, post, principal, now, offset_warnings(data.publish_at, timezone))
@@ -666,8 +658,7 @@ async def unschedule_post(
     _ensure_changeable(post, now)
     if post.status != PostStatus.SCHEDULED:
         raise PostNotEditable("Only a scheduled post can be unscheduled.", status=post.status)
-    post.status = PostStatus.DRAFT.value
-    post.version += 1
+    move(post, PostStatus.DRAFT)
     shown = await _one(session, post, principal, now)
     await _announce(session, now, EventType.POST_UNSCHEDULED, shown)
     return shown
@@ -689,14 +680,13 @@ async def cancel_post(
     post = await _locked_post(session, post_id, if_match, require_if_match=False)
     if post.status == PostStatus.CANCELLED:
         return await _one(session, post, principal, now)
-    if post.status not in _CANCELLABLE:
+    if post.status not in CANCELLABLE:
         raise PostNotCancellable(
             f"The post is {post.status}; it can no longer be cancelled.", status=post.status
         )
-    post.status = PostStatus.CANCELLED.value
+    move(post, PostStatus.CANCELLED)
     post.cancelled_at = now
     post.cancelled_by = principal.member_id
-    post.version += 1
     await repository.release_media(session, post)
     await delivery_repository.cancel_pending(session, post.id)
     shown = await _one(session, post, principal, now)
@@ -734,8 +724,7 @@ async def retry_post(
             delivery.error_code = None
             delivery.error_message = None
     # Back in the queue and already due: the scheduler claims it on its next round.
-    post.status = PostStatus.SCHEDULED.value
-    post.version += 1
+    move(post, PostStatus.SCHEDULED)
     shown = await _one(session, post, principal, now)
     await _announce(session, now, EventType.POST_SCHEDULED, shown)
     return shown

@@ -8,9 +8,9 @@ from uuid import UUID
 
 from crier.kit.db import Database
 from crier.kit.sql import queries
+from crier.post.lifecycle import LOCK_WINDOW
 
 QUERIES = queries(__file__, "queries.sql")
-LOCK_HORIZON = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,15 @@ class Claimed:
 async def claim_due(
     scheduler_db: Database, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Claimed]:
-    """Claim up to `limit` posts due within 5 minutes (or with expired leases) for `worker`."""
+    """Claim up to `limit` posts due within the lock window, when they lock (or with expired
+    leases), for `worker`: never earlier, so the API's edits stay possible until then."""
     async with scheduler_db.engine.begin() as conn:
         rows = await conn.execute(
             QUERIES["claim_due_posts"],
             {
                 "worker": worker,
                 "now": now,
-                "horizon": now + LOCK_HORIZON,
+                "horizon": now + LOCK_WINDOW,
                 "lease_until": now + lease,
                 "limit": limit,
             },
@@ -53,7 +54,7 @@ async def renew_leases(scheduler_db: Database, worker: str, now: datetime, lease
 
 async def queue_depth(scheduler_db: Database, now: datetime) -> int:
     async with scheduler_db.engine.connect() as conn:
-        result = await conn.execute(QUERIES["queue_depth"], {"horizon": now + LOCK_HORIZON})
+        result = await conn.execute(QUERIES["queue_depth"], {"horizon": now + LOCK_WINDOW})
         return int(result.scalar_one())
 
 

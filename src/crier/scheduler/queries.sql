@@ -1,6 +1,6 @@
 -- name: claim_due_posts
 -- Take up to :limit posts for worker :worker until :lease_until: scheduled posts within the
--- lock horizon (:horizon, publish_at - 5 minutes) become queued, and queued or publishing
+-- lock window (:horizon, now + crier.post.lifecycle.LOCK_WINDOW) become queued, and queued or publishing
 -- posts whose lease expired before :now change hands. SKIP LOCKED lets any number of
 -- workers claim at once without waiting on, or taking, each other's posts. Runs as
 -- crier_scheduler, which sees only these columns.

@@ -34,6 +34,7 @@ from crier.platforms.registry import Platforms
 from crier.platforms.rules import shape_for
 from crier.post import events as post_events
 from crier.post import repository as post_repository
+from crier.post.lifecycle import IN_FLIGHT, PostStatus, move
 from crier.post.schemas import PostPayload
 from crier.scheduler.claims import QUERIES
 from crier.scheduler.metrics import DELIVERY_ATTEMPTS, PUBLISH_LATENESS
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE = timedelta(seconds=2)
 REFRESH_MARGIN = timedelta(minutes=10)
-_IN_FLIGHT = ("queued", "publishing")
 _random = random.Random()  # noqa: S311 - jitter, not security
 
 
@@ -324,12 +324,11 @@ async def settle_many(
                 outcome[post.id] = Held(workspace_id, post.id, next_due)
                 continue
             failed = any(d.status == "failed" for d in mine)
-            post.status = "failed" if failed else "published"
+            move(post, PostStatus.FAILED if failed else PostStatus.PUBLISHED)
             if not failed:
                 post.published_at = max(
                     (d.published_at for d in mine if d.published_at), default=clock.now()
                 )
-            post.version += 1
             post.lease_owner = None
             post.lease_expires_at = None
             done[EventType.POST_FAILED if failed else EventType.POST_PUBLISHED].append(post)
@@ -546,4 +545,4 @@ def _unusable(account: SocialAccount | None, now: datetime) -> ErrorCode | None:
 
 
 def _ours(post: Post | None, worker: str) -> bool:
-    return post is not None and post.status in _IN_FLIGHT and post.lease_owner == worker
+    return post is not None and post.status in IN_FLIGHT and post.lease_owner == worker
