@@ -11,7 +11,7 @@ from crier.auth import service
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.http import DbSession, RequestClock
-from crier.kit.idempotency import HEADER, KEY_PATTERN, Idempotency, validate_key
+from crier.kit.idempotency import HEADER, KEY_PATTERN, Idempotency
 
 # Declares the scheme in OpenAPI (the docs' Authorize button); the header itself is checked
 # by `service.authenticate`, so that every failure is the same problem response.
@@ -68,7 +68,7 @@ async def idempotency(
     key: IdempotencyKey = None,
 ) -> Idempotency:
     """The `Idempotency-Key` state of a create request."""
-    return Idempotency(session, request.app.state.vault, clock, validate_key(key))
+    return Idempotency(session, request.app.state.vault, clock, key)
 
 
 IdempotentRequest = Annotated[Idempotency, Depends(idempotency)]

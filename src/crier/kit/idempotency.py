@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db.engine import Statement
-from crier.kit.errors import Conflict, CrierError, ValidationFailed, field_error
+from crier.kit.errors import Conflict, CrierError
 from crier.kit.ids import new_id
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
@@ -36,7 +36,8 @@ Created = TypeVar("Created", bound=BaseModel)
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 KEY_PATTERN = f"^[ -~]{{1,{MAX_KEY_LENGTH}}}$"
-"""1 to 255 printable ASCII characters, as the OpenAPI description states them."""
+"""1 to 255 printable ASCII characters: the `Idempotency-Key` header's pattern, which the
+request's validation applies (422) and the OpenAPI description states."""
 RETENTION = timedelta(hours=24)
 REPLAYED_HEADER = "Idempotent-Replayed"
 _STORED_HEADERS = ("etag", "location")
@@ -57,23 +58,6 @@ class IdempotencyInFlight(Conflict):
 
     slug = "idempotency-in-flight"
     title = "Idempotent request in flight"
-
-
-def validate_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
-        raise ValidationFailed(
-            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
-            [
-                field_error(
-                    ["header", HEADER],
-                    "1 to 255 printable ASCII characters",
-                    "invalid_idempotency_key",
-                )
-            ],
-        )
-    return key
 
 
 def fingerprint(method: str, path: str, content: Any) -> str:

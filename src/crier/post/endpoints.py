@@ -15,7 +15,6 @@ from crier.delivery.schemas import DeliveryList
 from crier.kit.body import JsonRoute
 from crier.kit.concurrency import IF_MATCH_PATTERN, etag_of
 from crier.kit.http import DbSession, RequestClock, problem_responses
-from crier.kit.idempotency import validate_key
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.kit.time import Timestamp
 from crier.post import service
@@ -80,9 +79,7 @@ async def create_post(data: PostCreate, request: Request, key: IdempotencyKey = 
     # Authenticates by itself, in the two round trips the create takes.
     state = request.app.state
     authorization = request.headers.get("authorization")
-    return await service.create_post(
-        state.db, state.vault, state.clock, authorization, validate_key(key), data
-    )
+    return await service.create_post(state.db, state.vault, state.clock, authorization, key, data)
 
 
 @router.get("", response_model=Page[Post], responses=problem_responses(401, 403, 422))
