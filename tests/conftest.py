@@ -24,17 +24,17 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from crier.app import create_app
+from crier.config import Settings
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db import migrate as migrations
 from crier.kit.db.embedded import EmbeddedPostgres
 from crier.kit.db.engine import APP_ROLE, SCHEDULER_ROLE, sqlalchemy_url
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
-from crier.platforms.registry import Platforms
+from crier.platforms.registry import TIMEOUT
 from crier.platforms.sandbox.server import create_sandbox_app
 from crier.platforms.sandbox.store import Store
-from crier.webhook.outbound import Guard
+from crier.runtime import Runtime
 from crier.workspace.service import create_workspace
 from tests.servers import serving
 
@@ -202,6 +202,29 @@ async def scheduler_db(db_urls: DatabaseUrls) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+def build_runtime(
+    db: Database,
+    vault: Vault,
+    storage: LocalStorage,
+    clock: FakeClock,
+    sandbox_url: str,
+    data_dir: Path,
+    platform_timeout: httpx.Timeout = TIMEOUT,
+) -> Runtime:
+    """The runtime of a test, built by the composition root every process uses, on the
+    test's database, vault, media storage and clock. Webhook receivers in tests run on
+    127.0.0.1, so loopback is allowed."""
+    settings = Settings(data_dir=data_dir, sandbox_url=sandbox_url, webhook_allow_loopback=True)
+    return Runtime.build(
+        settings,
+        db=db,
+        clock=clock,
+        vault=vault,
+        storage=storage,
+        platform_timeout=platform_timeout,
+    )
+
+
 @pytest.fixture(scope="session")
 async def http(
     db: Database,
@@ -211,16 +234,13 @@ async def http(
     sandbox_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    platforms = Platforms(sandbox_url, clock)
-    spool = Path(tmp_path_factory.mktemp("spool"))
-    # Webhook receivers in tests run on 127.0.0.1.
-    app = create_app(
-        db, vault, storage, spool, platforms, clock, webhook_guard=Guard(allow_loopback=True)
+    runtime = build_runtime(
+        db, vault, storage, clock, sandbox_url, Path(tmp_path_factory.mktemp("data"))
     )
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=runtime.api(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://crier.test") as client:
         yield client
-    await platforms.close()
+    await runtime.close()
 
 
 @dataclass

@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -23,10 +22,7 @@ from crier.kit.db.engine import UnsafeApplicationRole
 from crier.kit.db.server import database_server
 from crier.kit.errors import CrierError
 from crier.kit.logs import configure as configure_logs
-from crier.kit.storage import LocalStorage
-from crier.kit.vault import Vault
-from crier.platforms.registry import Platforms
-from crier.webhook.outbound import Guard
+from crier.runtime import Runtime
 
 cli = typer.Typer(
     help="Crier: self-hostable social-media scheduling with a public REST API.",
@@ -58,14 +54,15 @@ def _where(settings: Settings, urls: DatabaseUrls) -> str:
     return f"embedded PostgreSQL in {settings.resolved_data_dir / 'pgdata'}"
 
 
-async def _open(settings: Settings, urls: DatabaseUrls) -> Database:
-    db = Database(urls, pool_size=settings.db_pool_size)
+async def _open(settings: Settings, urls: DatabaseUrls) -> Runtime:
+    """The runtime on `urls`, once its database role is known to be safe."""
+    runtime = Runtime.build(settings, urls)
     try:
-        await db.verify_app_role()
+        await runtime.db.verify_app_role()
     except UnsafeApplicationRole as exc:
-        await db.dispose()
+        await runtime.close()
         raise _fail(f"refusing to start: {exc}") from None
-    return db
+    return runtime
 
 
 @cli.command()
@@ -210,72 +207,35 @@ async def _serve(
     settings: Settings, urls: DatabaseUrls, banner: object, with_sandbox: bool = False
 ) -> None:
     """The API (and with `with_sandbox`, the sandbox platform and a scheduler worker)."""
-    from crier.app import create_app, freeze_startup_objects
+    from crier.app import freeze_startup_objects
 
-    db = await _open(settings, urls)
+    runtime = await _open(settings, urls)
     try:
-        message = await banner(db, settings, urls) if callable(banner) else None
-        vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)
-        data = settings.resolved_data_dir
-        platforms = Platforms(settings.resolved_sandbox_url, media_base_url=settings.base_url)
-        app = create_app(
-            db,
-            vault,
-            LocalStorage(data / "media"),
-            data / "tmp",
-            platforms,
-            webhook_guard=Guard(allow_loopback=settings.webhook_allow_loopback),
-        )
+        message = await banner(runtime.db, settings, urls) if callable(banner) else None
+        app = runtime.api()
         freeze_startup_objects()
         servers = [_server(app, settings.host, settings.port, settings.shutdown_grace_seconds)]
         stop = asyncio.Event()
         background = []
         if with_sandbox:
             servers.append(_sandbox_server(settings))
-            background.append(asyncio.create_task(_work(settings, urls, db, platforms, stop)))
+            background.append(asyncio.create_task(_work(runtime, stop)))
         try:
             await _run_servers(servers, message)
         finally:
             stop.set()
             await asyncio.gather(*background)
-            await platforms.close()
     finally:
-        await db.dispose()
+        await runtime.close()
 
 
-async def _work(
-    settings: Settings, urls: DatabaseUrls, db: Database, platforms: Platforms, stop: asyncio.Event
-) -> None:
+async def _work(runtime: Runtime, stop: asyncio.Event) -> None:
     """A scheduler worker and a webhook dispatcher until `stop` is set."""
-    from crier.kit.db.engine import SCHEDULER_ROLE
-    from crier.kit.time import SystemClock
-    from crier.scheduler.worker import Worker
-    from crier.webhook.dispatcher import Dispatcher
-
-    scheduler_db = Database(urls, pool_size=2, role=SCHEDULER_ROLE)
-
+    scheduler_db = runtime.scheduler_db()
     try:
         await scheduler_db.verify_app_role()
-        vault = Vault.from_settings(settings.secret_key, settings.resolved_data_dir)
-        worker = Worker(
-            db,
-            scheduler_db,
-            platforms,
-            vault,
-            SystemClock(),
-            lease=timedelta(seconds=settings.worker_lease_seconds),
-            poll=timedelta(seconds=settings.worker_poll_seconds),
-            webhook_retention=timedelta(days=settings.webhook_retention_days),
-        )
-        dispatcher = Dispatcher(
-            db,
-            scheduler_db,
-            vault,
-            SystemClock(),
-            guard=Guard(allow_loopback=settings.webhook_allow_loopback),
-            lease=timedelta(seconds=settings.worker_lease_seconds),
-            disable_after=timedelta(hours=settings.webhook_disable_after_hours),
-        )
+        worker = runtime.worker(scheduler_db)
+        dispatcher = runtime.dispatcher(scheduler_db)
         await asyncio.gather(worker.run(stop), dispatcher.run(stop))
     finally:
         await scheduler_db.dispose()
@@ -349,13 +309,11 @@ def worker() -> None:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
-            db = await _open(settings, urls)
-            platforms = Platforms(settings.resolved_sandbox_url, media_base_url=settings.base_url)
+            runtime = await _open(settings, urls)
             try:
-                await _work(settings, urls, db, platforms, stop)
+                await _work(runtime, stop)
             finally:
-                await platforms.close()
-                await db.dispose()
+                await runtime.close()
 
         with asyncio.Runner(loop_factory=_fast_loop()) as runner:
             runner.run(main())
@@ -521,13 +479,13 @@ def _run_with_db(work: object) -> dict[str, object]:
             raise _fail("the database schema is not up to date: run `crier migrate` first")
 
         async def go() -> dict[str, object]:
-            db = await _open(settings, urls)
+            runtime = await _open(settings, urls)
             try:
                 assert callable(work)
-                result: dict[str, object] = await work(db)
+                result: dict[str, object] = await work(runtime.db)
                 return result
             finally:
-                await db.dispose()
+                await runtime.close()
 
         try:
             return asyncio.run(go())

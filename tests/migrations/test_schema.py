@@ -72,23 +72,31 @@ def test_a_fresh_database_is_not_current_until_migrated(scratch: DatabaseUrls) -
     assert migrations.is_current(scratch.owner)
 
 
+def _seed_account(conn: psycopg.Connection[object]) -> dict[str, uuid.UUID]:
+    """A workspace with a member and a social account, made as the owner in `conn`'s
+    transaction (whose workspace it becomes); their ids as `INSERTS` parameters."""
+    ws, user, member, account = (uuid.uuid4() for _ in range(4))
+    email = f"probe-{secrets.token_hex(4)}@example.com"
+    conn.execute("SELECT set_config('app.workspace_id', %s, true)", [str(ws)])
+    conn.execute("SELECT set_config('app.user_email', %s, true)", [email])
+    conn.execute(
+        "INSERT INTO workspaces (id, slug, name) VALUES (%s, %s, 'W')",
+        [ws, f"probe-{secrets.token_hex(4)}"],
+    )
+    conn.execute("INSERT INTO users (id, email) VALUES (%s, %s)", [user, email])
+    params = {"ws": ws, "user": user, "member": member, "account": account}
+    conn.execute(INSERTS["members"], {**params, "id": member})
+    conn.execute(INSERTS["social_accounts"], {**params, "id": account})
+    return params
+
+
 def test_upgrading_closes_the_pending_deliveries_of_cancelled_posts(scratch: DatabaseUrls) -> None:
     """0010 runs across every workspace although the tables' policies bind their owner."""
     migrations.upgrade(scratch.owner, "0009")
-    ws, user, member, account = (uuid.uuid4() for _ in range(4))
-    email = f"probe-{secrets.token_hex(4)}@example.com"
     deliveries: dict[str, uuid.UUID] = {}
     with psycopg.connect(libpq(scratch.owner)) as conn, conn.transaction():
-        conn.execute("SELECT set_config('app.workspace_id', %s, true)", [str(ws)])
-        conn.execute("SELECT set_config('app.user_email', %s, true)", [email])
-        conn.execute(
-            "INSERT INTO workspaces (id, slug, name) VALUES (%s, %s, 'W')",
-            [ws, f"probe-{secrets.token_hex(4)}"],
-        )
-        conn.execute("INSERT INTO users (id, email) VALUES (%s, %s)", [user, email])
-        params = {"ws": ws, "user": user, "member": member, "account": account}
-        conn.execute(INSERTS["members"], {**params, "id": member})
-        conn.execute(INSERTS["social_accounts"], {**params, "id": account})
+        params = _seed_account(conn)
+        ws = params["ws"]
         for status in ("cancelled", "queued"):
             post, target, delivery = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
             conn.execute(INSERTS["posts"], {**params, "id": post})
@@ -113,3 +121,58 @@ def test_upgrading_closes_the_pending_deliveries_of_cancelled_posts(scratch: Dat
         ).fetchone()
     assert found == {deliveries["cancelled"]: "cancelled", deliveries["queued"]: "pending"}
     assert forced == (True,)  # the policies bind the owner again
+
+
+def test_upgrading_marks_the_deliveries_that_may_have_reached_their_platform(
+    scratch: DatabaseUrls,
+) -> None:
+    """0011: deliveries in flight are uncertain where they were looked up before (an open
+    attempt, or a timeout, interrupted send or platform failure), in every workspace."""
+    migrations.upgrade(scratch.owner, "0010")
+    # status, attempts, error code, whether an attempt is still open -> uncertain after
+    cases = {
+        "fresh": ("pending", 0, None, False, False),
+        "timed_out": ("pending", 1, "timeout", False, True),
+        "interrupted": ("pending", 1, "outcome_unknown", False, True),
+        "server_error": ("pending", 1, "platform_unavailable", False, True),
+        "throttled": ("pending", 1, "rate_limited", False, False),
+        "mid_call": ("sending", 1, None, True, True),
+        "published": ("published", 1, None, False, False),
+        "failed": ("failed", 3, "timeout", False, False),
+    }
+    ids: dict[str, uuid.UUID] = {}
+    with psycopg.connect(libpq(scratch.owner)) as conn, conn.transaction():
+        params = _seed_account(conn)
+        ws = params["ws"]
+        for name, (status, attempts, code, open_attempt, _) in cases.items():
+            post, target, delivery = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            params["post"] = post
+            conn.execute(INSERTS["posts"], {**params, "id": post})
+            conn.execute(INSERTS["post_targets"], {**params, "id": target})
+            conn.execute(INSERTS["deliveries"], {**params, "id": delivery, "target": target})
+            conn.execute(
+                "UPDATE deliveries SET status = %s, attempts = %s, error_code = %s WHERE id = %s",
+                [status, attempts, code, delivery],
+            )
+            attempt = {**params, "id": uuid.uuid4(), "delivery": delivery, "number": 1}
+            conn.execute(INSERTS["delivery_attempts"], attempt)
+            if not open_attempt:
+                conn.execute(
+                    "UPDATE delivery_attempts SET outcome = 'retrying' WHERE id = %s",
+                    [attempt["id"]],
+                )
+            ids[name] = delivery
+    migrations.upgrade(scratch.owner)
+    with psycopg.connect(libpq(scratch.owner)) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.workspace_id', %s, true)", [str(ws)])
+        found: dict[object, object] = dict(
+            conn.execute("SELECT id, uncertain FROM deliveries").fetchall()
+        )
+        forced = conn.execute(
+            "SELECT bool_and(relforcerowsecurity) FROM pg_class "
+            "WHERE relname IN ('deliveries', 'delivery_attempts')"
+        ).fetchone()
+    assert {name: found[ids[name]] for name in cases} == {
+        name: case[4] for name, case in cases.items()
+    }
+    assert forced == (True,)

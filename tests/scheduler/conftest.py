@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from crier.kit.db import Database
+from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
-from crier.platforms.registry import Platforms
+from crier.runtime import Runtime
 from crier.scheduler.worker import Worker
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, build_runtime
 
 
 @pytest.fixture
@@ -21,14 +23,23 @@ def platform_timeout() -> float:
 
 
 @pytest.fixture
-async def worker(
+async def runtime(
     db: Database,
-    scheduler_db: Database,
     vault: Vault,
+    storage: LocalStorage,
     clock: FakeClock,
     sandbox_url: str,
     platform_timeout: float,
-) -> AsyncIterator[Worker]:
-    platforms = Platforms(sandbox_url, clock, timeout=httpx.Timeout(platform_timeout))
-    yield Worker(db, scheduler_db, platforms, vault, clock, worker_id="test-worker", batch=1000)
-    await platforms.close()
+    tmp_path: Path,
+) -> AsyncIterator[Runtime]:
+    """A worker's runtime on the test database and clock, publishing to the sandbox."""
+    built = build_runtime(
+        db, vault, storage, clock, sandbox_url, tmp_path, httpx.Timeout(platform_timeout)
+    )
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+def worker(runtime: Runtime, scheduler_db: Database) -> Worker:
+    return runtime.worker(scheduler_db, worker_id="test-worker", batch=1000)

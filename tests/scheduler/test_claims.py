@@ -14,7 +14,7 @@ from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import SCHEDULER_ROLE
 from crier.models import Post
 from crier.post.lifecycle import CLAIMABLE, IN_FLIGHT, LOCK_WINDOW, PostStatus
-from crier.scheduler.claims import QUERIES, Claimed, claim_due, renew_leases
+from crier.scheduler.repository import QUERIES, Claimed, claim_due, renew_leases
 from tests.conftest import FakeClock, MakeTenant, Tenant, libpq
 
 # Moments no other test schedules near, so claims here only see this module's posts. Each
@@ -187,8 +187,8 @@ async def test_a_claimed_post_is_locked_for_the_api(
 async def test_expired_idempotency_keys_are_purged_and_only_those(
     tenant: Tenant, scheduler_db: Database, db: Database, clock: FakeClock
 ) -> None:
+    from crier.kit.idempotency import purge_expired
     from crier.models import IdempotencyKey
-    from crier.scheduler.claims import purge_idempotency_keys
 
     body = {"platform": "sandbox"}
     for key in ("old", "fresh"):
@@ -203,7 +203,7 @@ async def test_expired_idempotency_keys_are_purged_and_only_those(
         ).scalar_one()
         # Expire it in the database's own time, which the purge policy reads.
         old.expires_at = datetime.now(UTC) - timedelta(seconds=1)
-    purged = await purge_idempotency_keys(scheduler_db, datetime.now(UTC) + timedelta(hours=1))
+    purged = await purge_expired(scheduler_db, datetime.now(UTC) + timedelta(hours=1))
     assert purged >= 1
     async with db.workspace_transaction(UUID(tenant.id)) as session:
         left = set((await session.execute(select(IdempotencyKey.key))).scalars())

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from crier.kit.db import Database
 from crier.kit.vault import Vault
 from crier.models import DeliveryAttempt, WebhookEvent
-from crier.platforms.registry import Platforms
+from crier.runtime import Runtime
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, Tenant, assert_problem
 from tests.post.conftest import at, sandbox_account
@@ -325,25 +325,10 @@ async def test_metrics_show_lateness_outcomes_and_the_queue(
 
 
 @asynccontextmanager
-async def running(
-    db: Database,
-    scheduler_db: Database,
-    vault: Vault,
-    clock: FakeClock,
-    sandbox_url: str,
-    batch: int,
-) -> AsyncIterator[Worker]:
+async def running(runtime: Runtime, scheduler_db: Database, batch: int) -> AsyncIterator[Worker]:
     """A worker running on its own with a one-minute poll, stopped afterwards."""
-    platforms = Platforms(sandbox_url, clock, timeout=httpx.Timeout(2))
-    worker = Worker(
-        db,
-        scheduler_db,
-        platforms,
-        vault,
-        clock,
-        worker_id="running-worker",
-        poll=timedelta(minutes=1),
-        batch=batch,
+    worker = runtime.worker(
+        scheduler_db, worker_id="running-worker", poll=timedelta(minutes=1), batch=batch
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -352,7 +337,6 @@ async def running(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=10)
-        await platforms.close()
 
 
 async def statuses_within_seconds(tenant: Tenant, posts: list[dict[str, Any]]) -> list[str]:
@@ -367,15 +351,10 @@ async def statuses_within_seconds(tenant: Tenant, posts: list[dict[str, Any]]) -
 
 
 async def test_a_post_scheduled_for_now_wakes_the_worker_at_once(
-    tenant: Tenant,
-    db: Database,
-    scheduler_db: Database,
-    vault: Vault,
-    clock: FakeClock,
-    sandbox_url: str,
+    tenant: Tenant, runtime: Runtime, scheduler_db: Database, clock: FakeClock
 ) -> None:
     """With a one-minute poll, only the NOTIFY can get this post out within seconds."""
-    async with running(db, scheduler_db, vault, clock, sandbox_url, batch=1000) as worker:
+    async with running(runtime, scheduler_db, batch=1000) as worker:
         await asyncio.wait_for(worker.listening.wait(), timeout=10)
         await asyncio.sleep(0)
         post = await schedule(tenant, [await sandbox_account(tenant)], clock.now().isoformat())
@@ -383,18 +362,13 @@ async def test_a_post_scheduled_for_now_wakes_the_worker_at_once(
 
 
 async def test_a_full_claim_is_followed_by_another_without_waiting_for_the_poll(
-    tenant: Tenant,
-    db: Database,
-    scheduler_db: Database,
-    vault: Vault,
-    clock: FakeClock,
-    sandbox_url: str,
+    tenant: Tenant, runtime: Runtime, scheduler_db: Database, clock: FakeClock
 ) -> None:
     """Five posts already due, claims of two, a minute-long poll and no NOTIFY once the
     worker runs: only claiming again straight after a full claim sends all five soon."""
     account = await sandbox_account(tenant)
     posts = [await schedule(tenant, [account], clock.now().isoformat()) for _ in range(5)]
-    async with running(db, scheduler_db, vault, clock, sandbox_url, batch=2):
+    async with running(runtime, scheduler_db, batch=2):
         assert await statuses_within_seconds(tenant, posts) == ["published"] * 5
 
 

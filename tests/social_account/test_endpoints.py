@@ -7,11 +7,9 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from crier.app import create_app
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
-from crier.platforms.registry import Platforms
 from tests.conftest import (
     APP_OPTIONS,
     FakeClock,
@@ -19,6 +17,7 @@ from tests.conftest import (
     Tenant,
     app_conninfo,
     assert_problem,
+    build_runtime,
 )
 from tests.servers import free_port
 
@@ -148,14 +147,13 @@ async def test_an_unreachable_platform_is_503_and_connects_nothing(
     clock: FakeClock,
     tmp_path: Path,
 ) -> None:
-    platforms = Platforms(f"http://127.0.0.1:{free_port()}", clock)
-    app = create_app(db, vault, storage, tmp_path, platforms, clock)
-    transport = httpx.ASGITransport(app=app)
+    runtime = build_runtime(db, vault, storage, clock, f"http://127.0.0.1:{free_port()}", tmp_path)
+    transport = httpx.ASGITransport(app=runtime.api())
     async with httpx.AsyncClient(transport=transport, base_url="http://crier.test") as client:
         response = await client.post(
             "/v1/social-accounts", json={"platform": "sandbox"}, headers=tenant.auth
         )
-    await platforms.close()
+    await runtime.close()
     body = assert_problem(response, 503, "platform-unavailable")
     assert body["platform_error"] == "platform_unavailable"
     assert (await tenant.get("/v1/social-accounts")).json()["data"] == []

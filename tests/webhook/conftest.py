@@ -19,14 +19,15 @@ from starlette.routing import Route
 
 from crier.kit.db import Database
 from crier.kit.time import Clock, SystemClock
-from crier.kit.vault import Vault
+from crier.runtime import Runtime
 from crier.webhook.dispatcher import Dispatcher
 from crier.webhook.outbound import Guard
 from tests.conftest import FakeClock, Tenant
-from tests.scheduler.conftest import platform_timeout, worker
+from tests.scheduler.conftest import platform_timeout, runtime, worker
 from tests.servers import serving
 
-__all__ = ["platform_timeout", "worker"]  # the scheduler's fixtures, for lifecycle events
+# The scheduler's fixtures, for lifecycle events.
+__all__ = ["platform_timeout", "runtime", "worker"]
 
 
 class ReceiverAt(Webhook):
@@ -123,14 +124,9 @@ async def no_names(host: str, port: int) -> list[str]:
 
 
 @pytest.fixture
-async def dispatcher(
-    db: Database, scheduler_db: Database, vault: Vault, clock: FakeClock
-) -> AsyncIterator[Dispatcher]:
-    found = Dispatcher(
-        db,
+async def dispatcher(runtime: Runtime, scheduler_db: Database) -> AsyncIterator[Dispatcher]:
+    found = runtime.dispatcher(
         scheduler_db,
-        vault,
-        clock,
         guard=Guard(resolver=no_names, allow_loopback=True),
         worker_id="test-dispatcher",
         timeout=timedelta(seconds=2),

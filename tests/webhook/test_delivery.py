@@ -11,11 +11,11 @@ from sqlalchemy import func, select, text
 
 from crier.kit.db import Database
 from crier.models import Post, WebhookEvent
-from crier.scheduler import service as scheduler_service
 from crier.scheduler.worker import Worker
 from crier.webhook import events
+from crier.webhook import repository as webhook_repository
 from crier.webhook.dispatcher import RETRY_SCHEDULE, Dispatcher
-from crier.webhook.events import QUERIES, EventType
+from crier.webhook.events import EventType
 from crier.webhook.outbound import Guard
 from tests.conftest import FakeClock, MakeTenant, Tenant
 from tests.post.conftest import at, create, draft_body, sandbox_account, with_etag
@@ -136,19 +136,17 @@ async def test_committed_events_are_delivered_by_a_dispatcher_started_afterwards
     await scheduled_post(tenant, clock, hours=1)
     # The first dispatcher claims the delivery and dies before sending (its lease stays).
     async with scheduler_db.engine.begin() as conn:
-        claimed = await conn.execute(
-            QUERIES["claim_due_deliveries"],
-            {
-                "worker": "dead-dispatcher",
-                "now": clock.now(),
-                "lease_until": clock.now() + timedelta(seconds=60),
-                "busy_ids": [],
-                "busy_room": [],
-                "per_endpoint": 4,
-                "limit": 10,
-            },
+        claimed = await webhook_repository.claim_due_deliveries(
+            conn,
+            worker="dead-dispatcher",
+            now=clock.now(),
+            lease_until=clock.now() + timedelta(seconds=60),
+            busy_ids=[],
+            busy_room=[],
+            per_endpoint=4,
+            limit=10,
         )
-        assert len(claimed.all()) == 1
+        assert len(claimed) == 1
     await deliver_due(dispatcher)
     assert receiver.to("/hooks") == []  # leased by the dead one
     clock.advance(timedelta(seconds=61))
@@ -392,9 +390,7 @@ async def test_a_post_taken_over_mid_publishing_is_not_announced_as_queued_again
             session, clock.now(), EventType.POST_DELIVERY_PUBLISHED, {}, post_id=post_id
         )
     # Another worker takes the post over (its lease expired) and prepares it again.
-    await scheduler_service.prepare_many(
-        db, worker.platforms, worker.vault, clock, workspace_id, [post_id], worker.id
-    )
+    await worker.sender.prepare(workspace_id, [post_id])
     async with db.workspace_transaction(workspace_id) as session:
         types = (
             await session.execute(select(WebhookEvent.type).order_by(WebhookEvent.sequence))
@@ -434,7 +430,6 @@ async def test_old_settled_events_are_purged_in_every_workspace_and_only_those(
     dispatcher: Dispatcher,
 ) -> None:
     from crier.models import WebhookAttempt
-    from crier.scheduler.claims import purge_webhook_events
 
     ages = {}
     for name, status in (("delivered", 200), ("pending", 500), ("young", 200)):
@@ -450,7 +445,9 @@ async def test_old_settled_events_are_purged_in_every_workspace_and_only_those(
             await session.execute(
                 text("UPDATE webhook_events SET created_at = now() - :age"), {"age": age}
             )
-    purged = await purge_webhook_events(scheduler_db, datetime.now(UTC) - timedelta(days=2))
+    purged = await webhook_repository.purge_events(
+        scheduler_db, datetime.now(UTC) - timedelta(days=2)
+    )
     assert purged >= 1
 
     async def left(workspace_id: UUID) -> tuple[int, int]:

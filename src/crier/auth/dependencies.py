@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from crier.auth import service
+from crier.auth import keys, service
 from crier.auth.permissions import Permission
-from crier.auth.principal import Principal
+from crier.auth.principal import Acting, Principal
+from crier.kit.errors import NotAuthenticated
 from crier.kit.http import DbSession, RequestClock
 from crier.kit.idempotency import HEADER, KEY_PATTERN, Idempotency
 
@@ -19,8 +20,23 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `crier_sk_...`."
 
 
 BEARER_KEY: dict[str, Any] = {"security": [{_bearer.scheme_name: []}]}
-"""`openapi_extra` of a route that authenticates by itself (`auth.service.key_hash`): it
+"""`openapi_extra` of a route that authenticates by itself (`key_hash`): it
 declares the API key scheme without a dependency to resolve on every request."""
+
+
+def key_hash(request: Request) -> bytes:
+    """The hash to look up the API key of the request's `Authorization` header by (401 if
+    it holds none)."""
+    authorization = request.headers.get("authorization")
+    if not authorization:
+        raise NotAuthenticated("Send an API key in the header `Authorization: Bearer <key>`.")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not keys.looks_like_key(token):
+        raise NotAuthenticated(
+            "The Authorization header must be `Bearer crier_sk_...` with a Crier API key."
+        )
+    return keys.hash_key(token)
 
 
 async def current_principal(
@@ -30,7 +46,7 @@ async def current_principal(
     _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
     """The caller, authenticated; the request's transaction now sees only its workspace."""
-    return await service.authenticate(session, clock, request.headers.get("authorization"))
+    return await service.authenticate(session, clock, key_hash(request))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -44,6 +60,19 @@ def requires(permission: Permission) -> Any:
         return principal
 
     return Depends(check)
+
+
+def acting_with(permission: Permission) -> Any:
+    """A dependency giving the principal acting in the request's transaction, or
+    `permission-denied` naming `permission`."""
+
+    # A default, not an annotation: annotations are read as strings, without this scope.
+    async def build(
+        session: DbSession, clock: RequestClock, principal: Principal = requires(permission)
+    ) -> Acting:
+        return Acting(principal, session, clock)
+
+    return Depends(build)
 
 
 IdempotencyKey = Annotated[

@@ -22,7 +22,7 @@ from crier.auth.schemas import (
     RoleGrants,
 )
 from crier.kit.body import JsonRoute
-from crier.kit.http import DbSession, RequestClock, problem_responses
+from crier.kit.http import DbSession, RequestClock, problem_responses, respond
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 
@@ -79,8 +79,8 @@ async def create_api_key(
             {**ApiKey.model_validate(key).model_dump(), "key": secret}
         )
 
-    return await idem.create(
-        fingerprint("POST", "/v1/api-keys", data.model_dump(mode="json")), create
+    return respond(
+        await idem.create(fingerprint("POST", "/v1/api-keys", data.model_dump(mode="json")), create)
     )
 
 

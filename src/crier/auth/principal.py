@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crier.auth.permissions import Permission, Role
 from crier.kit.errors import PermissionDenied
+from crier.kit.time import Clock
 
 
 @dataclass(frozen=True)
@@ -29,3 +32,13 @@ class Principal:
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
+
+
+@dataclass(frozen=True)
+class Acting:
+    """A principal acting: who, in which transaction (inside its workspace), on which clock.
+    What a service that changes things on a caller's behalf is given."""
+
+    principal: Principal
+    session: AsyncSession
+    clock: Clock

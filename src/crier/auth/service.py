@@ -25,24 +25,10 @@ from crier.member import repository as member_repository
 from crier.models import ApiKey, Member
 
 
-async def authenticate(session: AsyncSession, clock: Clock, authorization: str | None) -> Principal:
-    """Resolve an `Authorization` header to a principal and enter its workspace."""
-    secret_hash = key_hash(authorization)
+async def authenticate(session: AsyncSession, clock: Clock, secret_hash: bytes) -> Principal:
+    """The principal of the API key hashing to `secret_hash`, in its workspace from now on."""
     now = clock.now()
     return principal_of(await key_repository.authenticate(session, secret_hash, now), now)
-
-
-def key_hash(authorization: str | None) -> bytes:
-    """The hash to look the key of an `Authorization` header up by (401 if it holds none)."""
-    if not authorization:
-        raise NotAuthenticated("Send an API key in the header `Authorization: Bearer <key>`.")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not keys.looks_like_key(token):
-        raise NotAuthenticated(
-            "The Authorization header must be `Bearer crier_sk_...` with a Crier API key."
-        )
-    return keys.hash_key(token)
 
 
 def principal_of(found: key_repository.Authenticated | None, now: datetime) -> Principal:

@@ -3,13 +3,88 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crier.kit.sql import any_of
+from crier.kit.sql import any_of, queries
 from crier.models import Delivery, DeliveryAttempt
+from crier.platforms.base import Published
+
+QUERIES = queries(__file__, "queries.sql")
+
+
+@dataclass(frozen=True)
+class Due:
+    """A delivery due to be sent now, as the scheduler reads it (locked)."""
+
+    id: UUID
+    post_id: UUID
+    social_account_id: UUID
+    platform: str
+    attempts: int
+    """Attempts made so far (0 before the first)."""
+    uncertain: bool
+    """Its last attempt may have reached the platform: look it up before sending again."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An attempt the platform accepted, with its answer."""
+
+    delivery_id: UUID
+    attempt_id: UUID
+    published: Published
+
+
+async def create_for_posts(session: AsyncSession, post_ids: Sequence[UUID]) -> None:
+    """One delivery per target of `post_ids` that has none yet."""
+    await session.execute(QUERIES["create_deliveries"], {"post_ids": list(post_ids)})
+
+
+async def lock_due(session: AsyncSession, post_ids: Sequence[UUID], now: datetime) -> list[Due]:
+    """The deliveries of `post_ids` still to send and due by `now`, locked in id order."""
+    rows = await session.execute(
+        QUERIES["lock_due_deliveries"], {"post_ids": list(post_ids), "now": now}
+    )
+    return [Due(*row) for row in rows]
+
+
+async def begin_attempts(
+    session: AsyncSession,
+    delivery_ids: Sequence[UUID],
+    attempt_ids: Sequence[UUID],
+    started_at: datetime,
+) -> None:
+    """Write down the next attempt of each delivery (`attempt_ids` side by side), in one
+    statement, before anything is sent; the deliveries are `sending` and uncertain."""
+    if not delivery_ids:
+        return
+    await session.execute(
+        QUERIES["begin_attempts"],
+        {"ids": list(attempt_ids), "delivery_ids": list(delivery_ids), "started_at": started_at},
+    )
+
+
+async def record_published(session: AsyncSession, sent: Sequence[Sent], now: datetime) -> None:
+    """Record published deliveries and their attempts, in one statement. Their rows must
+    not be loaded in `session` yet (they would be stale)."""
+    if not sent:
+        return
+    await session.execute(
+        QUERIES["record_published"],
+        {
+            "delivery_ids": [s.delivery_id for s in sent],
+            "attempt_ids": [s.attempt_id for s in sent],
+            "external_ids": [s.published.external_id for s in sent],
+            "permalinks": [s.published.permalink for s in sent],
+            "published_ats": [s.published.published_at for s in sent],
+            "now": now,
+        },
+    )
 
 
 async def of_post(session: AsyncSession, post_id: UUID, *, lock: bool = False) -> list[Delivery]:

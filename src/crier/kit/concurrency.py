@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from crier.kit.errors import CrierError
 
 
@@ -39,16 +41,30 @@ def etag_of(version: int) -> str:
     return f'"{version}"'
 
 
-def require_match(if_match: str | None, version: int) -> None:
-    """Raise unless `If-Match` names the current version (or is `*`)."""
-    if if_match is None or not if_match.strip():
+@dataclass(frozen=True)
+class IfMatch:
+    """An `If-Match` header, parsed: the entity tags a change may apply to."""
+
+    sent: str
+    tags: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, header: str | None) -> IfMatch | None:
+        """The header's tags; None when it was not sent (an empty one has no tags)."""
+        if header is None:
+            return None
+        return cls(header, tuple(tag.strip() for tag in header.split(",") if tag.strip()))
+
+
+def require_match(expected: IfMatch | None, version: int) -> None:
+    """Raise unless `expected` names the current version (or is `*`)."""
+    if expected is None or not expected.tags:
         raise missing_if_match()
     current = etag_of(version)
-    candidates = [tag.strip() for tag in if_match.split(",")]
     # Strong comparison (RFC 9110 13.1.1): weak tags never match.
-    if "*" in candidates or current in candidates:
+    if "*" in expected.tags or current in expected.tags:
         return
     raise PreconditionFailed(
-        f"The resource is now at ETag {current}; yours ({if_match}) is stale.",
+        f"The resource is now at ETag {current}; yours ({expected.sent}) is stale.",
         current_etag=current,
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db import Database
 from crier.kit.errors import PROBLEM_CONTENT_TYPE
+from crier.kit.idempotency import REPLAYED_HEADER, Recorded
 from crier.kit.time import Clock
 
 
@@ -33,6 +34,17 @@ async def request_clock(request: Request) -> Clock:
 
 
 RequestClock = Annotated[Clock, Depends(request_clock)]
+
+
+def respond(answer: Recorded) -> Response:
+    """The HTTP response of a create's answer, marked when it is a replay."""
+    headers = {**answer.headers, REPLAYED_HEADER: "true"} if answer.replayed else answer.headers
+    return Response(
+        content=answer.body,
+        status_code=answer.status,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 class Problem(BaseModel):

@@ -16,15 +16,15 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from fastapi import Response
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.db import Database
 from crier.kit.db.engine import Statement
 from crier.kit.errors import Conflict, CrierError
 from crier.kit.ids import new_id
@@ -77,6 +77,12 @@ _STORED = text(
     "SELECT id, fingerprint, response_status, response_headers, response_body, expires_at "
     "FROM idempotency_keys WHERE key = :key"
 )
+_PURGE = text(
+    "DELETE FROM idempotency_keys WHERE (workspace_id, id) IN ("
+    "SELECT workspace_id, id FROM idempotency_keys WHERE expires_at <= :now LIMIT :limit)"
+)
+"""Run as crier_scheduler, across workspaces: its policy lets it delete only rows whose
+`expires_at` has passed."""
 _FORGET = text("DELETE FROM idempotency_keys WHERE id = :id")
 _STORE = text(
     "INSERT INTO idempotency_keys (workspace_id, id, key, fingerprint, response_status, "
@@ -91,13 +97,36 @@ def claim_statements(key: str) -> tuple[Statement, Statement]:
     return (_LOCK, {"key": key}), (_STORED, {"key": key})
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """The answer to a create, as a plain record: what is sent, and kept under its key to
+    be replayed. Endpoints make it (status, headers) and send it; services only pass it on."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+    """The JSON sent."""
+    replayed: bool = False
+    """Whether this is a stored answer given again (`Idempotent-Replayed: true`)."""
+
+    @classmethod
+    def of(
+        cls, status: int, content: BaseModel, headers: Mapping[str, str] | None = None
+    ) -> Recorded:
+        return cls(status, dict(headers or {}), content.model_dump_json())
+
+
+Answer = Callable[[Created], Recorded]
+"""How an endpoint answers what a create made (its status and headers)."""
+
+
 @dataclass
 class Idempotency:
     """The idempotency state of one request (a no-op when it carries no key)."""
 
     session: AsyncSession | None
-    """Where `replay_or_claim` and `respond` run; None on a pipelined request, which sends
-    `claim_statements` itself, reads them with `decide`, and sends what `response` gives."""
+    """Where `replay_or_claim` and `record` run; None on a pipelined request, which sends
+    `claim_statements` itself, reads them with `decide`, and sends `store_statement`."""
     vault: Vault
     clock: Clock
     key: str | None
@@ -107,18 +136,18 @@ class Idempotency:
         self,
         request_fingerprint: str,
         make: Callable[[], Awaitable[Created]],
-        headers_of: Callable[[Created], dict[str, str]] | None = None,
-        status_code: int = 201,
-    ) -> Response:
-        """Run a create once per key: replay its stored response, or make it and store it."""
+        answer: Answer[Created] | None = None,
+    ) -> Recorded:
+        """Run a create once per key: replay its stored answer, or make it and store the
+        answer (201 with the created resource unless `answer` says otherwise)."""
         replay = await self.replay_or_claim(request_fingerprint)
         if replay is not None:
             return replay
         created = await make()
-        return await self.respond(status_code, created, headers_of(created) if headers_of else None)
+        return await self.record(answer(created) if answer else Recorded.of(201, created))
 
-    async def replay_or_claim(self, request_fingerprint: str) -> Response | None:
-        """The stored response to replay, or None once this request owns the key."""
+    async def replay_or_claim(self, request_fingerprint: str) -> Recorded | None:
+        """The stored answer to replay, or None once this request owns the key."""
         if self.key is None:
             return None
         assert self.session is not None
@@ -135,8 +164,8 @@ class Idempotency:
         request_fingerprint: str,
         locked: Sequence[Mapping[Any, Any]],
         stored: Sequence[Mapping[Any, Any]],
-    ) -> tuple[Response | None, UUID | None]:
-        """From the rows of `claim_statements`: the response to replay (or None when this
+    ) -> tuple[Recorded | None, UUID | None]:
+        """From the rows of `claim_statements`: the answer to replay (or None when this
         request now owns the key), and the id of an expired record to delete first."""
         if not locked[0]["locked"]:
             raise IdempotencyInFlight(
@@ -148,11 +177,11 @@ class Idempotency:
             return None, found["id"] if found is not None else None
         if found["fingerprint"] != request_fingerprint:
             raise IdempotencyKeyReused("This Idempotency-Key was used for a different request.")
-        replay = Response(
-            content=self.vault.open(found["response_body"]),
-            status_code=found["response_status"],
-            headers={**found["response_headers"], REPLAYED_HEADER: "true"},
-            media_type="application/json",
+        replay = Recorded(
+            status=found["response_status"],
+            headers=dict(found["response_headers"]),
+            body=self.vault.open(found["response_body"]),
+            replayed=True,
         )
         return replay, None
 
@@ -160,40 +189,38 @@ class Idempotency:
         """Deletes the expired record `decide` named, before the key is stored again."""
         return _FORGET, {"id": expired}
 
-    async def respond(
-        self, status_code: int, content: BaseModel, headers: dict[str, str] | None = None
-    ) -> Response:
-        """Serialise the response, storing it under the key if the request has one."""
-        response, store = self.response(status_code, content, headers)
+    async def record(self, answer: Recorded) -> Recorded:
+        """Store `answer` under the key, if the request has one, in this transaction."""
+        store = self.store_statement(answer)
         if store is not None:
             assert self.session is not None
             await self.session.execute(*store)
-        return response
+        return answer
 
-    def response(
-        self, status_code: int, content: BaseModel, headers: dict[str, str] | None = None
-    ) -> tuple[Response, Statement | None]:
-        """The response, and the statement storing it under the key if the request has one
-        (to send in the transaction that makes the change)."""
-        body = content.model_dump_json()
-        headers = headers or {}
-        store = None
-        if self.key is not None:
-            assert self._fingerprint is not None, "the key must be claimed first"
-            kept = {k: v for k, v in headers.items() if k.lower() in _STORED_HEADERS}
-            store = (
-                _STORE,
-                {
-                    "id": new_id(),
-                    "key": self.key,
-                    "fingerprint": self._fingerprint,
-                    "status": status_code,
-                    "headers": json.dumps(kept),
-                    "body": self.vault.seal(body),
-                    "expires_at": self.clock.now() + RETENTION,
-                },
-            )
-        response = Response(
-            content=body, status_code=status_code, headers=headers, media_type="application/json"
+    def store_statement(self, answer: Recorded) -> Statement | None:
+        """The statement storing `answer` under the key (to send in the transaction that
+        makes the change), or None when the request has no key."""
+        if self.key is None:
+            return None
+        assert self._fingerprint is not None, "the key must be claimed first"
+        kept = {k: v for k, v in answer.headers.items() if k.lower() in _STORED_HEADERS}
+        return (
+            _STORE,
+            {
+                "id": new_id(),
+                "key": self.key,
+                "fingerprint": self._fingerprint,
+                "status": answer.status,
+                "headers": json.dumps(kept),
+                "body": self.vault.seal(answer.body),
+                "expires_at": self.clock.now() + RETENTION,
+            },
         )
-        return response, store
+
+
+async def purge_expired(scheduler_db: Database, now: datetime, limit: int = 1000) -> int:
+    """Forget stored responses past their retention in every workspace, at most `limit`
+    at a time; returns how many went."""
+    async with scheduler_db.engine.begin() as conn:
+        result = await conn.execute(_PURGE, {"now": now, "limit": limit})
+        return int(result.rowcount or 0)

@@ -16,7 +16,7 @@ from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.body import JsonRoute, MalformedBody, PayloadTooLarge, allow_body, text_problem
 from crier.kit.errors import NotFound, ValidationFailed, field_error
-from crier.kit.http import DbSession, RequestClock, problem_responses
+from crier.kit.http import DbSession, RequestClock, problem_responses, respond
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.media import service
@@ -126,17 +126,19 @@ async def upload_media(
             upload.content_type,
         )
     try:
-        return await idem.create(
-            fingerprint(
-                "POST",
-                "/v1/media",
-                {
-                    "sha256": received.sha256,
-                    "filename": received.filename,
-                    "content_type": received.declared_type,
-                },
-            ),
-            lambda: service.store(session, request.app.state.storage, principal, received),
+        return respond(
+            await idem.create(
+                fingerprint(
+                    "POST",
+                    "/v1/media",
+                    {
+                        "sha256": received.sha256,
+                        "filename": received.filename,
+                        "content_type": received.declared_type,
+                    },
+                ),
+                lambda: service.store(session, request.app.state.storage, principal, received),
+            )
         )
     finally:
         received.discard()

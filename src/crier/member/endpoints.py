@@ -10,7 +10,7 @@ from crier.auth.dependencies import CurrentPrincipal, IdempotentRequest, require
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.body import JsonRoute
-from crier.kit.http import DbSession, RequestClock, problem_responses
+from crier.kit.http import DbSession, RequestClock, problem_responses, respond
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.member import service
@@ -47,9 +47,11 @@ async def add_member(
     holding it. Counts against the plan's `members` limit. Adding a former member brings
     them back with the new role.
     """
-    return await idem.create(
-        fingerprint("POST", "/v1/members", data.model_dump(mode="json")),
-        lambda: service.add_member(session, principal, data),
+    return respond(
+        await idem.create(
+            fingerprint("POST", "/v1/members", data.model_dump(mode="json")),
+            lambda: service.add_member(session, principal, data),
+        )
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,12 @@ class Adapter(Protocol):
     async def metrics(self, access_token: str, external_id: str) -> dict[str, int]: ...
 
     async def refresh(self, refresh_token: str) -> Tokens: ...
+
+
+@runtime_checkable
+class ConnectsDirectly(Protocol):
+    """An adapter whose accounts connect with no consent screen (the sandbox's)."""
+
+    async def connect(self, handle: str) -> Tokens:
+        """Open an account with this handle and return its tokens."""
+        ...

@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     MEDIA_REJECTED = "media_rejected"
     OUTCOME_UNKNOWN = "outcome_unknown"
     INVALID_REQUEST = "invalid_request"
+    PLATFORM_NOT_CONFIGURED = "platform_not_configured"
 
 
 DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -37,6 +38,8 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.OUTCOME_UNKNOWN: "A send was interrupted and its result is not yet known; it is "
     "reconciled with the platform before anything is sent again.",
     ErrorCode.INVALID_REQUEST: "The platform refused the request as malformed; not retried.",
+    ErrorCode.PLATFORM_NOT_CONFIGURED: "This server has no adapter for the account's platform "
+    "(or is not configured for it); not retried.",
 }
 
 RETRYABLE = frozenset(

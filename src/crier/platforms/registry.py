@@ -10,9 +10,8 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from crier.kit.errors import CrierError
-from crier.kit.time import Clock
-from crier.platforms.errors import PlatformError
-from crier.platforms.sandbox.adapter import SandboxAdapter
+from crier.platforms.base import Adapter
+from crier.platforms.errors import ErrorCode, PlatformError
 
 # Connect fast, and do not let a slow platform hold a request or a worker for long.
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
@@ -91,20 +90,43 @@ class PlatformUnavailable(CrierError):
 
 
 class Platforms:
-    """Every adapter, by platform name. Close it to release its connections."""
+    """The registry of adapters, one per platform name, sharing one HTTP client: the one
+    way the scheduler, token refreshes and account connections reach a platform. Which
+    adapters a server has is decided where it is built (`crier.platforms.installed`).
+    Close it to release its connections."""
 
     def __init__(
-        self,
-        sandbox_url: str,
-        clock: Clock | None = None,
-        timeout: httpx.Timeout = TIMEOUT,
-        media_base_url: str = "http://127.0.0.1:8000",
+        self, http: httpx.AsyncClient | None = None, media_base_url: str = "http://127.0.0.1:8000"
     ) -> None:
-        self.http = platform_http(timeout)
+        self.http = http or platform_http()
         self.media_base_url = media_base_url.rstrip("/")
         """Where platforms are told to fetch media (this API's public address)."""
+        self._adapters: dict[str, Adapter] = {}
 
-        self.sandbox = SandboxAdapter(self.http, sandbox_url, clock)
+    def register(self, adapter: Adapter) -> None:
+        """Publish to `adapter.platform` through `adapter` (one adapter per platform)."""
+        if adapter.platform in self._adapters:
+            raise ValueError(f"an adapter for {adapter.platform} is already registered")
+        self._adapters[adapter.platform] = adapter
+
+    def adapter(self, platform: str) -> Adapter:
+        """The adapter of `platform`; a permanent `platform_not_configured` failure when
+        this server has none."""
+        try:
+            return self._adapters[platform]
+        except KeyError:
+            raise PlatformError(
+                ErrorCode.PLATFORM_NOT_CONFIGURED,
+                f"this server is not configured to publish to {platform}",
+            ) from None
+
+    def __contains__(self, platform: object) -> bool:
+        return platform in self._adapters
+
+    @property
+    def names(self) -> list[str]:
+        """The platforms this server can reach, in registration order."""
+        return list(self._adapters)
 
     async def close(self) -> None:
         await self.http.aclose()

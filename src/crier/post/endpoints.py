@@ -7,18 +7,20 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from crier.auth.dependencies import BEARER_KEY, IdempotencyKey, requires
+from crier.auth.dependencies import BEARER_KEY, IdempotencyKey, acting_with, key_hash, requires
 from crier.auth.permissions import Permission
-from crier.auth.principal import Principal
+from crier.auth.principal import Acting, Principal
 from crier.delivery import service as delivery_service
 from crier.delivery.schemas import DeliveryList
 from crier.kit.body import JsonRoute
-from crier.kit.concurrency import IF_MATCH_PATTERN, etag_of
-from crier.kit.http import DbSession, RequestClock, problem_responses
+from crier.kit.concurrency import IF_MATCH_PATTERN, IfMatch, etag_of
+from crier.kit.http import DbSession, problem_responses, respond
+from crier.kit.idempotency import Recorded
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.kit.time import Timestamp
 from crier.post import service
 from crier.post.lifecycle import PostStatus
+from crier.post.repository import PostFilter
 from crier.post.schemas import (
     Post,
     PostCreate,
@@ -30,11 +32,12 @@ from crier.post.schemas import (
 router = APIRouter(prefix="/posts", tags=["Posts"], route_class=JsonRoute)
 
 CanRead = Annotated[Principal, requires(Permission.POSTS_READ)]
-CanWrite = Annotated[Principal, requires(Permission.POSTS_WRITE)]
-CanSchedule = Annotated[Principal, requires(Permission.POSTS_SCHEDULE)]
-CanDelete = Annotated[Principal, requires(Permission.POSTS_DELETE)]
+Reading = Annotated[Acting, acting_with(Permission.POSTS_READ)]
+Writing = Annotated[Acting, acting_with(Permission.POSTS_WRITE)]
+Scheduling = Annotated[Acting, acting_with(Permission.POSTS_SCHEDULE)]
+Deleting = Annotated[Acting, acting_with(Permission.POSTS_DELETE)]
 # Required, but its absence answers 428 `precondition-required`, not 422 (see crier.app).
-IfMatch = Annotated[
+IfMatchHeader = Annotated[
     str,
     Header(
         alias="If-Match",
@@ -78,15 +81,20 @@ async def create_post(data: PostCreate, request: Request, key: IdempotencyKey = 
     """
     # Authenticates by itself, in the two round trips the create takes.
     state = request.app.state
-    authorization = request.headers.get("authorization")
-    return await service.create_post(state.db, state.vault, state.clock, authorization, key, data)
+    created = await service.create_post(
+        state.db, state.vault, state.clock, key_hash(request), key, data, _created
+    )
+    return respond(created)
+
+
+def _created(post: Post) -> Recorded:
+    headers = {"ETag": etag_of(post.version), "Location": f"/v1/posts/{post.id}"}
+    return Recorded.of(status.HTTP_201_CREATED, post, headers)
 
 
 @router.get("", response_model=Page[Post], responses=problem_responses(401, 403, 422))
 async def list_posts(
-    principal: CanRead,
-    session: DbSession,
-    clock: RequestClock,
+    acting: Reading,
     page: Annotated[PageRequest, Depends(page_request)],
     status_: Annotated[
         list[PostStatus] | None,
@@ -103,17 +111,13 @@ async def list_posts(
     ] = None,
 ) -> Page[Post]:
     """Posts in creation order, filtered; `next_cursor` pages through them."""
-    rows = await service.list_posts(
-        session,
-        clock,
-        principal,
+    shown = PostFilter(
         statuses=[s.value for s in status_ or []],
         publish_after=publish_after,
         publish_before=publish_before,
         social_account_id=social_account_id,
-        after=page.after,
-        limit=page.limit + 1,
     )
+    rows = await service.list_posts(acting, shown, page.after, page.limit + 1)
     items, cursor = make_page(rows, page.limit, lambda p: p.id)
     return Page[Post](data=items, next_cursor=cursor)
 
@@ -128,9 +132,7 @@ async def get_post(post_id: PostId, request: Request) -> Response:
     """One post. Its `ETag` header is what `If-Match` must carry to change it."""
     # Reads the key and the post in one round trip, without the request transaction.
     state = request.app.state
-    post = await service.read_post(
-        state.db, state.clock, request.headers.get("authorization"), post_id
-    )
+    post = await service.read_post(state.db, state.clock, key_hash(request), post_id)
     return Response(
         post.model_dump_json(),
         media_type="application/json",
@@ -140,103 +142,65 @@ async def get_post(post_id: PostId, request: Request) -> Response:
 
 @router.patch("/{post_id}", response_model=Post, responses=_CHANGE_ERRORS)
 async def update_post(
-    post_id: PostId,
-    data: PostUpdate,
-    principal: CanWrite,
-    session: DbSession,
-    clock: RequestClock,
-    response: Response,
-    if_match: IfMatch,
+    post_id: PostId, data: PostUpdate, acting: Writing, response: Response, if_match: IfMatchHeader
 ) -> Post:
     """Change a draft, or a scheduled post (needs `posts:schedule`), until 5 minutes
     before it publishes (`post-locked` after). Requires `If-Match`."""
-    post = await service.update_post(session, clock, principal, post_id, data, if_match)
+    post = await service.update_post(acting, post_id, data, IfMatch.parse(if_match))
     return _with_etag(response, post)
 
 
 @router.post("/{post_id}/schedule", response_model=Post, responses=_CHANGE_ERRORS)
 async def schedule_post(
     post_id: PostId,
-    principal: CanSchedule,
-    session: DbSession,
-    clock: RequestClock,
+    acting: Scheduling,
     response: Response,
-    if_match: IfMatch,
+    if_match: IfMatchHeader,
     data: ScheduleRequest | None = None,
 ) -> Post:
     """Schedule a draft, or reschedule a scheduled post, optionally with a new
     `publish_at`/`timezone`. Every target is checked; all failures come in one
     `target-validation-failed`. Requires `If-Match`."""
-    post = await service.schedule_post(
-        session, clock, principal, post_id, data or ScheduleRequest(), if_match
-    )
+    expected = IfMatch.parse(if_match)
+    post = await service.schedule_post(acting, post_id, data or ScheduleRequest(), expected)
     return _with_etag(response, post)
 
 
 @router.post("/{post_id}/unschedule", response_model=Post, responses=_CHANGE_ERRORS)
 async def unschedule_post(
-    post_id: PostId,
-    principal: CanSchedule,
-    session: DbSession,
-    clock: RequestClock,
-    response: Response,
-    if_match: IfMatch,
+    post_id: PostId, acting: Scheduling, response: Response, if_match: IfMatchHeader
 ) -> Post:
     """Take a scheduled post back to draft (not within 5 minutes of publishing). Requires
     `If-Match`."""
-    post = await service.unschedule_post(session, clock, principal, post_id, if_match)
+    post = await service.unschedule_post(acting, post_id, IfMatch.parse(if_match))
     return _with_etag(response, post)
 
 
-@router.post(
-    "/{post_id}/cancel",
-    response_model=Post,
-    responses=_CHANGE_ERRORS,
-)
+@router.post("/{post_id}/cancel", response_model=Post, responses=_CHANGE_ERRORS)
 async def cancel_post(
-    post_id: PostId,
-    principal: CanSchedule,
-    session: DbSession,
-    clock: RequestClock,
-    response: Response,
-    if_match: OptionalIfMatch = None,
+    post_id: PostId, acting: Scheduling, response: Response, if_match: OptionalIfMatch = None
 ) -> Post:
     """Cancel a post until publishing begins, even in its last minutes (then
     `post-not-cancellable`). It leaves the queue at once; who cancelled it and when is
     recorded; its media are released."""
-    post = await service.cancel_post(session, clock, principal, post_id, if_match)
+    post = await service.cancel_post(acting, post_id, IfMatch.parse(if_match))
     return _with_etag(response, post)
 
 
-@router.post(
-    "/{post_id}/retry",
-    response_model=Post,
-    responses=_CHANGE_ERRORS,
-)
+@router.post("/{post_id}/retry", response_model=Post, responses=_CHANGE_ERRORS)
 async def retry_post(
-    post_id: PostId,
-    principal: CanSchedule,
-    session: DbSession,
-    clock: RequestClock,
-    response: Response,
-    if_match: OptionalIfMatch = None,
+    post_id: PostId, acting: Scheduling, response: Response, if_match: OptionalIfMatch = None
 ) -> Post:
     """Re-send only the failed targets of a failed post, now (`post-not-retryable`
     otherwise). Published targets are not sent again."""
-    post = await service.retry_post(session, clock, principal, post_id, if_match)
+    post = await service.retry_post(acting, post_id, IfMatch.parse(if_match))
     return _with_etag(response, post)
 
 
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_CHANGE_ERRORS)
-async def delete_post(
-    post_id: PostId,
-    _: CanDelete,
-    session: DbSession,
-    clock: RequestClock,
-    if_match: IfMatch,
-) -> Response:
+async def delete_post(post_id: PostId, acting: Deleting, if_match: IfMatchHeader) -> Response:
     """Delete a draft (`post-not-deletable` otherwise). Requires `If-Match`."""
-    await service.delete_post(session, clock, post_id, if_match)
+    await service.delete_post(acting, post_id, IfMatch.parse(if_match))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

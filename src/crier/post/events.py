@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.models import Post
-from crier.post.service import view
+from crier.post.views import view
 from crier.webhook import events
 from crier.webhook.events import EventType
 from crier.workspace import repository as workspace_repository

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -41,6 +42,30 @@ async def get(session: AsyncSession, post_id: UUID, *, lock: bool = False) -> Po
     return (await session.execute(query)).scalar_one_or_none()
 
 
+@dataclass(frozen=True)
+class ToSend:
+    """A post a worker is about to send, as it reads it (locked)."""
+
+    id: UUID
+    payload: dict[str, Any]
+    publish_at: datetime | None
+
+
+async def lock_to_send(
+    session: AsyncSession, post_ids: Sequence[UUID], worker: str
+) -> list[ToSend]:
+    """The posts among `post_ids` still `worker`'s to send, locked in id order."""
+    rows = await session.execute(
+        QUERIES["lock_posts_to_send"], {"post_ids": list(post_ids), "worker": worker}
+    )
+    return [ToSend(*row) for row in rows]
+
+
+async def mark_publishing(session: AsyncSession, post_ids: Sequence[UUID], now: datetime) -> None:
+    """The queued posts among `post_ids` begin publishing (in one statement)."""
+    await session.execute(QUERIES["mark_publishing"], {"post_ids": list(post_ids), "now": now})
+
+
 def with_targets_statement(post_id: UUID) -> Statement:
     """A post (as a row) with its targets (`targets`: a list of dicts with each account's
     `platform`), to run in one round trip with others (`Database.read_at_once`)."""
@@ -57,29 +82,36 @@ async def get_many(
     return list((await session.execute(query)).scalars())
 
 
+@dataclass(frozen=True)
+class PostFilter:
+    """Which posts a list shows (every one by default)."""
+
+    statuses: Sequence[str] = ()
+    publish_after: datetime | None = None
+    """At or after this instant."""
+    publish_before: datetime | None = None
+    """Before this instant."""
+    social_account_id: UUID | None = None
+    """Targeting this account."""
+
+
 async def list_posts(
-    session: AsyncSession,
-    *,
-    statuses: Sequence[str],
-    publish_after: datetime | None,
-    publish_before: datetime | None,
-    social_account_id: UUID | None,
-    after: UUID | None,
-    limit: int,
+    session: AsyncSession, shown: PostFilter, after: UUID | None, limit: int
 ) -> list[Post]:
+    """Up to `limit` posts `shown` lets through, in id order, after the id `after`."""
     query = select(Post).order_by(Post.id).limit(limit)
-    if statuses:
-        query = query.where(Post.status.in_(list(statuses)))
-    if publish_after is not None:
-        query = query.where(Post.publish_at >= publish_after)
-    if publish_before is not None:
-        query = query.where(Post.publish_at < publish_before)
-    if social_account_id is not None:
+    if shown.statuses:
+        query = query.where(Post.status.in_(list(shown.statuses)))
+    if shown.publish_after is not None:
+        query = query.where(Post.publish_at >= shown.publish_after)
+    if shown.publish_before is not None:
+        query = query.where(Post.publish_at < shown.publish_before)
+    if shown.social_account_id is not None:
         query = query.where(
             exists().where(
                 PostTarget.workspace_id == Post.workspace_id,
                 PostTarget.post_id == Post.id,
-                PostTarget.social_account_id == social_account_id,
+                PostTarget.social_account_id == shown.social_account_id,
             )
         )
     if after is not None:

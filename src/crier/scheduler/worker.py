@@ -27,19 +27,14 @@ from sqlalchemy.exc import DBAPIError
 
 from crier.kit.db import Database
 from crier.kit.db.notify import first_of, listen
+from crier.kit.idempotency import purge_expired as purge_idempotency_keys
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
-from crier.scheduler import service
-from crier.scheduler.claims import (
-    claim_due,
-    purge_idempotency_keys,
-    purge_webhook_events,
-    queue_depth,
-    renew_leases,
-)
 from crier.scheduler.metrics import LEASES_HELD, QUEUE_DEPTH
-from crier.scheduler.service import Held
+from crier.scheduler.repository import claim_due, queue_depth, renew_leases
+from crier.scheduler.service import Held, Sender
+from crier.webhook import repository as webhook_repository
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,6 +66,7 @@ class Worker:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.sender = Sender(app_db, platforms, vault, clock, self.id)
         self.lease, self.batch, self.poll, self.gather = lease, batch, poll, gather
         self.webhook_retention = webhook_retention
         self.held: dict[tuple[UUID, UUID], Held] = {}
@@ -109,17 +105,16 @@ class Worker:
             by_workspace.setdefault(c.workspace_id, []).append(c.post_id)
             self.held.pop((c.workspace_id, c.post_id), None)
         prepared = await self._bounded(
-            service.prepare_many(
-                self.app_db, self.platforms, self.vault, self.clock, workspace, posts, self.id
-            )
-            for workspace, posts in by_workspace.items()
+            self.sender.prepare(workspace, posts) for workspace, posts in by_workspace.items()
         )
         for held in prepared:
             for h in held:
                 self._hold(h)
         if self.clock.now() >= self._next_purge:
             await purge_idempotency_keys(self.scheduler_db, self.clock.now())
-            await purge_webhook_events(self.scheduler_db, self.clock.now() - self.webhook_retention)
+            await webhook_repository.purge_events(
+                self.scheduler_db, self.clock.now() - self.webhook_retention
+            )
             self._next_purge = self.clock.now() + PURGE_EVERY
         LEASES_HELD.set(len(self.held))
         QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
@@ -153,9 +148,7 @@ class Worker:
         after: dict[UUID, Held | None] = {}
         try:
             async with self._slots:
-                after = await service.fire_many(
-                    self.app_db, self.platforms, self.vault, self.clock, workspace_id, held, self.id
-                )
+                after = await self.sender.fire(workspace_id, held)
         except (DBAPIError, OSError) as error:  # kept: fired again shortly
             log.warning(
                 "firing posts failed; retrying",

@@ -10,7 +10,7 @@ from crier.auth.dependencies import IdempotentRequest, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.body import JsonRoute
-from crier.kit.http import DbSession, RequestClock, problem_responses
+from crier.kit.http import DbSession, RequestClock, problem_responses, respond
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.social_account import service
@@ -69,8 +69,10 @@ async def connect_social_account(
         )
         return SocialAccount.model_validate(account)
 
-    return await idem.create(
-        fingerprint("POST", "/v1/social-accounts", data.model_dump(mode="json")), connect
+    return respond(
+        await idem.create(
+            fingerprint("POST", "/v1/social-accounts", data.model_dump(mode="json")), connect
+        )
     )
 
 

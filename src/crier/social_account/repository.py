@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db.engine import Statement
 from crier.kit.sql import any_of
-from crier.models import SocialAccount
+from crier.models import PostTarget, SocialAccount
 
 
 async def get(session: AsyncSession, account_id: UUID) -> SocialAccount | None:
@@ -64,3 +65,27 @@ async def get_many(session: AsyncSession, account_ids: list[UUID]) -> dict[UUID,
         select(SocialAccount).where(any_of(SocialAccount.id, account_ids))
     )
     return {a.id: a for a in result.scalars()}
+
+
+async def expiring_for_posts(
+    session: AsyncSession, post_ids: Sequence[UUID], before: datetime
+) -> list[UUID]:
+    """The active accounts targeted by `post_ids` whose token expires before `before`."""
+    query = (
+        select(SocialAccount.id)
+        .distinct()
+        .join(
+            PostTarget,
+            and_(
+                PostTarget.workspace_id == SocialAccount.workspace_id,
+                PostTarget.social_account_id == SocialAccount.id,
+            ),
+        )
+        .where(
+            any_of(PostTarget.post_id, post_ids),
+            SocialAccount.status == "active",
+            SocialAccount.token_expires_at.is_not(None),
+            SocialAccount.token_expires_at < before,
+        )
+    )
+    return list((await session.execute(query)).scalars())

@@ -12,7 +12,8 @@ from crier.kit.errors import NotFound
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.models import SocialAccount
-from crier.platforms.errors import PlatformError
+from crier.platforms.base import ConnectsDirectly
+from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import Platforms, PlatformUnavailable
 from crier.social_account import repository
 from crier.social_account.schemas import AccountStatus, Platform, SocialAccountConnect
@@ -58,8 +59,15 @@ async def connect(
     workspace = await workspace_repository.get(session, principal.workspace_id)
     assert workspace is not None
     plans.enforce(workspace.plan, "social_accounts", await repository.count_connected(session))
+    handle = data.handle or f"{data.platform.value}-{secrets.token_hex(4)}"
     try:
-        tokens = await platforms.sandbox.connect(data.handle or f"sandbox-{secrets.token_hex(4)}")
+        adapter = platforms.adapter(data.platform.value)
+        if not isinstance(adapter, ConnectsDirectly):
+            raise PlatformError(
+                ErrorCode.PLATFORM_NOT_CONFIGURED,
+                "this platform connects through its consent screen",
+            )
+        tokens = await adapter.connect(handle)
     except PlatformError as error:
         raise PlatformUnavailable.from_error(data.platform.value, error) from None
     workspace = await workspace_repository.lock(session, principal.workspace_id)

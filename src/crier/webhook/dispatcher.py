@@ -37,8 +37,8 @@ from crier.kit.vault import Vault
 from crier.models import WebhookAttempt as AttemptRow
 from crier.models import WebhookDelivery as DeliveryRow
 from crier.models import WebhookEndpoint as EndpointRow
-from crier.webhook import service
-from crier.webhook.events import CHANNEL, QUERIES
+from crier.webhook import repository, service
+from crier.webhook.events import CHANNEL
 from crier.webhook.outbound import DestinationRefused, Guard, GuardedResolver
 
 log = logging.getLogger(__name__)
@@ -139,20 +139,16 @@ class Dispatcher:
         busy = list(self.in_flight)
         now = self.clock.now()
         async with self.scheduler_db.engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    QUERIES["claim_due_deliveries"],
-                    {
-                        "worker": self.id,
-                        "now": now,
-                        "lease_until": now + self.lease,
-                        "busy_ids": busy,
-                        "busy_room": [max(0, self.per_endpoint - self.in_flight[e]) for e in busy],
-                        "per_endpoint": self.per_endpoint,
-                        "limit": room,
-                    },
-                )
-            ).all()
+            rows = await repository.claim_due_deliveries(
+                conn,
+                worker=self.id,
+                now=now,
+                lease_until=now + self.lease,
+                busy_ids=busy,
+                busy_room=[max(0, self.per_endpoint - self.in_flight[e]) for e in busy],
+                per_endpoint=self.per_endpoint,
+                limit=room,
+            )
         by_workspace: dict[UUID, list[tuple[UUID, UUID]]] = {}
         for row in rows:
             self.in_flight[row.endpoint_id] += 1
@@ -204,12 +200,7 @@ class Dispatcher:
         """Load a workspace's claimed deliveries in one transaction, then call each."""
         try:
             async with self.app_db.workspace_transaction(workspace_id) as session:
-                found = {
-                    row.id: row
-                    for row in await session.execute(
-                        QUERIES["load_deliveries"], {"ids": [d for d, _ in claimed]}
-                    )
-                }
+                found = await repository.load_deliveries(session, [d for d, _ in claimed])
         except Exception:  # the leases expire and the deliveries are tried again
             log.exception("loading webhook deliveries failed")
             for _, endpoint_id in claimed:
@@ -300,18 +291,16 @@ class Dispatcher:
         for workspace_id, done in pending.items():
             try:
                 async with self.app_db.workspace_transaction(workspace_id) as session:
-                    await session.execute(
-                        QUERIES["record_successes"],
-                        {
-                            "worker": self.id,
-                            "ids": [d[0] for d in done],
-                            "attempt_ids": [new_id() for _ in done],
-                            "numbers": [d[1] for d in done],
-                            "started": [d[2] for d in done],
-                            "durations": [d[3] for d in done],
-                            "codes": [d[4] for d in done],
-                            "finished": [d[5] for d in done],
-                        },
+                    await repository.record_successes(
+                        session,
+                        worker=self.id,
+                        ids=[d[0] for d in done],
+                        attempt_ids=[new_id() for _ in done],
+                        numbers=[d[1] for d in done],
+                        started=[d[2] for d in done],
+                        durations=[d[3] for d in done],
+                        codes=[d[4] for d in done],
+                        finished=[d[5] for d in done],
                     )
             except Exception:  # unrecorded: the leases expire and the calls are made again
                 log.exception("recording webhook successes failed")

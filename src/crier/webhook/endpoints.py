@@ -11,8 +11,8 @@ from crier.auth.dependencies import CurrentPrincipal, IdempotentRequest, require
 from crier.auth.permissions import Permission
 from crier.auth.principal import Principal
 from crier.kit.body import JsonRoute
-from crier.kit.http import DbSession, RequestClock, problem_responses
-from crier.kit.idempotency import fingerprint
+from crier.kit.http import DbSession, RequestClock, problem_responses, respond
+from crier.kit.idempotency import Recorded, fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.webhook import service
 from crier.webhook.events import DESCRIPTIONS
@@ -66,12 +66,14 @@ async def create_endpoint(
 ) -> Response:
     """Add an endpoint. Its signing `secret` is in this response only: keep it to verify
     the `webhook-signature` of every call (Standard Webhooks)."""
-    return await idem.create(
-        fingerprint("POST", "/v1/webhook-endpoints", data.model_dump(mode="json")),
-        lambda: service.create(
-            session, request.app.state.vault, _guard(request), principal.workspace_id, data
-        ),
-        headers_of=lambda e: {"Location": f"/v1/webhook-endpoints/{e.id}"},
+    return respond(
+        await idem.create(
+            fingerprint("POST", "/v1/webhook-endpoints", data.model_dump(mode="json")),
+            lambda: service.create(
+                session, request.app.state.vault, _guard(request), principal.workspace_id, data
+            ),
+            answer=lambda e: Recorded.of(201, e, {"Location": f"/v1/webhook-endpoints/{e.id}"}),
+        )
     )
 
 

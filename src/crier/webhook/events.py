@@ -11,14 +11,12 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db.engine import Statement
 from crier.kit.ids import new_id
-from crier.kit.sql import queries
+from crier.webhook import repository
 
-QUERIES = queries(__file__, "queries.sql")
 CHANNEL = "crier_webhooks"
 
 
@@ -106,37 +104,31 @@ def emit_statement(
     endpoint_id: UUID | None = None,
 ) -> Statement:
     """`emit_many` as a statement, the events' ids given, to send with others."""
-    return QUERIES["emit_events"], {
-        "ids": list(ids),
-        "subject_ids": [post_id for _, post_id in events],
-        "data": "["
-        + ",".join(
-            data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
-            for data, _ in events
-        )
-        + "]",
-        "type": type_.value,
-        "timestamp": _timestamp(now),
-        "now": now,
-        "endpoint_id": endpoint_id,
-    }
+    return repository.emit_events_statement(
+        {
+            "ids": list(ids),
+            "subject_ids": [post_id for _, post_id in events],
+            "data": "["
+            + ",".join(
+                data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
+                for data, _ in events
+            )
+            + "]",
+            "type": type_.value,
+            "timestamp": _timestamp(now),
+            "now": now,
+            "endpoint_id": endpoint_id,
+        }
+    )
 
 
 async def notify(session: AsyncSession) -> None:
     """Wake the dispatchers when this transaction commits."""
-    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    await repository.notify(session, CHANNEL)
 
 
 async def latest_of_many(
     session: AsyncSession, post_ids: Sequence[UUID], types: frozenset[EventType]
 ) -> dict[UUID, str]:
     """For each post, the type of its latest event among `types` (posts with none left out)."""
-    found = await session.execute(
-        text(
-            "SELECT DISTINCT ON (subject_id) subject_id, type FROM webhook_events "
-            "WHERE subject_id = ANY(:posts) AND type = ANY(:types) "
-            "ORDER BY subject_id, sequence DESC"
-        ),
-        {"posts": list(post_ids), "types": [t.value for t in types]},
-    )
-    return {row.subject_id: row.type for row in found}
+    return await repository.latest_post_events(session, post_ids, [t.value for t in types])

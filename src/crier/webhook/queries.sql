@@ -134,3 +134,24 @@ SET failing_since = NULL, updated_at = now()
 FROM (SELECT DISTINCT workspace_id, endpoint_id FROM done) AS ok
 WHERE e.workspace_id = ok.workspace_id AND e.id = ok.endpoint_id
   AND e.failing_since IS NOT NULL
+
+-- name: purge_webhook_events
+-- Forget webhook events older than :before in every workspace, with their deliveries and
+-- attempts, at most :limit at a time; never one with a delivery still pending (the policy
+-- also keeps everything younger than two days). Runs as crier_scheduler.
+DELETE FROM webhook_events
+WHERE (workspace_id, id) IN (
+    SELECT e.workspace_id, e.id FROM webhook_events AS e
+    WHERE e.created_at < :before
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_deliveries AS d
+          WHERE d.workspace_id = e.workspace_id AND d.event_id = e.id AND d.status = 'pending'
+      )
+    LIMIT :limit
+)
+
+-- name: latest_post_events
+-- For each post among :posts, the type of its latest event among :types.
+SELECT DISTINCT ON (subject_id) subject_id, type FROM webhook_events
+WHERE subject_id = ANY (CAST(:posts AS uuid[])) AND type = ANY (CAST(:types AS text[]))
+ORDER BY subject_id, sequence DESC

@@ -12,6 +12,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.auth import keys
 from crier.auth.permissions import Permission
 from crier.auth.service import authenticate, issue_key
 from crier.kit.db import Database, enter_workspace, present_workspace_slug
@@ -119,8 +120,10 @@ async def ensure_demo(db: Database, data_dir: Path) -> Demo:
 
 async def _key_works(session: AsyncSession, secret: str) -> bool:
     """Whether `secret` still authenticates, exactly as a request would check it."""
+    if not keys.looks_like_key(secret):
+        return False
     try:
-        await authenticate(session, SystemClock(), f"Bearer {secret}")
+        await authenticate(session, SystemClock(), keys.hash_key(secret))
     except NotAuthenticated:
         return False
     return True

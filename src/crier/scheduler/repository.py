@@ -1,4 +1,5 @@
-"""Claiming due posts across workspaces, as the scheduler role."""
+"""The scheduler's queries: claiming due posts across workspaces and renewing leases, as
+the scheduler role (crier_scheduler)."""
 
 from __future__ import annotations
 
@@ -56,20 +57,3 @@ async def queue_depth(scheduler_db: Database, now: datetime) -> int:
     async with scheduler_db.engine.connect() as conn:
         result = await conn.execute(QUERIES["queue_depth"], {"horizon": now + LOCK_WINDOW})
         return int(result.scalar_one())
-
-
-async def purge_idempotency_keys(scheduler_db: Database, now: datetime, limit: int = 1000) -> int:
-    """Delete expired idempotency keys in every workspace; returns how many went."""
-    async with scheduler_db.engine.begin() as conn:
-        result = await conn.execute(QUERIES["purge_idempotency_keys"], {"now": now, "limit": limit})
-        return int(result.rowcount or 0)
-
-
-async def purge_webhook_events(scheduler_db: Database, before: datetime, limit: int = 1000) -> int:
-    """Delete settled webhook events older than `before` in every workspace (with their
-    deliveries and attempts); returns how many went."""
-    async with scheduler_db.engine.begin() as conn:
-        result = await conn.execute(
-            QUERIES["purge_webhook_events"], {"before": before, "limit": limit}
-        )
-        return int(result.rowcount or 0)

@@ -1,0 +1,61 @@
+-- name: create_deliveries
+-- One delivery per target of the posts :post_ids that has none yet (as crier_app, in the
+-- posts' workspace). A post prepared again after a worker died keeps its deliveries.
+INSERT INTO deliveries (workspace_id, id, post_id, post_target_id, social_account_id, platform)
+SELECT t.workspace_id, crier_uuid7(), t.post_id, t.id, t.social_account_id, a.platform
+FROM post_targets AS t
+JOIN social_accounts AS a ON a.workspace_id = t.workspace_id AND a.id = t.social_account_id
+WHERE t.post_id = ANY (CAST(:post_ids AS uuid[]))
+ON CONFLICT (workspace_id, post_target_id) DO NOTHING
+
+-- name: lock_due_deliveries
+-- The deliveries of :post_ids still to send and due by :now, locked in id order.
+SELECT d.id, d.post_id, d.social_account_id, d.platform, d.attempts, d.uncertain
+FROM deliveries AS d
+WHERE d.workspace_id = crier_current_workspace()
+  AND d.post_id = ANY (CAST(:post_ids AS uuid[]))
+  AND d.status IN ('pending', 'sending')
+  AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now)
+ORDER BY d.id
+FOR UPDATE OF d
+
+-- name: begin_attempts
+-- Before anything is sent: write down the next attempt of each delivery :delivery_ids,
+-- under the ids :ids side by side, started at :started_at; until its answer comes, each
+-- delivery is uncertain. Set-based, so the same text serves any number of deliveries.
+WITH sending AS (
+    UPDATE deliveries
+    SET attempts = attempts + 1, status = 'sending', uncertain = true, updated_at = :started_at
+    WHERE workspace_id = crier_current_workspace()
+      AND id = ANY (CAST(:delivery_ids AS uuid[]))
+    RETURNING workspace_id, id, attempts
+)
+INSERT INTO delivery_attempts (workspace_id, id, delivery_id, number, started_at)
+SELECT s.workspace_id, a.id, s.id, s.attempts, :started_at
+FROM sending AS s
+JOIN unnest(CAST(:ids AS uuid[]), CAST(:delivery_ids AS uuid[])) AS a (id, delivery_id)
+    ON a.delivery_id = s.id
+
+-- name: record_published
+-- Record what the platform answered for the deliveries :delivery_ids, sent in the attempts
+-- :attempt_ids (side by side with :external_ids, :permalinks and :published_ats): the
+-- attempts published, the deliveries published with the platform's ids (as crier_app, in
+-- their workspace).
+WITH sent AS (
+    SELECT * FROM unnest(
+        CAST(:delivery_ids AS uuid[]), CAST(:attempt_ids AS uuid[]),
+        CAST(:external_ids AS text[]), CAST(:permalinks AS text[]),
+        CAST(:published_ats AS timestamptz[])
+    ) AS s (delivery_id, attempt_id, external_id, permalink, published_at)
+), attempts AS (
+    UPDATE delivery_attempts AS a
+    SET outcome = 'published', finished_at = :now, http_status = 201, updated_at = :now
+    FROM sent
+    WHERE a.workspace_id = crier_current_workspace() AND a.id = sent.attempt_id
+)
+UPDATE deliveries AS d
+SET status = 'published', external_id = sent.external_id, permalink = sent.permalink,
+    published_at = sent.published_at, next_attempt_at = NULL, error_code = NULL,
+    error_message = NULL, uncertain = false, updated_at = :now
+FROM sent
+WHERE d.workspace_id = crier_current_workspace() AND d.id = sent.delivery_id
