@@ -5,10 +5,11 @@ statuses may be edited, cancelled or claimed, and the one way a post changes sta
     draft, scheduled, queued -> cancelled;  scheduled -> draft;  failed -> scheduled (retry)
 
 Every change of a post goes through `move` (a step, checked, at a new version: its ETag)
-or `revise` (new content, same status). Two steps are taken in bulk in SQL instead
-(`scheduler/queries.sql`), by the same rules: claiming queues the `CLAIMABLE` posts due
-within `LOCK_WINDOW` at one version more, and sending marks queued posts publishing,
-leaving the version, since a locked post's ETag can change nothing.
+or `revise` (new content, same status). Two steps are taken in bulk in SQL instead, by
+the same rules: claiming (`scheduler/queries.sql`, `claim_due_posts`) queues the
+`CLAIMABLE` posts due within `LOCK_WINDOW` at one version more, and sending
+(`post/queries.sql`, `mark_publishing`) marks queued posts publishing, leaving the
+version, since a locked post's ETag can change nothing.
 """
 
 from __future__ import annotations

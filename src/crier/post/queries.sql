@@ -54,23 +54,24 @@ SELECT
 FROM posts AS p
 WHERE p.workspace_id = crier_current_workspace() AND p.id = :id
 
--- name: lock_posts_to_send
--- The posts among :post_ids still :worker's to send, locked in id order (as crier_app, in
--- their workspace).
-SELECT id, payload, publish_at
-FROM posts
-WHERE workspace_id = crier_current_workspace()
-  AND id = ANY (CAST(:post_ids AS uuid[]))
-  AND status IN ('queued', 'publishing')
-  AND lease_owner = :worker
-ORDER BY id
-FOR UPDATE
-
--- name: mark_publishing
--- The queued posts among :post_ids begin publishing, before anything of theirs is sent:
--- the lifecycle's step queued -> publishing, taken in bulk, at the same version (a locked
--- post's ETag can change nothing; see crier.post.lifecycle).
-UPDATE posts SET status = 'publishing', updated_at = :now
-WHERE workspace_id = crier_current_workspace()
-  AND id = ANY (CAST(:post_ids AS uuid[]))
-  AND status = 'queued'
+-- name: begin_publishing
+-- The posts among :post_ids still :worker's to send, locked in id order, begin publishing
+-- before anything of theirs is sent: the lifecycle's step queued -> publishing, taken in
+-- bulk, at the same version (a locked post's ETag can change nothing; see
+-- crier.post.lifecycle). Returns what sending them needs (as crier_app, in their
+-- workspace).
+WITH ours AS (
+    SELECT id FROM posts
+    WHERE workspace_id = crier_current_workspace()
+      AND id = ANY (CAST(:post_ids AS uuid[]))
+      AND status IN ('queued', 'publishing')
+      AND lease_owner = :worker
+    ORDER BY id
+    FOR UPDATE
+)
+UPDATE posts AS p
+SET status = 'publishing',
+    updated_at = CASE WHEN p.status = 'queued' THEN :now ELSE p.updated_at END
+FROM ours
+WHERE p.workspace_id = crier_current_workspace() AND p.id = ours.id
+RETURNING p.id, p.payload, p.publish_at

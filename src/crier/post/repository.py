@@ -51,19 +51,15 @@ class ToSend:
     publish_at: datetime | None
 
 
-async def lock_to_send(
-    session: AsyncSession, post_ids: Sequence[UUID], worker: str
+async def begin_publishing(
+    session: AsyncSession, post_ids: Sequence[UUID], worker: str, now: datetime
 ) -> list[ToSend]:
-    """The posts among `post_ids` still `worker`'s to send, locked in id order."""
+    """The posts among `post_ids` still `worker`'s to send, locked in id order, now
+    `publishing` (in one statement)."""
     rows = await session.execute(
-        QUERIES["lock_posts_to_send"], {"post_ids": list(post_ids), "worker": worker}
+        QUERIES["begin_publishing"], {"post_ids": list(post_ids), "worker": worker, "now": now}
     )
-    return [ToSend(*row) for row in rows]
-
-
-async def mark_publishing(session: AsyncSession, post_ids: Sequence[UUID], now: datetime) -> None:
-    """The queued posts among `post_ids` begin publishing (in one statement)."""
-    await session.execute(QUERIES["mark_publishing"], {"post_ids": list(post_ids), "now": now})
+    return sorted((ToSend(*row) for row in rows), key=lambda p: p.id)
 
 
 def with_targets_statement(post_id: UUID) -> Statement:

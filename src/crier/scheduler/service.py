@@ -152,7 +152,7 @@ class Sender:
         now = self.clock.now()
         outcome: dict[UUID, Held | None] = {h.post_id: None for h in held}
         async with self.db.workspace_transaction(workspace_id) as session:
-            posts = await post_repository.lock_to_send(session, list(outcome), self.worker)
+            posts = await post_repository.begin_publishing(session, list(outcome), self.worker, now)
             if not posts:
                 return outcome  # cancelled (or taken over) before their time: nothing is sent
             post_ids = [p.id for p in posts]
@@ -167,13 +167,11 @@ class Sender:
                 now,
                 self.platforms.media_base_url,
             )
-            started_at = self.clock.now()
-            await post_repository.mark_publishing(session, post_ids, started_at)
             await delivery_repository.begin_attempts(
                 session,
                 [s.delivery_id for s in plan.sends],
                 [s.attempt_id for s in plan.sends],
-                started_at,
+                self.clock.now(),
             )
             await self._refuse(session, now, plan.refusals)
         results = await asyncio.gather(
