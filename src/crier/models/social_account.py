@@ -29,3 +29,5 @@ class SocialAccount(TenantModel):
     refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary)
     token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disconnected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refreshing_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """A worker is refreshing the tokens until then: the others leave them alone."""

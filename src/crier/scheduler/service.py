@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 REFRESH_MARGIN = timedelta(minutes=10)
 """Tokens expiring this soon are refreshed when their posts are prepared."""
+REFRESH_LEASE = timedelta(seconds=30)
+"""How long one worker has an account's refresh to itself: longer than a platform call may
+take, and lapsing by itself if that worker dies."""
 
 
 @dataclass(frozen=True)
@@ -103,23 +106,31 @@ class Sender:
         return held
 
     async def refresh_account(self, workspace_id: UUID, account_id: UUID) -> None:
-        """Trade the refresh token for new tokens through the account's platform; if the
-        platform refuses, the account is `expired` (its deliveries then fail with
-        `auth_expired`)."""
+        """Trade the refresh token for new tokens through the account's platform, if it is
+        still due and no other worker is at it (refresh tokens may be single-use); the new
+        tokens are stored at once. If the platform refuses for good, the account is
+        `expired` (its deliveries then fail with `auth_expired`)."""
+        now = self.clock.now()
         async with self.db.workspace_transaction(workspace_id) as session:
-            account = await account_repository.get(session, account_id)
-            if account is None or account.refresh_token is None:
-                return
-            platform, refresh_token = account.platform, self.vault.open(account.refresh_token)
+            taken = await account_repository.take_refresh(
+                session, account_id, now, now + REFRESH_MARGIN, REFRESH_LEASE
+            )
+        if taken is None:
+            return  # refreshed already, being refreshed, or no longer usable
+        platform, sealed = taken
         try:
-            tokens = await self.platforms.adapter(platform).refresh(refresh_token)
+            tokens = await self.platforms.adapter(platform).refresh(self.vault.open(sealed))
         except PlatformError as error:
-            if error.retryable:
-                log.warning("token refresh failed, will retry", extra={"code": error.code.value})
-                return
             async with self.db.workspace_transaction(workspace_id) as session:
                 account = await account_repository.get(session, account_id)
-                if account is not None and account.status != "expired":
+                if account is None:
+                    return
+                account.refreshing_until = None
+                if error.retryable:
+                    log.warning(
+                        "token refresh failed, will retry", extra={"code": error.code.value}
+                    )
+                elif account.status != "expired":
                     account.status = "expired"
                     await session.flush()
                     await events.emit(
@@ -136,6 +147,7 @@ class Sender:
                 if tokens.refresh_token:
                     account.refresh_token = self.vault.seal(tokens.refresh_token)
                 account.token_expires_at = tokens.expires_at
+                account.refreshing_until = None
 
     async def fire(self, workspace_id: UUID, held: Sequence[Held]) -> dict[UUID, Held | None]:
         """Send every due delivery of a workspace's posts that have reached their time,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db.engine import Statement
@@ -89,3 +89,25 @@ async def expiring_for_posts(
         )
     )
     return list((await session.execute(query)).scalars())
+
+
+async def take_refresh(
+    session: AsyncSession, account_id: UUID, now: datetime, before: datetime, lease: timedelta
+) -> tuple[str, bytes] | None:
+    """Take the account's refresh in hand until `now + lease`, if it is active, its token
+    expires before `before` and no other worker holds the refresh: its platform and sealed
+    refresh token; None otherwise."""
+    result = await session.execute(
+        update(SocialAccount)
+        .where(
+            SocialAccount.id == account_id,
+            SocialAccount.status == "active",
+            SocialAccount.refresh_token.is_not(None),
+            SocialAccount.token_expires_at < before,
+            or_(SocialAccount.refreshing_until.is_(None), SocialAccount.refreshing_until <= now),
+        )
+        .values(refreshing_until=now + lease)
+        .returning(SocialAccount.platform, SocialAccount.refresh_token)
+    )
+    row = result.one_or_none()
+    return (row.platform, row.refresh_token) if row is not None else None
