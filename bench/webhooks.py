@@ -29,12 +29,12 @@ from cryptography.fernet import Fernet
 
 from bench.common import crier_workers, database, free_port
 from crier.kit.db import Database, DatabaseUrls
+from crier.kit.outbound import Guard
 from crier.kit.time import SystemClock
 from crier.kit.vault import Vault
 from crier.webhook import events, service
 from crier.webhook.dispatcher import sign
 from crier.webhook.events import EventType
-from crier.webhook.outbound import Guard
 from crier.webhook.schemas import WebhookEndpointCreate
 from crier.workspace.service import create_workspace
 

@@ -213,8 +213,14 @@ def build_runtime(
 ) -> Runtime:
     """The runtime of a test, built by the composition root every process uses, on the
     test's database, vault, media storage and clock. Webhook receivers in tests run on
-    127.0.0.1, so loopback is allowed."""
-    settings = Settings(data_dir=data_dir, sandbox_url=sandbox_url, webhook_allow_loopback=True)
+    127.0.0.1, so loopback is allowed (Mastodon instances too), and media still processing
+    on an instance are asked about at once."""
+    settings = Settings(
+        data_dir=data_dir,
+        sandbox_url=sandbox_url,
+        allow_loopback=True,
+        mastodon_media_poll_seconds=0.01,
+    )
     return Runtime.build(
         settings,
         db=db,
@@ -341,3 +347,12 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str
 
 
 __all__ = ["FakeClock", "MakeTenant", "Tenant", "assert_problem"]
+
+
+@pytest.fixture
+async def mastodon(clock: FakeClock) -> AsyncIterator[object]:
+    """A fresh Mastodon instance (the project's emulator) on loopback, on the test clock."""
+    from tests.mastodon import mastodon_instance
+
+    async with mastodon_instance(clock) as instance:
+        yield instance

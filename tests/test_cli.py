@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 
 from crier.kit.db import DatabaseUrls
 from tests.conftest import assert_problem
+from tests.servers import free_port
 
 CRIER = [sys.executable, "-m", "crier.cli"]
 
@@ -40,6 +42,7 @@ def crier(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         ["run"],
         ["worker"],
         ["sandbox"],
+        ["emulator"],
         ["migrate"],
         ["dbshell"],
         ["workspace", "create"],
@@ -141,3 +144,29 @@ def test_operator_mistakes_are_clear_errors(cli_env: dict[str, str]) -> None:
     bad_scope = crier(cli_env, "api-key", "create", "--workspace", "x", "--scope", "root")
     assert bad_scope.returncode == 1
     assert "workspace:read" in bad_scope.stderr
+
+
+def test_the_mastodon_emulator_runs_as_a_command(cli_env: dict[str, str]) -> None:
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [*CRIER, "emulator", "mastodon", "--port", str(port)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(100):  # bounded: the process needs a moment to listen
+                try:
+                    answer = client.get("/api/v2/instance")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            else:
+                raise AssertionError("the emulator did not start")
+            assert answer.status_code == 200
+            assert answer.json()["configuration"]["statuses"]["max_characters"] == 500
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

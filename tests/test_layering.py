@@ -21,6 +21,7 @@ HTTP_LAYER = {
     "crier.kit.http",
     "crier.kit.pagination",
     "crier.platforms.sandbox.server",
+    "crier.platforms.mastodon.emulator",
 }
 """Modules beside the `endpoints` modules that may know the web framework."""
 

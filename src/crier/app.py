@@ -32,6 +32,7 @@ from crier.kit.errors import (
     problem_body,
     register_problem,
 )
+from crier.kit.outbound import Guard
 from crier.kit.storage import Storage
 from crier.kit.time import EXPECTED_FORM, TIMEZONE_COMPONENT, Clock, SystemClock, timezone_schema
 from crier.kit.vault import Vault
@@ -40,9 +41,9 @@ from crier.member.endpoints import router as member_router
 from crier.platforms.registry import Platforms
 from crier.post.endpoints import router as post_router
 from crier.problems.endpoints import router as problems_router
+from crier.social_account.endpoints import oauth_router, platforms_router
 from crier.social_account.endpoints import router as social_account_router
 from crier.webhook.endpoints import router as webhook_router
-from crier.webhook.outbound import Guard
 from crier.workspace.endpoints import router as workspace_router
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def create_app(
     platforms: Platforms,
     clock: Clock | None = None,
     webhook_guard: Guard | None = None,
+    base_url: str = "http://127.0.0.1:8000",
+    redirect_origins: frozenset[str] | None = None,
 ) -> FastAPI:
     """Build the API around an open database, a media storage and the platform adapters."""
     app = FastAPIOffline(
@@ -97,6 +100,8 @@ def create_app(
     app.state.spool_dir = spool_dir
     app.state.platforms = platforms
     app.state.webhook_guard = webhook_guard or Guard()
+    app.state.base_url = base_url.rstrip("/")
+    app.state.redirect_origins = redirect_origins or frozenset({app.state.base_url})
 
     included = [
         *(
@@ -106,6 +111,8 @@ def create_app(
                 member_router,
                 auth_router,
                 social_account_router,
+                oauth_router,
+                platforms_router,
                 media_router,
                 post_router,
                 webhook_router,

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -137,7 +138,7 @@ def run(
     """
     settings = _with_address(Settings(), host, port)
     # Everything runs on this machine: webhook receivers may be too.
-    settings.webhook_allow_loopback = True
+    settings.allow_loopback = True
     with database_server(settings) as urls:
         migrations.upgrade(urls.owner)
         _serve_until_interrupted(settings, urls, banner=_demo_banner, with_sandbox=True)
@@ -344,6 +345,33 @@ def sandbox(
                     f"Sandbox platform on {settings.resolved_sandbox_url}",
                 )
             )
+    except KeyboardInterrupt:
+        typer.echo("Stopped.")
+
+
+class EmulatedNetwork(StrEnum):
+    MASTODON = "mastodon"
+
+
+@cli.command()
+def emulator(
+    network: Annotated[EmulatedNetwork, typer.Argument(help="The network to emulate.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8002,
+) -> None:
+    """Run a network's emulator: a local server with the API Crier uses, to walk an OAuth
+    connect and publish on your own machine (see docs/platforms.md).
+
+    For Mastodon, run Crier with CRIER_ALLOW_LOOPBACK=true (`crier run` sets it), then
+    connect with `instance_url` http://127.0.0.1:8002 and approve on its consent page.
+    State lives in memory and is gone when it stops.
+    """
+    from crier.platforms.mastodon.emulator import create_emulator_app
+
+    server = _server(create_emulator_app(), host, port, 1)
+    try:
+        with asyncio.Runner(loop_factory=_fast_loop()) as runner:
+            runner.run(_run_servers([server], f"Mastodon emulator on http://{host}:{port}"))
     except KeyboardInterrupt:
         typer.echo("Stopped.")
 

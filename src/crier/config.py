@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Everything Crier reads from its environment, with the defaults of a local install."""
 
-    model_config = SettingsConfigDict(env_prefix="CRIER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CRIER_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(
         default=Path(".crier"),
@@ -54,10 +54,13 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         default=1, gt=0, description="The scheduler's safety-net poll, between wake-ups."
     )
-    webhook_allow_loopback: bool = Field(
+    allow_loopback: bool = Field(
         default=False,
-        description="Let webhook endpoints be on this machine (127.0.0.1, ::1). Private, "
-        "link-local and metadata addresses are refused regardless. `crier run` allows it.",
+        validation_alias=AliasChoices("CRIER_ALLOW_LOOPBACK", "CRIER_WEBHOOK_ALLOW_LOOPBACK"),
+        description="Let the servers users name (webhook endpoints, Mastodon instances) be "
+        "on this machine (127.0.0.1, ::1), and Mastodon instances on plain http://. Private, "
+        "link-local and metadata addresses are refused regardless. `crier run` allows it. "
+        "(`CRIER_WEBHOOK_ALLOW_LOOPBACK` is read too.)",
     )
     webhook_retention_days: float = Field(
         default=30,
@@ -90,6 +93,28 @@ class Settings(BaseSettings):
         description="Where `crier worker` serves /metrics (on CRIER_HOST); 0 turns it off.",
     )
 
+    oauth_redirect_origins: str = Field(
+        default="",
+        description="Origins (`https://app.example.com`, comma-separated) a connect's "
+        "`redirect_to` may lead back to, beside this server's own (CRIER_PUBLIC_URL).",
+    )
+    mastodon_client_name: str = Field(
+        default="Crier", description="The app name Crier registers on Mastodon instances."
+    )
+    mastodon_media_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a Mastodon media still processing is asked whether it is done.",
+    )
+    mastodon_instances: str = Field(
+        default="",
+        description="Only these Mastodon instances (host or host:port, comma-separated) may "
+        "be connected; any instance when empty.",
+    )
+    mastodon_website: str | None = Field(
+        default=None, description="The website shown with that app on Mastodon instances."
+    )
+
     sandbox_host: str = Field(default="127.0.0.1", description="Where `crier sandbox` listens.")
     sandbox_port: int = Field(default=8001, ge=1, le=65535, description="Port of `crier sandbox`.")
     sandbox_url: str | None = Field(
@@ -107,6 +132,16 @@ class Settings(BaseSettings):
         path = self.data_dir.expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    @property
+    def redirect_origins(self) -> frozenset[str]:
+        """Where a connect may send the browser back to: these origins and this server's."""
+        given = {o.strip().rstrip("/") for o in self.oauth_redirect_origins.split(",")}
+        return frozenset(o for o in given | {self.base_url} if o)
+
+    @property
+    def allowed_mastodon_instances(self) -> frozenset[str]:
+        return frozenset(i.strip().lower() for i in self.mastodon_instances.split(",") if i.strip())
 
     @property
     def base_url(self) -> str:

@@ -20,12 +20,12 @@ import httpx
 from crier.config import Settings
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import SCHEDULER_ROLE
+from crier.kit.outbound import Guard
 from crier.kit.storage import LocalStorage, Storage
 from crier.kit.time import Clock, SystemClock
 from crier.kit.vault import Vault
 from crier.platforms.installed import installed
 from crier.platforms.registry import TIMEOUT, Platforms
-from crier.webhook.outbound import Guard
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -74,14 +74,16 @@ class Runtime:
             db = Database(urls, pool_size=settings.db_pool_size)
         clock = clock or SystemClock()
         data = settings.resolved_data_dir
+        storage = storage or LocalStorage(data / "media")
+        guard = guard or Guard(allow_loopback=settings.allow_loopback)
         return cls(
             settings=settings,
             db=db,
             vault=vault or Vault.from_settings(settings.secret_key, data),
-            platforms=installed(settings, clock, platform_timeout),
+            platforms=installed(settings, clock, guard, storage, platform_timeout),
             clock=clock,
-            storage=storage or LocalStorage(data / "media"),
-            guard=guard or Guard(allow_loopback=settings.webhook_allow_loopback),
+            storage=storage,
+            guard=guard,
             owns_db=owns_db,
         )
 
@@ -102,6 +104,8 @@ class Runtime:
             self.platforms,
             self.clock,
             webhook_guard=self.guard,
+            base_url=self.settings.base_url,
+            redirect_origins=self.settings.redirect_origins,
         )
 
     def scheduler_db(self, pool_size: int = 2) -> Database:

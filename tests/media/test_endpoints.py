@@ -282,3 +282,34 @@ async def test_broken_multipart_and_unstorable_file_names_are_refused(
     assert problem["errors"][0]["loc"] == ["body", "file", "filename"]  # type: ignore[index]
     assert files_under(storage, tenant) == []
     assert (await tenant.get("/v1/media")).json()["data"] == []
+
+
+async def test_alt_text_is_set_replaced_and_removed(tenant: Tenant) -> None:
+    media = (await upload(tenant, image_bytes("PNG"), "a.png", "image/png")).json()
+    assert media["alt_text"] is None
+    path = f"/v1/media/{media['id']}"
+    described = await tenant.patch(path, json={"alt_text": "  A red square  "})
+    assert (described.status_code, described.json()["alt_text"]) == (200, "A red square")
+    assert (await tenant.get(path)).json()["alt_text"] == "A red square"
+    cleared = await tenant.patch(path, json={"alt_text": None})
+    assert cleared.json()["alt_text"] is None
+
+
+async def test_bad_alt_text_is_refused_and_changes_nothing(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    media = (await upload(tenant, image_bytes("PNG"), "a.png", "image/png")).json()
+    path = f"/v1/media/{media['id']}"
+    assert (await tenant.patch(path, json={"alt_text": "kept"})).status_code == 200
+    for body, kind in [
+        ({"alt_text": "x" * 1501}, "string_too_long"),
+        ({"alt_text": "bad\x00byte"}, "unstorable_text"),
+        ({"alt_text": "x", "caption": "y"}, "extra_forbidden"),
+        ({}, "missing"),
+    ]:
+        refused = assert_problem(await tenant.patch(path, json=body), 422, "validation-error")
+        assert refused["errors"][0]["type"] == kind, refused  # type: ignore[index]
+    viewer = await tenant.member_with_key("viewer")
+    assert_problem(await viewer.patch(path, json={"alt_text": "no"}), 403, "permission-denied")
+    assert_problem(await other_tenant.patch(path, json={"alt_text": "no"}), 404, "not-found")
+    assert (await tenant.get(path)).json()["alt_text"] == "kept"

@@ -60,6 +60,9 @@ INSERTS: dict[str, str] = {
     "analytics_snapshots": "INSERT INTO analytics_snapshots "
     "(workspace_id, id, social_account_id, metric, value, date) "
     "VALUES (%(ws)s, %(id)s, %(account)s, 'likes', 3, %(date)s)",
+    "oauth_states": "INSERT INTO oauth_states "
+    "(workspace_id, id, member_id, platform, secret_hash, code_verifier, expires_at) "
+    "VALUES (%(ws)s, %(id)s, %(member)s, 'mastodon', %(hash)s, '\\x00', now())",
 }
 TENANT_TABLES = sorted(INSERTS)
 

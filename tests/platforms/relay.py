@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from crier.kit.time import Clock
-from crier.platforms.base import Prepared, Published, Tokens
+from crier.platforms.base import Account, Prepared, Published, Tokens
 from crier.platforms.errors import ErrorCode, PlatformError
 
 PLATFORM = "facebook"
@@ -136,27 +136,30 @@ class RelayAdapter:
         self._base = base_url.rstrip("/")
         self._clock = clock
 
-    async def publish(self, access_token: str, post: Prepared, idempotency_key: str) -> Published:
+    async def publish(self, account: Account, post: Prepared, idempotency_key: str) -> Published:
         response = await self._http.post(
             f"{self._base}/api/posts",
             json={"text": post.text},
-            headers={"Authorization": f"Bearer {access_token}", "Idempotency-Key": idempotency_key},
+            headers={
+                "Authorization": f"Bearer {account.access_token}",
+                "Idempotency-Key": idempotency_key,
+            },
         )
         return _published(_checked(response, sends=True))
 
-    async def find(self, access_token: str, idempotency_key: str) -> Published | None:
+    async def find(self, account: Account, idempotency_key: str) -> Published | None:
         response = await self._http.get(
             f"{self._base}/api/posts",
             params={"key": idempotency_key},
-            headers={"Authorization": f"Bearer {access_token}"},
+            headers={"Authorization": f"Bearer {account.access_token}"},
         )
         posts = _checked(response)["posts"]
         return _published(posts[0]) if posts else None
 
-    async def metrics(self, access_token: str, external_id: str) -> dict[str, int]:
+    async def metrics(self, account: Account, external_id: str) -> dict[str, int]:
         return {}
 
-    async def refresh(self, refresh_token: str) -> Tokens:
+    async def refresh(self, refresh_token: str, server_url: str | None = None) -> Tokens:
         response = await self._http.post(
             f"{self._base}/api/token", json={"refresh_token": refresh_token}
         )

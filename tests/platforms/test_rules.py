@@ -13,6 +13,7 @@ from crier.platforms.rules import RULES, check_content, preferred_crop
 @dataclass
 class Media:
     category: str
+    size_bytes: int = 1000
 
 
 def kinds(platform: str, text: str, media: list[Media]) -> set[str]:

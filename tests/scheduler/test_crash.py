@@ -25,8 +25,10 @@ import pytest
 from sqlalchemy import select
 
 from crier.kit.db import Database, DatabaseUrls
+from crier.kit.time import SystemClock
 from crier.kit.vault import Vault
 from crier.models import Delivery, DeliveryAttempt, Post, PostTarget, SocialAccount
+from crier.platforms.mastodon.emulator import Instance, Token, create_emulator_app
 from crier.platforms.sandbox.server import create_sandbox_app
 from crier.platforms.sandbox.store import Store
 from tests.conftest import MakeTenant
@@ -124,7 +126,7 @@ def workers(
         CRIER_WORKER_LEASE_SECONDS=str(LEASE_SECONDS),
         CRIER_WORKER_POLL_SECONDS="0.5",
         CRIER_WORKER_METRICS_PORT="0",
-        CRIER_WEBHOOK_ALLOW_LOOPBACK="true",
+        CRIER_ALLOW_LOOPBACK="true",
     )
     if db_urls.scheduler is not None:
         env["CRIER_SCHEDULER_DATABASE_URL"] = db_urls.scheduler.render_as_string(
@@ -346,7 +348,7 @@ async def test_a_worker_outlives_a_database_restart(
         CRIER_WORKER_LEASE_SECONDS=str(LEASE_SECONDS),
         CRIER_WORKER_POLL_SECONDS="0.5",
         CRIER_WORKER_METRICS_PORT="0",
-        CRIER_WEBHOOK_ALLOW_LOOPBACK="true",
+        CRIER_ALLOW_LOOPBACK="true",
     )
     log = tmp_path / "worker.log"
     pool = Workers(env, log=log)
@@ -372,3 +374,47 @@ async def test_a_worker_outlives_a_database_restart(
         pool.stop_all()
         await db.dispose()
         server.stop()
+
+
+async def test_a_worker_killed_while_mastodon_held_the_stored_status_posts_it_once(
+    make_tenant: MakeTenant, db: Database, vault: Vault, workers: Workers
+) -> None:
+    """Mastodon has no lookup by key: the status the instance stored while the killed
+    worker waited is found again by sending it once more with the same Idempotency-Key."""
+    instance = Instance(SystemClock())
+    async with serving(create_emulator_app(instance)) as url:
+        tenant = await make_tenant()
+        person = instance.account_named("crash")
+        instance.tokens["crash-token"] = Token("crier", person["id"], {"read", "write"})
+        async with db.workspace_transaction(UUID(tenant.id)) as session:
+            account = SocialAccount(
+                workspace_id=UUID(tenant.id),
+                platform="mastodon",
+                external_id=person["id"],
+                handle="crash@127.0.0.1",
+                display_name="crash",
+                status="active",
+                access_token=vault.seal("crash-token"),
+                server_url=url,
+            )
+            session.add(account)
+            await session.flush()
+            account_id = account.id
+        instance.faults.hang_after_store = 3
+        instance.faults.hang_seconds = 8
+        posts = await schedule_many(db, tenant, account_id, 3, datetime.now(UTC))
+        [first] = workers.start(1)
+
+        async def stored() -> bool:
+            return len(instance.statuses) == 3
+
+        assert await eventually(stored, 30)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        workers.start(1)
+        assert await eventually(lambda: all_published(db, tenant, posts), 60)
+        deliveries = await deliveries_of(db, tenant, posts)
+        for delivery in deliveries:
+            [status] = instance.statuses_with_key(str(delivery.id))
+            assert delivery.external_id == status.id
+        assert len(instance.statuses) == 3

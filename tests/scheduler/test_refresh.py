@@ -35,7 +35,7 @@ async def test_two_workers_refreshing_one_account_spend_its_refresh_token_once(
         assert row.refresh_token is not None
         refresh_token = vault.open(row.refresh_token)
     # The stored refresh token is the live one (the sandbox refuses a spent one).
-    tokens = await runtime.platforms.adapter("sandbox").refresh(refresh_token)
+    tokens = await runtime.platforms.adapter("sandbox").refresh(refresh_token, None)
     assert tokens.access_token
 
 

@@ -21,18 +21,23 @@ class Account:
     status: str = "active"
     token_expires_at: datetime | None = None
     access_token: bytes | None = b"sealed"
+    external_id: str = "ext-1"
+    server_url: str | None = None
 
 
 @dataclass
 class Asset:
     id: UUID = field(default_factory=uuid4)
     category: str = "image"
+    content_type: str = "image/png"
+    storage_path: str = "ws/asset/original.png"
+    alt_text: str | None = None
     variants: list[dict[str, Any]] = field(default_factory=lambda: [{"name": "square"}])
 
 
 def due(post: UUID, account: UUID, platform: str = "sandbox", **kw: Any) -> Due:
     fields: dict[str, Any] = {"attempts": 0, "uncertain": False} | kw
-    return Due(uuid4(), post, account, platform, fields["attempts"], fields["uncertain"])
+    return Due(uuid4(), post, account, platform, fields["attempts"], fields["uncertain"], {})
 
 
 def test_each_delivery_is_sent_refused_or_looked_up_first() -> None:
@@ -65,7 +70,11 @@ def test_each_delivery_is_sent_refused_or_looked_up_first() -> None:
         (retry.id, None),
     ]
     [sent, _] = plan.sends
-    assert (sent.platform, sent.sealed_token, sent.content.text) == ("sandbox", b"sealed", "Hi")
+    assert (sent.platform, sent.account.access_token, sent.content.text) == (
+        "sandbox",
+        b"sealed",
+        "Hi",
+    )
     assert [m.url for m in sent.content.media] == [
         f"{BASE}/v1/media/{asset.id}/file?variant=square"
     ]
@@ -91,4 +100,4 @@ def test_an_uncertain_delivery_whose_account_is_unusable_is_refused_not_looked_u
         BASE,
     )
     assert (plan.sends, plan.rechecks) == ([], [])
-    assert [r.code for r in plan.refusals] == [ErrorCode.AUTH_REVOKED]
+    assert [r.code for r in plan.refusals] == [ErrorCode.ACCOUNT_DISCONNECTED]

@@ -413,6 +413,8 @@ async def test_a_refused_refresh_expires_the_account_and_fails_with_auth_expired
     account = await sandbox_account(tenant)
     external = (await tenant.get(f"/v1/social-accounts/{account}")).json()["external_id"]
     post = await schedule(tenant, [account], at(clock, hours=3))
+    within_a_week = await schedule(tenant, [account], at(clock, days=6))
+    await schedule(tenant, [account], at(clock, days=8))
     await control.post(f"/control/accounts/{external}/revoke")  # refresh tokens die too
     clock.advance(timedelta(hours=2, minutes=56))
     await worker.tick()
@@ -431,6 +433,7 @@ async def test_a_refused_refresh_expires_the_account_and_fails_with_auth_expired
                 await session.execute(select(WebhookEvent).order_by(WebhookEvent.id))
             ).scalars()
         ]
+    sent = [(t, d) for t, d in sent if t != "post.scheduled" or d["id"] == post["id"]]
     assert [t for t, _ in sent] == [
         "post.scheduled",
         "post.queued",
@@ -439,6 +442,7 @@ async def test_a_refused_refresh_expires_the_account_and_fails_with_auth_expired
         "post.failed",
     ]
     assert (sent[2][1]["id"], sent[2][1]["status"]) == (account, "expired")
+    assert sent[2][1]["scheduled_posts"] == [post["id"], within_a_week["id"]]
     assert sent[3][1]["error_code"] == "auth_expired"
 
 

@@ -10,6 +10,7 @@ import psycopg
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
+from crier.social_account.schemas import Platform
 from tests.conftest import (
     APP_OPTIONS,
     FakeClock,
@@ -157,3 +158,28 @@ async def test_an_unreachable_platform_is_503_and_connects_nothing(
     body = assert_problem(response, 503, "platform-unavailable")
     assert body["platform_error"] == "platform_unavailable"
     assert (await tenant.get("/v1/social-accounts")).json()["data"] == []
+
+
+async def test_platforms_lists_every_platform_with_how_it_connects_and_its_rules(
+    tenant: Tenant,
+) -> None:
+    answer = await tenant.get("/v1/platforms")
+    assert answer.status_code == 200, answer.text
+    found = {p["name"]: p for p in answer.json()}
+    assert set(found) == {p.value for p in Platform}
+    assert (found["sandbox"]["configured"], found["sandbox"]["connects"]) == (True, "direct")
+    mastodon = found["mastodon"]
+    assert (mastodon["configured"], mastodon["connects"]) == (True, "oauth_instance")
+    assert mastodon["rules"]["max_text"] == 500
+    assert "23" in mastodon["rules"]["text_counting"]
+    assert mastodon["rules"]["max_image_bytes"] == 16 * 1024 * 1024
+    assert (found["x"]["configured"], found["x"]["connects"]) == (False, None)
+    assert found["x"]["rules"]["max_text"] == 280
+    assert_problem(await tenant.http.get("/v1/platforms"), 401, "unauthorized")
+
+
+async def test_connect_is_not_mistaken_for_an_account_id(tenant: Tenant) -> None:
+    wrong_method = await tenant.get("/v1/social-accounts/connect")
+    assert_problem(wrong_method, 405, "method-not-allowed")
+    assert wrong_method.headers["allow"] == "POST"
+    assert_problem(await tenant.get("/v1/social-accounts/not-an-id"), 404, "not-found")

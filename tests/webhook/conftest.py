@@ -18,10 +18,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from crier.kit.db import Database
+from crier.kit.outbound import Guard
 from crier.kit.time import Clock, SystemClock
 from crier.runtime import Runtime
 from crier.webhook.dispatcher import Dispatcher
-from crier.webhook.outbound import Guard
 from tests.conftest import FakeClock, Tenant
 from tests.scheduler.conftest import platform_timeout, runtime, worker
 from tests.servers import serving

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import func, select, text
 
 from crier.kit.db import Database
+from crier.kit.outbound import Guard
 from crier.models import Post, WebhookEvent
 from crier.scheduler.worker import Worker
 from crier.webhook import events
 from crier.webhook import repository as webhook_repository
 from crier.webhook.dispatcher import RETRY_SCHEDULE, Dispatcher
 from crier.webhook.events import EventType
-from crier.webhook.outbound import Guard
 from tests.conftest import FakeClock, MakeTenant, Tenant
 from tests.post.conftest import at, create, draft_body, sandbox_account, with_etag
 from tests.post.test_safety import upload

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from crier.kit.db import Database
+from crier.kit.outbound import DestinationRefused, Guard, GuardedResolver
 from crier.webhook.dispatcher import Dispatcher
-from crier.webhook.outbound import DestinationRefused, Guard, GuardedResolver
 from tests.conftest import FakeClock, Tenant
 from tests.post.conftest import at, create, draft_body, sandbox_account
 from tests.webhook.conftest import Receiver, add_endpoint, deliver_due

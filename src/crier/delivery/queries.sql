@@ -10,8 +10,10 @@ ON CONFLICT (workspace_id, post_target_id) DO NOTHING
 
 -- name: lock_due_deliveries
 -- The deliveries of :post_ids still to send and due by :now, locked in id order.
-SELECT d.id, d.post_id, d.social_account_id, d.platform, d.attempts, d.uncertain
+SELECT d.id, d.post_id, d.social_account_id, d.platform, d.attempts, d.uncertain,
+       t.platform_settings
 FROM deliveries AS d
+JOIN post_targets AS t ON t.workspace_id = d.workspace_id AND t.id = d.post_target_id
 WHERE d.workspace_id = crier_current_workspace()
   AND d.post_id = ANY (CAST(:post_ids AS uuid[]))
   AND d.status IN ('pending', 'sending')

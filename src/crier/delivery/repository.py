@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select, update
@@ -29,6 +30,8 @@ class Due:
     """Attempts made so far (0 before the first)."""
     uncertain: bool
     """Its last attempt may have reached the platform: look it up before sending again."""
+    platform_settings: dict[str, Any]
+    """The target's settings for its platform (visibility, language...)."""
 
 
 @dataclass(frozen=True)

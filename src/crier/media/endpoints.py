@@ -21,7 +21,7 @@ from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.media import service
 from crier.media.content import KINDS
-from crier.media.schemas import MediaAsset, MediaCategory, MediaId
+from crier.media.schemas import MediaAsset, MediaCategory, MediaId, MediaUpdate
 from crier.media.variants import VARIANT_NAMES
 
 router = APIRouter(prefix="/media", tags=["Media"], route_class=JsonRoute)
@@ -165,6 +165,23 @@ async def list_media(
 async def get_media(media_id: MediaId, _: CanRead, session: DbSession) -> MediaAsset:
     """One asset, with its variants and how many posts use it."""
     return service.to_schema(await service.get_asset(session, media_id))
+
+
+@router.patch(
+    "/{media_id}", response_model=MediaAsset, responses=problem_responses(401, 403, 404, 422)
+)
+async def update_media(
+    media_id: MediaId, data: MediaUpdate, _: CanUpload, session: DbSession
+) -> MediaAsset:
+    """Set an asset's `alt_text` (up to 1,500 characters; null removes it). Networks that
+    take a description get it with the media when a post is sent."""
+    text = data.alt_text
+    if text is not None and (problem := text_problem(text)):
+        raise ValidationFailed(
+            f"The alt text is refused: {problem}.",
+            [field_error(["body", "alt_text"], problem, "unstorable_text")],
+        )
+    return await service.describe(session, media_id, text)
 
 
 @router.get(

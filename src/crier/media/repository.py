@@ -36,13 +36,13 @@ async def get_many(
     return {m.id: m for m in (await session.execute(query)).scalars()}
 
 
-_ATTACHABLE = text("SELECT id, category FROM media_assets WHERE id = ANY(:ids)")
+_ATTACHABLE = text("SELECT id, category, size_bytes FROM media_assets WHERE id = ANY(:ids)")
 _ATTACHABLE_HELD = text(_ATTACHABLE.text + " FOR KEY SHARE")
 
 
 def attachable_statement(media_ids: Sequence[UUID], *, share_lock: bool) -> Statement:
-    """What a post needs to know of the media it attaches (`id`, `category`), to send with
-    other statements; with `share_lock`, as `get_many`."""
+    """What a post needs to know of the media it attaches (`id`, `category`, `size_bytes`),
+    to send with other statements; with `share_lock`, as `get_many`."""
     return (_ATTACHABLE_HELD if share_lock else _ATTACHABLE), {"ids": list(media_ids)}
 
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 MediaId = Annotated[UUID, Field(description="Identifier of a media asset.")]
 
@@ -35,9 +35,26 @@ class MediaAsset(BaseModel):
     width: int | None = Field(description="Width in pixels (images).")
     height: int | None = Field(description="Height in pixels (images).")
     filename: str | None = Field(description="The uploaded file's name, as sent.")
+    alt_text: str | None = Field(
+        description="What the media shows, for people who cannot see it; sent with it to "
+        "the networks that take a description (Mastodon, Bluesky, X, LinkedIn)."
+    )
     sha256: str = Field(description="SHA-256 of the original file, hex.")
     storage_path: str = Field(description="Where the original's bytes live in storage.")
     usage_count: int = Field(description="How many posts (not cancelled) use this asset.")
     url: str = Field(description="Where to download the original.")
     variants: list[MediaVariant] = Field(description="Derived crops (images and GIFs).")
     created_at: datetime = Field(description="When the asset was uploaded.")
+
+
+ALT_TEXT_MAX = 1500
+"""Mastodon's limit on a media description; the smallest of the networks Crier sends it to."""
+
+
+class MediaUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alt_text: str | None = Field(
+        max_length=ALT_TEXT_MAX,
+        description="The media's description (alt text); null removes it.",
+    )

@@ -192,6 +192,7 @@ def to_schema(asset: MediaAsset) -> MediaAssetOut:
         width=asset.width,
         height=asset.height,
         filename=asset.filename,
+        alt_text=asset.alt_text,
         sha256=asset.sha256,
         storage_path=asset.storage_path,
         usage_count=asset.usage_count,
@@ -199,6 +200,14 @@ def to_schema(asset: MediaAsset) -> MediaAssetOut:
         variants=[MediaVariant(**v, url=f"{base}?variant={v['name']}") for v in asset.variants],
         created_at=asset.created_at,
     )
+
+
+async def describe(session: AsyncSession, media_id: UUID, alt_text: str | None) -> MediaAssetOut:
+    """Set (or with None, remove) an asset's alt text. Posts already sent keep theirs."""
+    asset = await get_asset(session, media_id)
+    asset.alt_text = alt_text.strip() if alt_text and alt_text.strip() else None
+    await session.flush()
+    return to_schema(asset)
 
 
 async def get_asset(session: AsyncSession, media_id: UUID) -> MediaAsset:

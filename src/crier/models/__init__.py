@@ -6,6 +6,7 @@ from crier.models.delivery import Delivery, DeliveryAttempt
 from crier.models.idempotency import IdempotencyKey
 from crier.models.media import MediaAsset
 from crier.models.member import ApiKey, Member, User
+from crier.models.oauth import OAuthState, PlatformApp
 from crier.models.post import Post, PostMedia, PostTarget, ScheduledPostMonth
 from crier.models.review import Review
 from crier.models.social_account import SocialAccount
@@ -21,6 +22,8 @@ __all__ = [
     "IdempotencyKey",
     "MediaAsset",
     "Member",
+    "OAuthState",
+    "PlatformApp",
     "Post",
     "PostMedia",
     "PostTarget",

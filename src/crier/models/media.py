@@ -24,6 +24,8 @@ class MediaAsset(TenantModel):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     usage_count: Mapped[int] = mapped_column(Integer, server_default="0")
     filename: Mapped[str | None] = mapped_column(Text)
+    alt_text: Mapped[str | None] = mapped_column(Text)
+    """What the media shows, for people who cannot see it (sent to networks with it)."""
     sha256: Mapped[str] = mapped_column(Text)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)

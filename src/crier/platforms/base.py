@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -9,17 +11,40 @@ from typing import Any, Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class Tokens:
+    """What a network answers when an account connects or its tokens are refreshed."""
+
     access_token: str
     refresh_token: str | None
     expires_at: datetime | None
     external_id: str
     handle: str
+    display_name: str | None = None
+    server_url: str | None = None
+    """The account's own server, on networks with many (a Mastodon instance)."""
+    content_limits: dict[str, Any] | None = None
+    """What that server allows in a post, where it says (see `rules.Limits`)."""
+    reconnect_by: datetime | None = None
+    """When the grant ends for good, however often it is refreshed."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """The account a call acts for."""
+
+    access_token: str
+    external_id: str = ""
+    server_url: str | None = None
 
 
 @dataclass(frozen=True)
 class MediaRef:
     kind: str  # image, gif or video
     url: str
+    """Where the network may fetch the file (this API's address for it)."""
+    content_type: str = "application/octet-stream"
+    path: str | None = None
+    """The file in Crier's media storage, for networks it is uploaded to."""
+    alt_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,17 +68,80 @@ class Adapter(Protocol):
 
     platform: str
 
-    async def publish(self, access_token: str, post: Prepared, idempotency_key: str) -> Published:
+    async def publish(self, account: Account, post: Prepared, idempotency_key: str) -> Published:
         """Send the post; the platform must never make two posts for one key."""
         ...
 
-    async def find(self, access_token: str, idempotency_key: str) -> Published | None:
+    async def find(self, account: Account, idempotency_key: str) -> Published | None:
         """The post sent with this key, if the platform has it (to settle an unknown outcome)."""
         ...
 
-    async def metrics(self, access_token: str, external_id: str) -> dict[str, int]: ...
+    async def metrics(self, account: Account, external_id: str) -> dict[str, int]: ...
 
-    async def refresh(self, refresh_token: str) -> Tokens: ...
+    async def refresh(self, refresh_token: str, server_url: str | None) -> Tokens: ...
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """The app Crier acts as on a network (or on one server of it)."""
+
+    client_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True)
+class Consent:
+    """A consent being started (`authorize_url`) or completed (`exchange`)."""
+
+    redirect_uri: str
+    state: str
+    code_verifier: str
+    server_url: str | None = None
+    """The account's server (a Mastodon instance), on networks with many."""
+    app: AppCredentials | None = None
+    """The app registered on that server; None where the app comes from the settings."""
+
+    @property
+    def code_challenge(self) -> str:
+        """The PKCE challenge of the verifier (S256)."""
+        digest = hashlib.sha256(self.code_verifier.encode("ascii")).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@runtime_checkable
+class ConnectsWithOAuth(Protocol):
+    """An adapter whose accounts connect through the network's consent screen: OAuth 2.0
+    authorization code with PKCE (S256) and `state`."""
+
+    registers_apps: bool
+    """Whether Crier registers an app on each server first (`register_app`), as on
+    Mastodon, rather than using one app from the settings."""
+
+    def configured(self) -> bool:
+        """Whether this server has what the network needs (app credentials)."""
+        ...
+
+    async def server(self, given: str | None) -> str | None:
+        """The server an account named by the user lives on, checked and normalised
+        (None on networks with one server)."""
+        ...
+
+    async def register_app(self, server_url: str, redirect_uri: str) -> AppCredentials: ...
+
+    @property
+    def scopes(self) -> str: ...
+
+    def authorize_url(self, consent: Consent) -> str:
+        """Where to send the browser for consent."""
+        ...
+
+    async def exchange(self, consent: Consent, code: str) -> Tokens:
+        """Trade the code for tokens and read the account's profile."""
+        ...
+
+    async def revoke(self, account: Account, app: AppCredentials | None) -> None:
+        """Revoke the account's token at the network."""
+        ...
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     OUTCOME_UNKNOWN = "outcome_unknown"
     INVALID_REQUEST = "invalid_request"
     PLATFORM_NOT_CONFIGURED = "platform_not_configured"
+    ACCOUNT_DISCONNECTED = "account_disconnected"
 
 
 DESCRIPTIONS: dict[ErrorCode, str] = {
@@ -40,6 +41,8 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_REQUEST: "The platform refused the request as malformed; not retried.",
     ErrorCode.PLATFORM_NOT_CONFIGURED: "This server has no adapter for the account's platform "
     "(or is not configured for it); not retried.",
+    ErrorCode.ACCOUNT_DISCONNECTED: "The account was disconnected from Crier while the post "
+    "still targeted it (`DELETE /v1/social-accounts/{id}?force=true`); not retried.",
 }
 
 RETRYABLE = frozenset(

@@ -10,13 +10,39 @@ from __future__ import annotations
 import httpx
 
 from crier.config import Settings
+from crier.kit.outbound import Guard
+from crier.kit.storage import Storage
 from crier.kit.time import Clock
+from crier.platforms.mastodon.adapter import MastodonAdapter
 from crier.platforms.registry import TIMEOUT, Platforms, platform_http
 from crier.platforms.sandbox.adapter import SandboxAdapter
 
 
-def installed(settings: Settings, clock: Clock, timeout: httpx.Timeout = TIMEOUT) -> Platforms:
-    """Every platform this server is built for, sharing one HTTP client."""
-    platforms = Platforms(platform_http(timeout), media_base_url=settings.base_url)
+def installed(
+    settings: Settings,
+    clock: Clock,
+    guard: Guard,
+    storage: Storage,
+    timeout: httpx.Timeout = TIMEOUT,
+) -> Platforms:
+    """Every platform this server is built for. They share one HTTP client, but for the
+    networks whose servers users name (Mastodon), which share one behind `guard`."""
+    platforms = Platforms(
+        platform_http(timeout),
+        media_base_url=settings.base_url,
+        guarded_http=platform_http(timeout, guard=guard),
+    )
     platforms.register(SandboxAdapter(platforms.http, settings.resolved_sandbox_url, clock))
+    platforms.register(
+        MastodonAdapter(
+            platforms.guarded_http,
+            guard,
+            storage,
+            client_name=settings.mastodon_client_name,
+            website=settings.mastodon_website,
+            clock=clock,
+            poll_interval=settings.mastodon_media_poll_seconds,
+            instances=settings.allowed_mastodon_instances,
+        )
+    )
     return platforms

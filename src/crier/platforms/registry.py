@@ -10,7 +10,8 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from crier.kit.errors import CrierError
-from crier.platforms.base import Adapter
+from crier.kit.outbound import Guard, GuardedResolver
+from crier.platforms.base import Adapter, ConnectsDirectly, ConnectsWithOAuth
 from crier.platforms.errors import ErrorCode, PlatformError
 
 # Connect fast, and do not let a slow platform hold a request or a worker for long.
@@ -62,14 +63,25 @@ class _Client(httpx.AsyncClient):
             return await super().send(request, **kwargs)
 
 
-def platform_http(timeout: httpx.Timeout = TIMEOUT, calls: int = CALLS) -> httpx.AsyncClient:
-    """The HTTP client platform adapters share: `calls` in flight at once, at most."""
-    return _Client(
-        calls,
-        timeout=timeout,
-        follow_redirects=False,
-        transport=_Transport(limits=httpx.Limits(max_connections=calls)),
+def platform_http(
+    timeout: httpx.Timeout = TIMEOUT, calls: int = CALLS, guard: Guard | None = None
+) -> httpx.AsyncClient:
+    """The HTTP client platform adapters share: `calls` in flight at once, at most. With a
+    `guard`, names resolve only to addresses it allows (for servers users name, such as
+    Mastodon instances), and the connection goes to the very address checked."""
+
+    def session() -> aiohttp.ClientSession:
+        assert guard is not None
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=calls, resolver=GuardedResolver(guard))
+        )
+
+    transport = (
+        _Transport(limits=httpx.Limits(max_connections=calls), client=session)
+        if guard
+        else _Transport(limits=httpx.Limits(max_connections=calls))
     )
+    return _Client(calls, timeout=timeout, follow_redirects=False, transport=transport)
 
 
 class PlatformUnavailable(CrierError):
@@ -96,9 +108,14 @@ class Platforms:
     Close it to release its connections."""
 
     def __init__(
-        self, http: httpx.AsyncClient | None = None, media_base_url: str = "http://127.0.0.1:8000"
+        self,
+        http: httpx.AsyncClient | None = None,
+        media_base_url: str = "http://127.0.0.1:8000",
+        guarded_http: httpx.AsyncClient | None = None,
     ) -> None:
         self.http = http or platform_http()
+        self.guarded_http = guarded_http or self.http
+        """For servers users name (Mastodon instances): the outbound guard's resolver."""
         self.media_base_url = media_base_url.rstrip("/")
         """Where platforms are told to fetch media (this API's public address)."""
         self._adapters: dict[str, Adapter] = {}
@@ -128,5 +145,18 @@ class Platforms:
         """The platforms this server can reach, in registration order."""
         return list(self._adapters)
 
+    def connects(self, platform: str) -> str | None:
+        """How accounts of `platform` connect here: `direct` (no consent screen), `oauth`
+        (the network's consent screen), `oauth_instance` (the same, on a server the user
+        names), or None when this server cannot connect them."""
+        adapter = self._adapters.get(platform)
+        if isinstance(adapter, ConnectsDirectly):
+            return "direct"
+        if isinstance(adapter, ConnectsWithOAuth) and adapter.configured():
+            return "oauth_instance" if adapter.registers_apps else "oauth"
+        return None
+
     async def close(self) -> None:
         await self.http.aclose()
+        if self.guarded_http is not self.http:
+            await self.guarded_http.aclose()

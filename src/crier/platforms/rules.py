@@ -4,29 +4,24 @@ then, not discovered at publishing time."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
+from pydantic import ValidationError
+
 from crier.platforms.base import MediaRef, Prepared
+from crier.platforms.content import PlatformRules
+from crier.platforms.mastodon.rules import MASTODON
 
 
 class MediaLike(Protocol):
     @property
     def category(self) -> str: ...
 
-
-@dataclass(frozen=True)
-class PlatformRules:
-    max_text: int
-    max_media: int
-    media_kinds: frozenset[str]
-    max_videos: int = 1
-    video_alone: bool = False
-    """A video (or GIF) must be the post's only media."""
-    requires_media: bool = False
-    preferred_crop: str = "original"
+    @property
+    def size_bytes(self) -> int: ...
 
 
 _ALL = frozenset({"image", "gif", "video"})
@@ -51,9 +46,7 @@ RULES: dict[str, PlatformRules] = {
         requires_media=True,
         preferred_crop="portrait",
     ),
-    "mastodon": PlatformRules(
-        max_text=500, max_media=4, media_kinds=_ALL, video_alone=True, preferred_crop="original"
-    ),
+    "mastodon": MASTODON,
     "bluesky": PlatformRules(
         max_text=300, max_media=4, media_kinds=_ALL, video_alone=True, preferred_crop="landscape"
     ),
@@ -70,15 +63,28 @@ class Violation:
     kind: str
 
 
-def check_content(platform: str, text: str, media: Sequence[MediaLike]) -> list[Violation]:
-    """Every way `text` and `media` break `platform`'s rules (empty when they fit)."""
-    rules = RULES[platform]
+def rules_for(platform: str, limits: Mapping[str, Any] | None = None) -> PlatformRules:
+    """`platform`'s rules, with what the account's own server allows where it says."""
+    return RULES[platform].with_limits(limits)
+
+
+def check_content(
+    platform: str,
+    text: str,
+    media: Sequence[MediaLike],
+    limits: Mapping[str, Any] | None = None,
+) -> list[Violation]:
+    """Every way `text` and `media` break `platform`'s rules (empty when they fit), with
+    the account's server's own `limits` where it has them."""
+    rules = rules_for(platform, limits)
     problems: list[Violation] = []
-    if len(text) > rules.max_text:
+    length = rules.count_text(text)
+    if length > rules.max_text:
         problems.append(
             Violation(
                 "payload.text",
-                f"{len(text)} characters; {platform} allows {rules.max_text}",
+                f"{length} characters as {platform} counts them ({rules.text_counting}); "
+                f"it allows {rules.max_text}",
                 "text_too_long",
             )
         )
@@ -120,7 +126,36 @@ def check_content(platform: str, text: str, media: Sequence[MediaLike]) -> list[
                 "video_not_alone",
             )
         )
+    for i, m in enumerate(media):
+        cap = rules.max_video_bytes if m.category == "video" else rules.max_image_bytes
+        if cap is not None and m.size_bytes > cap:
+            problems.append(
+                Violation(
+                    f"payload.media_ids.{i}",
+                    f"{m.size_bytes} bytes; {platform} allows {cap} for a {m.category}",
+                    "media_too_large",
+                )
+            )
     return problems
+
+
+def check_settings(platform: str, settings: Mapping[str, Any]) -> list[Violation]:
+    """Every way a target's `platform_settings` break what `platform` takes."""
+    model = RULES[platform].settings
+    if model is None:
+        return []
+    try:
+        model.model_validate(dict(settings))
+    except ValidationError as invalid:
+        return [
+            Violation(
+                ".".join(["platform_settings", *(str(p) for p in error["loc"])]),
+                error["msg"],
+                error["type"],
+            )
+            for error in invalid.errors()
+        ]
+    return []
 
 
 def preferred_crop(platform: str) -> str:
@@ -136,19 +171,45 @@ class AssetLike(Protocol):
     def category(self) -> str: ...
 
     @property
+    def content_type(self) -> str: ...
+
+    @property
+    def storage_path(self) -> str: ...
+
+    @property
+    def alt_text(self) -> str | None: ...
+
+    @property
     def variants(self) -> list[dict[str, Any]]: ...
 
 
 def shape_for(
-    platform: str, text: str, assets: Sequence[AssetLike], media_base_url: str
+    platform: str,
+    text: str,
+    assets: Sequence[AssetLike],
+    media_base_url: str,
+    settings: Mapping[str, Any] | None = None,
 ) -> Prepared:
     """A post shaped for `platform`: each image in the crop the platform prefers (the
-    original when the asset has no such variant, as videos do)."""
+    original when the asset has no such variant, as videos do), with the target's
+    `settings` for the platform."""
     crop = preferred_crop(platform)
     media = []
     for asset in assets:
         url = f"{media_base_url}/v1/media/{asset.id}/file"
-        if crop != "original" and any(v["name"] == crop for v in asset.variants):
+        path, content_type = asset.storage_path, asset.content_type
+        variant = next((v for v in asset.variants if v["name"] == crop), None)
+        if crop != "original" and variant is not None:
             url += f"?variant={crop}"
-        media.append(MediaRef(kind=asset.category, url=url))
-    return Prepared(text=text, media=media)
+            path = variant.get("storage_path", path)
+            content_type = variant.get("content_type", content_type)
+        media.append(
+            MediaRef(
+                kind=asset.category,
+                url=url,
+                content_type=content_type,
+                path=path,
+                alt_text=asset.alt_text,
+            )
+        )
+    return Prepared(text=text, media=media, settings=dict(settings or {}))

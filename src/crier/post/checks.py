@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crier.kit.errors import CrierError, ValidationFailed, field_error
 from crier.media import repository as media_repository
 from crier.models import MediaAsset, SocialAccount
-from crier.platforms.rules import MediaLike, check_content
+from crier.platforms.rules import MediaLike, check_content, check_settings
 from crier.post.schemas import TargetIn
 from crier.social_account import repository as account_repository
 
@@ -52,6 +52,7 @@ class TargetAccount(Protocol):
     platform: str
     status: str
     token_expires_at: datetime | None
+    content_limits: dict[str, Any] | None
 
 
 async def references(
@@ -144,12 +145,22 @@ def check_schedulable(
                     "type": "account_not_usable",
                 }
             )
-        for violation in check_content(account.platform, text, media):
+        for violation in check_content(account.platform, text, media, account.content_limits):
             errors.append(
                 {
                     "target": str(account.id),
                     "platform": account.platform,
                     "loc": [*where, violation.field],
+                    "message": violation.message,
+                    "type": violation.kind,
+                }
+            )
+        for violation in check_settings(account.platform, target.platform_settings):
+            errors.append(
+                {
+                    "target": str(account.id),
+                    "platform": account.platform,
+                    "loc": [*where, *violation.field.split(".")],
                     "message": violation.message,
                     "type": violation.kind,
                 }

@@ -40,6 +40,8 @@ CLAIMABLE = frozenset({PostStatus.SCHEDULED})
 """Claimed by the scheduler once due within `LOCK_WINDOW`."""
 IN_FLIGHT = frozenset({PostStatus.QUEUED, PostStatus.PUBLISHING})
 """Held by a worker on a lease; claimed again only when that lease lapses."""
+TO_PUBLISH = CLAIMABLE | IN_FLIGHT
+"""Still to publish: what keeps its accounts and media from being removed."""
 
 _STEPS: dict[PostStatus, frozenset[PostStatus]] = {
     PostStatus.DRAFT: frozenset({PostStatus.SCHEDULED, PostStatus.CANCELLED}),

@@ -30,6 +30,23 @@ class AccountLike(Protocol):
     def token_expires_at(self) -> datetime | None: ...
     @property
     def access_token(self) -> bytes | None: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def server_url(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class SealedAccount:
+    """The account a delivery is sent as, its token still sealed."""
+
+    access_token: bytes | None
+    external_id: str
+    server_url: str | None
+
+    @classmethod
+    def of(cls, account: AccountLike) -> SealedAccount:
+        return cls(account.access_token, account.external_id, account.server_url)
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,7 @@ class Send:
 
     delivery_id: UUID
     platform: str
-    sealed_token: bytes | None
+    account: SealedAccount
     content: Prepared
     first_due: datetime | None
     """The post's time when this is the delivery's first attempt (its lateness is observed
@@ -92,7 +109,9 @@ def refusal(
             ErrorCode.PLATFORM_NOT_CONFIGURED,
             f"this server is not configured to publish to {platform}",
         )
-    if account is None or account.status in ("revoked", "disconnected"):
+    if account is not None and account.status == "disconnected":
+        return ErrorCode.ACCOUNT_DISCONNECTED, "the account was disconnected from Crier"
+    if account is None or account.status == "revoked":
         return ErrorCode.AUTH_REVOKED, _RECONNECT
     if account.status == "expired" or (
         account.token_expires_at is not None and account.token_expires_at <= now
@@ -118,11 +137,13 @@ def plan_sends(
         if refused is not None:
             plan.refusals.append(Refusal(d.id, *refused))
             continue
-        content = shape_for(d.platform, post.payload.text, post.assets, media_base_url)
+        assert account is not None  # refused otherwise
+        content = shape_for(
+            d.platform, post.payload.text, post.assets, media_base_url, d.platform_settings
+        )
         if d.uncertain:
             plan.rechecks.append(Recheck(d.id, d.platform, content, post.publish_at))
         else:
-            sealed = account.access_token if account is not None else None
             first_due = post.publish_at if d.attempts == 0 else None
-            plan.sends.append(Send(d.id, d.platform, sealed, content, first_due))
+            plan.sends.append(Send(d.id, d.platform, SealedAccount.of(account), content, first_due))
     return plan

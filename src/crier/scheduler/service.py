@@ -33,7 +33,7 @@ from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.media import repository as media_repository
 from crier.models import Delivery, DeliveryAttempt, Post
-from crier.platforms.base import Prepared, Published
+from crier.platforms.base import Account, Prepared, Published
 from crier.platforms.errors import PlatformError
 from crier.platforms.registry import Platforms
 from crier.post import events as post_events
@@ -41,7 +41,15 @@ from crier.post import repository as post_repository
 from crier.post.lifecycle import IN_FLIGHT, PostStatus, move
 from crier.post.schemas import PostPayload
 from crier.scheduler.metrics import DELIVERY_ATTEMPTS, PUBLISH_LATENESS
-from crier.scheduler.sends import PostToSend, Recheck, Refusal, Send, plan_sends, refusal
+from crier.scheduler.sends import (
+    PostToSend,
+    Recheck,
+    Refusal,
+    SealedAccount,
+    Send,
+    plan_sends,
+    refusal,
+)
 from crier.social_account import repository as account_repository
 from crier.social_account.schemas import SocialAccount as SocialAccountOut
 from crier.webhook import events
@@ -54,6 +62,8 @@ REFRESH_MARGIN = timedelta(minutes=10)
 REFRESH_LEASE = timedelta(seconds=30)
 """How long one worker has an account's refresh to itself: longer than a platform call may
 take, and lapsing by itself if that worker dies."""
+EXPIRY_NOTICE = timedelta(days=7)
+"""`social_account.expired` names the account's posts due within this long."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +127,10 @@ class Sender:
             )
         if taken is None:
             return  # refreshed already, being refreshed, or no longer usable
-        platform, sealed = taken
+        platform, sealed, server_url = taken
         try:
-            tokens = await self.platforms.adapter(platform).refresh(self.vault.open(sealed))
+            adapter = self.platforms.adapter(platform)
+            tokens = await adapter.refresh(self.vault.open(sealed), server_url)
         except PlatformError as error:
             async with self.db.workspace_transaction(workspace_id) as session:
                 account = await account_repository.get(session, account_id)
@@ -133,11 +144,16 @@ class Sender:
                 elif account.status != "expired":
                     account.status = "expired"
                     await session.flush()
+                    now = self.clock.now()
+                    soon = await account_repository.scheduled_posts_targeting(
+                        session, account_id, before=now + EXPIRY_NOTICE
+                    )
                     await events.emit(
                         session,
-                        self.clock.now(),
+                        now,
                         EventType.SOCIAL_ACCOUNT_EXPIRED,
-                        SocialAccountOut.model_validate(account),
+                        SocialAccountOut.model_validate(account).model_dump(mode="json")
+                        | {"scheduled_posts": [str(p) for p in soon]},
                     )
             return
         async with self.db.workspace_transaction(workspace_id) as session:
@@ -147,6 +163,7 @@ class Sender:
                 if tokens.refresh_token:
                     account.refresh_token = self.vault.seal(tokens.refresh_token)
                 account.token_expires_at = tokens.expires_at
+                account.last_refreshed_at = self.clock.now()
                 account.refreshing_until = None
 
     async def fire(self, workspace_id: UUID, held: Sequence[Held]) -> dict[UUID, Held | None]:
@@ -236,13 +253,17 @@ class Sender:
 
     async def _send(self, send: Send) -> Published:
         return await self._publish(
-            send.platform, send.sealed_token, send.content, send.delivery_id, send.first_due
+            send.platform, send.account, send.content, send.delivery_id, send.first_due
         )
+
+    def _open(self, account: SealedAccount) -> Account:
+        token = self.vault.open(account.access_token) if account.access_token else ""
+        return Account(token, account.external_id, account.server_url)
 
     async def _publish(
         self,
         platform: str,
-        sealed_token: bytes | None,
+        account: SealedAccount,
         content: Prepared,
         delivery_id: UUID,
         first_due: datetime | None,
@@ -251,10 +272,10 @@ class Sender:
         idempotency key. For a delivery's first attempt, `first_due` is its post's time,
         and how late the call leaves is observed for /metrics as it leaves."""
         adapter = self.platforms.adapter(platform)
-        token = self.vault.open(sealed_token) if sealed_token else ""
+        opened = self._open(account)
         if first_due is not None:
             PUBLISH_LATENESS.observe(max(0.0, (self.clock.now() - first_due).total_seconds()))
-        return await adapter.publish(token, content, str(delivery_id))
+        return await adapter.publish(opened, content, str(delivery_id))
 
     async def settle(
         self, workspace_id: UUID, post_ids: Sequence[UUID], succeeded: Sequence[Sent] = ()
@@ -325,10 +346,12 @@ class Sender:
                 outcomes.failed(delivery, *refused)
                 await _announce(session, self.clock.now(), [delivery])
                 return
-            sealed_token = account.access_token if account is not None else None
-        token = self.vault.open(sealed_token) if sealed_token else ""
+            assert account is not None  # refused otherwise
+            sealed = SealedAccount.of(account)
         try:
-            found = await self.platforms.adapter(recheck.platform).find(token, str(delivery_id))
+            found = await self.platforms.adapter(recheck.platform).find(
+                self._open(sealed), str(delivery_id)
+            )
         except PlatformError:
             found = None  # cannot tell yet: the resend below is safe, it carries the same key
         if found is not None:
@@ -346,7 +369,7 @@ class Sender:
             attempt_id = attempt.id
         try:
             published = await self._publish(
-                recheck.platform, sealed_token, recheck.content, delivery_id, first_due
+                recheck.platform, sealed, recheck.content, delivery_id, first_due
             )
         except PlatformError as error:
             await self._record_failure(workspace_id, delivery_id, attempt_id, error)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from crier.auth.dependencies import IdempotentRequest, requires
 from crier.auth.permissions import Permission
@@ -13,16 +15,22 @@ from crier.kit.body import JsonRoute
 from crier.kit.http import DbSession, RequestClock, problem_responses, respond
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
-from crier.social_account import service
+from crier.platforms.rules import rules_for
+from crier.social_account import connections, service
 from crier.social_account.schemas import (
     AccountStatus,
+    OAuthConnect,
+    OAuthStarted,
     Platform,
+    PlatformInfo,
     SocialAccount,
     SocialAccountConnect,
     SocialAccountId,
 )
 
 router = APIRouter(prefix="/social-accounts", tags=["Social accounts"], route_class=JsonRoute)
+oauth_router = APIRouter(prefix="/oauth", tags=["Social accounts"], route_class=JsonRoute)
+platforms_router = APIRouter(prefix="/platforms", tags=["Platforms"], route_class=JsonRoute)
 
 CanRead = Annotated[Principal, requires(Permission.SOCIAL_ACCOUNTS_READ)]
 CanManage = Annotated[Principal, requires(Permission.SOCIAL_ACCOUNTS_MANAGE)]
@@ -57,15 +65,19 @@ async def connect_social_account(
     principal: CanManage,
     session: DbSession,
     request: Request,
+    clock: RequestClock,
     idem: IdempotentRequest,
 ) -> Response:
-    """Connect an account. `sandbox` accounts need no credentials: the sandbox platform
-    (`crier sandbox`, started by `crier run`) issues their tokens. Counts against the plan's
-    `social_accounts` limit; `platform-unavailable` if the platform cannot be reached."""
+    """Connect an account on a platform with no consent screen. `sandbox` accounts need no
+    credentials: the sandbox platform (`crier sandbox`, started by `crier run`) issues their
+    tokens. Networks with a consent screen connect through `POST /v1/social-accounts/connect`.
+    Counts against the plan's `social_accounts` limit; `platform-unavailable` if the
+    platform cannot be reached."""
 
     async def connect() -> SocialAccount:
+        state = request.app.state
         account = await service.connect(
-            session, request.app.state.vault, request.app.state.platforms, principal, data
+            session, state.vault, state.platforms, clock, principal, data
         )
         return SocialAccount.model_validate(account)
 
@@ -76,8 +88,41 @@ async def connect_social_account(
     )
 
 
+@router.post(
+    "/connect", response_model=OAuthStarted, responses=problem_responses(401, 403, 422, 503)
+)
+async def start_oauth_connect(
+    data: OAuthConnect,
+    principal: CanManage,
+    session: DbSession,
+    request: Request,
+    clock: RequestClock,
+) -> OAuthStarted:
+    """Start connecting an account through the network's consent screen (OAuth 2.0 with
+    PKCE). Send the user's browser to `authorize_url` within 10 minutes; the network sends
+    it back to `/v1/oauth/callback/{platform}`, which keeps the account. For Mastodon, name
+    the instance (`instance_url`); Crier registers its app there on first use. Counts
+    against the plan's `social_accounts` limit."""
+    state = request.app.state
+    started = await connections.start(
+        session,
+        state.vault,
+        state.platforms,
+        clock,
+        principal,
+        platform=data.platform.value,
+        base_url=state.base_url,
+        allowed_origins=state.redirect_origins,
+        redirect_to=data.redirect_to,
+        instance_url=data.instance_url,
+    )
+    return OAuthStarted(authorize_url=started.authorize_url, expires_at=started.expires_at)
+
+
 @router.get(
-    "/{account_id}", response_model=SocialAccount, responses=problem_responses(401, 403, 404, 422)
+    "/{account_id:uuid}",
+    response_model=SocialAccount,
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def get_social_account(
     account_id: SocialAccountId, _: CanRead, session: DbSession
@@ -87,14 +132,109 @@ async def get_social_account(
 
 
 @router.delete(
-    "/{account_id}",
+    "/{account_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404, 422),
 )
 async def disconnect_social_account(
-    account_id: SocialAccountId, _: CanManage, session: DbSession, clock: RequestClock
+    account_id: SocialAccountId,
+    _: CanManage,
+    session: DbSession,
+    request: Request,
+    clock: RequestClock,
+    force: Annotated[
+        bool, Query(description="Disconnect even though scheduled posts target it.")
+    ] = False,
 ) -> Response:
-    """Disconnect an account: its tokens are erased at once and it stops counting against
-    the plan. The record stays, with status `disconnected`."""
-    await service.disconnect(session, clock, account_id)
+    """Disconnect an account: its token is revoked at the network where it can be
+    (Mastodon), its tokens are erased at once and it stops counting against the plan. The
+    record stays, with status `disconnected`. While scheduled posts target it, refused with
+    `account-in-use` naming them, unless `force=true`: their targets then fail at their time
+    with `account_disconnected`."""
+    state = request.app.state
+    await service.disconnect(session, state.vault, state.platforms, clock, account_id, force=force)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_CONNECTED_PAGE = """<!doctype html><meta charset="utf-8"><title>Connected</title>
+<h1>Connected</h1><p>{platform} account <strong>{handle}</strong> is connected to Crier.
+You can close this window.</p>"""
+
+
+@oauth_router.get(
+    "/callback/{platform}",
+    response_class=Response,
+    responses={
+        **problem_responses(400, 403, 409, 410, 422, 502),
+        200: {
+            "description": "Connected: a small page saying so.",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        303: {"description": "Connected: on to `redirect_to` with `account_id` and `platform`."},
+    },
+)
+async def oauth_callback(
+    platform: Platform,
+    request: Request,
+    clock: RequestClock,
+    state: Annotated[
+        str,
+        Query(
+            max_length=500,
+            description="The state Crier gave the network (RFC 6749: "
+            "sent back on success and on error alike).",
+        ),
+    ],
+    code: Annotated[
+        str | None, Query(max_length=2000, description="The authorization code.")
+    ] = None,
+    error: Annotated[
+        str | None, Query(max_length=200, description="The network's OAuth error, if any.")
+    ] = None,
+    error_description: Annotated[
+        str | None, Query(max_length=2000, description="What the network says of it.")
+    ] = None,
+) -> Response:
+    """Where the network sends the browser back after consent (no API key: the `state`
+    proves the request). Spends the state, trades the code for tokens, reads the profile
+    and keeps the account (reconnecting one updates it in place). A replayed
+    (`oauth-state-used`), expired (`oauth-state-expired`) or unknown (`oauth-state-invalid`)
+    state, a refused consent (`oauth-consent-refused`) and a failed exchange
+    (`oauth-exchange-failed`) create nothing."""
+    app_state = request.app.state
+    completed = await connections.complete(
+        app_state.db,
+        app_state.vault,
+        app_state.platforms,
+        clock,
+        platform=platform.value,
+        base_url=app_state.base_url,
+        callback=connections.Callback(state, code, error, error_description),
+    )
+    account = completed.account
+    if completed.redirect_to:
+        return RedirectResponse(
+            connections.redirect_target(completed.redirect_to, account), status_code=303
+        )
+    return HTMLResponse(
+        _CONNECTED_PAGE.format(
+            platform=html.escape(platform.value.title()), handle=html.escape(account.handle)
+        ),
+        status_code=200,
+    )
+
+
+@platforms_router.get("", response_model=list[PlatformInfo], responses=problem_responses(401, 403))
+async def list_platforms(_: CanRead, request: Request) -> list[PlatformInfo]:
+    """Every platform Crier knows: whether this server is configured for it, how its
+    accounts connect, and what a post for it may hold."""
+    platforms = request.app.state.platforms
+    return [
+        PlatformInfo(
+            name=p,
+            configured=p.value in platforms and platforms.connects(p.value) is not None,
+            connects=platforms.connects(p.value),
+            rules=rules_for(p.value).describe(),
+        )
+        for p in Platform
+    ]

@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db.engine import Statement
 from crier.kit.sql import any_of
-from crier.models import PostTarget, SocialAccount
+from crier.models import OAuthState, PlatformApp, Post, PostTarget, SocialAccount
+from crier.post.lifecycle import TO_PUBLISH
 
 
 async def get(session: AsyncSession, account_id: UUID) -> SocialAccount | None:
@@ -48,13 +50,14 @@ async def count_connected(session: AsyncSession) -> int:
 
 
 _TARGETABLE = text(
-    "SELECT id, platform, status, token_expires_at FROM social_accounts WHERE id = ANY(:ids)"
+    "SELECT id, platform, status, token_expires_at, content_limits "
+    "FROM social_accounts WHERE id = ANY(:ids)"
 )
 
 
 def targetable_statement(account_ids: Sequence[UUID]) -> Statement:
     """What a post needs to know of the accounts it targets (`id`, `platform`, `status`,
-    `token_expires_at`), to send with other statements."""
+    `token_expires_at`, `content_limits`), to send with other statements."""
     return _TARGETABLE, {"ids": list(account_ids)}
 
 
@@ -93,10 +96,10 @@ async def expiring_for_posts(
 
 async def take_refresh(
     session: AsyncSession, account_id: UUID, now: datetime, before: datetime, lease: timedelta
-) -> tuple[str, bytes] | None:
+) -> tuple[str, bytes, str | None] | None:
     """Take the account's refresh in hand until `now + lease`, if it is active, its token
-    expires before `before` and no other worker holds the refresh: its platform and sealed
-    refresh token; None otherwise."""
+    expires before `before` and no other worker holds the refresh: its platform, sealed
+    refresh token and server; None otherwise."""
     result = await session.execute(
         update(SocialAccount)
         .where(
@@ -107,7 +110,107 @@ async def take_refresh(
             or_(SocialAccount.refreshing_until.is_(None), SocialAccount.refreshing_until <= now),
         )
         .values(refreshing_until=now + lease)
-        .returning(SocialAccount.platform, SocialAccount.refresh_token)
+        .returning(SocialAccount.platform, SocialAccount.refresh_token, SocialAccount.server_url)
     )
     row = result.one_or_none()
-    return (row.platform, row.refresh_token) if row is not None else None
+    return (row.platform, row.refresh_token, row.server_url) if row is not None else None
+
+
+async def find_identity(
+    session: AsyncSession, platform: str, external_id: str, server_url: str | None
+) -> SocialAccount | None:
+    """The account this workspace has for one identity on a network (the latest, locked)."""
+    query = (
+        select(SocialAccount)
+        .where(
+            SocialAccount.platform == platform,
+            SocialAccount.external_id == external_id,
+            SocialAccount.server_url.is_(None)
+            if server_url is None
+            else SocialAccount.server_url == server_url,
+        )
+        .order_by(SocialAccount.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def scheduled_posts_targeting(
+    session: AsyncSession, account_id: UUID, before: datetime | None = None, limit: int = 100
+) -> list[UUID]:
+    """Posts still to publish (scheduled, queued or publishing) with a target on the
+    account, soonest first; only those due before `before` when given."""
+    query = (
+        select(Post.id)
+        .join(
+            PostTarget,
+            and_(PostTarget.workspace_id == Post.workspace_id, PostTarget.post_id == Post.id),
+        )
+        .where(
+            PostTarget.social_account_id == account_id,
+            Post.status.in_(sorted(TO_PUBLISH)),
+        )
+        .order_by(Post.publish_at, Post.id)
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(Post.publish_at < before)
+    return list((await session.execute(query)).scalars())
+
+
+async def find_app(
+    session: AsyncSession, platform: str, server_url: str, redirect_uri: str, scopes: str
+) -> PlatformApp | None:
+    result = await session.execute(
+        select(PlatformApp).where(
+            PlatformApp.platform == platform,
+            PlatformApp.server_url == server_url,
+            PlatformApp.redirect_uri == redirect_uri,
+            PlatformApp.scopes == scopes,
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def add_app(session: AsyncSession, app: PlatformApp) -> PlatformApp:
+    """Keep an app registered on a server; if another request kept one for the same server
+    first, that one (both are valid; one is enough)."""
+    inserted = await session.execute(
+        insert(PlatformApp)
+        .values(
+            id=app.id,
+            platform=app.platform,
+            server_url=app.server_url,
+            redirect_uri=app.redirect_uri,
+            scopes=app.scopes,
+            client_id=app.client_id,
+            client_secret=app.client_secret,
+        )
+        .on_conflict_do_nothing()
+        .returning(PlatformApp.id)
+    )
+    if inserted.scalar_one_or_none() is None:
+        kept = await find_app(session, app.platform, app.server_url, app.redirect_uri, app.scopes)
+        assert kept is not None
+        return kept
+    found = await session.get(PlatformApp, app.id)
+    assert found is not None
+    return found
+
+
+async def get_app(session: AsyncSession, app_id: UUID) -> PlatformApp | None:
+    return await session.get(PlatformApp, app_id)
+
+
+async def state_by_secret(session: AsyncSession, secret_hash: bytes) -> OAuthState | None:
+    """The workspace's consent under way with this secret, locked."""
+    result = await session.execute(
+        select(OAuthState).where(OAuthState.secret_hash == secret_hash).with_for_update()
+    )
+    return result.scalar_one_or_none()
+
+
+async def purge_states(session: AsyncSession, before: datetime) -> None:
+    """Forget the workspace's consents that ended (or expired) before `before`."""
+    await session.execute(delete(OAuthState).where(OAuthState.expires_at < before))

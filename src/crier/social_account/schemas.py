@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,5 +71,55 @@ class SocialAccount(BaseModel):
     token_expires_at: datetime | None = Field(
         description="When the platform token expires, if it does."
     )
+    server_url: str | None = Field(
+        description="The account's own server, on networks with many (a Mastodon instance)."
+    )
+    last_refreshed_at: datetime | None = Field(
+        description="When its tokens were last obtained (connected or refreshed)."
+    )
+    reconnect_by: datetime | None = Field(
+        description="When the network's grant ends for good however often it is refreshed "
+        "(LinkedIn's 365 days): reconnect before then. Null where it does not end."
+    )
     created_at: datetime = Field(description="When the account was connected.")
     disconnected_at: datetime | None = Field(description="When it was disconnected, if it was.")
+
+
+class OAuthConnect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    platform: Platform = Field(description="The network to connect an account of.")
+    redirect_to: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Where to send the browser once connected (with `account_id` and "
+        "`platform` added to its query); on an origin the server allows. Without it, the "
+        "callback shows a small page saying it worked.",
+    )
+    instance_url: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Mastodon only: the instance the account lives on, such as "
+        "`https://mastodon.social`.",
+    )
+
+
+class OAuthStarted(BaseModel):
+    authorize_url: str = Field(description="Send the user's browser here to give consent.")
+    expires_at: datetime = Field(description="The consent must be completed before then.")
+
+
+class PlatformInfo(BaseModel):
+    name: Platform = Field(description="The platform.")
+    configured: bool = Field(description="Whether this server can connect and publish to it.")
+    connects: str | None = Field(
+        description="How its accounts connect: `direct` (`POST /v1/social-accounts`), "
+        "`oauth` (`POST /v1/social-accounts/connect`), `oauth_instance` (the same, naming "
+        "the server in `instance_url`); null when this server cannot connect them."
+    )
+    rules: dict[str, Any] = Field(
+        description="What a post may hold: `max_text` and how text is counted "
+        "(`text_counting`), `max_media`, `media_kinds`, `max_videos`, `video_alone`, "
+        "`requires_media`, `max_image_bytes`, `max_video_bytes`, `max_video_seconds` (null: "
+        "not checked). An account's own server may allow other numbers (Mastodon)."
+    )

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.auth.principal import Principal
-from crier.kit.errors import NotFound
+from crier.kit.errors import Conflict, NotFound
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.models import SocialAccount
-from crier.platforms.base import ConnectsDirectly
+from crier.platforms.base import Account, AppCredentials, ConnectsDirectly, ConnectsWithOAuth
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import Platforms, PlatformUnavailable
 from crier.social_account import repository
+from crier.social_account.connections import keep_account
 from crier.social_account.schemas import AccountStatus, Platform, SocialAccountConnect
 from crier.workspace import plans
 from crier.workspace import repository as workspace_repository
+
+log = logging.getLogger(__name__)
 
 
 async def list_accounts(
@@ -48,10 +52,12 @@ async def connect(
     session: AsyncSession,
     vault: Vault,
     platforms: Platforms,
+    clock: Clock,
     principal: Principal,
     data: SocialAccountConnect,
 ) -> SocialAccount:
-    """Connect an account; the sandbox needs no credentials. Counts against the plan.
+    """Connect an account on a platform that needs no consent screen (the sandbox).
+    Counts against the plan.
 
     The platform is asked for tokens before the plan's limit is locked and checked, so no
     lock is held while waiting on the network.
@@ -70,35 +76,74 @@ async def connect(
         tokens = await adapter.connect(handle)
     except PlatformError as error:
         raise PlatformUnavailable.from_error(data.platform.value, error) from None
-    workspace = await workspace_repository.lock(session, principal.workspace_id)
-    plans.enforce(workspace.plan, "social_accounts", await repository.count_connected(session))
-    account = SocialAccount(
-        workspace_id=principal.workspace_id,
-        platform=data.platform.value,
-        external_id=tokens.external_id,
-        handle=tokens.handle,
-        display_name=data.display_name or tokens.handle,
-        status=AccountStatus.ACTIVE.value,
-        access_token=vault.seal(tokens.access_token),
-        refresh_token=vault.seal(tokens.refresh_token) if tokens.refresh_token else None,
-        token_expires_at=tokens.expires_at,
+    account, _ = await keep_account(
+        session,
+        vault,
+        clock,
+        principal.workspace_id,
+        data.platform.value,
+        tokens,
+        display_name=data.display_name,
     )
-    session.add(account)
-    await session.flush()
-    await session.refresh(account)
     return account
 
 
-async def disconnect(session: AsyncSession, clock: Clock, account_id: UUID) -> None:
-    """Disconnect an account: its tokens are erased at once; the record stays for history.
+class AccountInUse(Conflict):
+    """Scheduled posts still target this account; `posts` names them (up to 100).
+    Disconnect with `?force=true` to do it anyway: those targets then fail at their time
+    with `account_disconnected`."""
 
-    Disconnecting a disconnected account changes nothing.
+    slug = "account-in-use"
+    title = "Account in use"
+
+
+async def disconnect(
+    session: AsyncSession,
+    vault: Vault,
+    platforms: Platforms,
+    clock: Clock,
+    account_id: UUID,
+    *,
+    force: bool = False,
+) -> None:
+    """Disconnect an account: its token is revoked at the network where it can be, and its
+    tokens are erased at once; the record stays for history. Refused while scheduled posts
+    target it, unless `force`. Disconnecting a disconnected account changes nothing.
     """
     account = await get_account(session, account_id)
     if account.status == AccountStatus.DISCONNECTED.value:
         return
+    if not force:
+        posts = await repository.scheduled_posts_targeting(session, account_id)
+        if posts:
+            raise AccountInUse(
+                f"{len(posts)} scheduled post(s) target this account; "
+                "pass force=true to disconnect it anyway.",
+                posts=[str(p) for p in posts],
+            )
+    await _revoke(session, vault, platforms, account)
     account.status = AccountStatus.DISCONNECTED.value
     account.access_token = None
     account.refresh_token = None
     account.disconnected_at = clock.now()
     await session.flush()
+
+
+async def _revoke(
+    session: AsyncSession, vault: Vault, platforms: Platforms, account: SocialAccount
+) -> None:
+    """Revoke the account's token at the network, where it has a way to (best effort: the
+    token is erased here whatever the network says)."""
+    adapter = platforms.adapter(account.platform) if account.platform in platforms else None
+    if not isinstance(adapter, ConnectsWithOAuth) or account.access_token is None:
+        return
+    app = await repository.get_app(session, account.app_id) if account.app_id else None
+    credentials = AppCredentials(app.client_id, vault.open(app.client_secret)) if app else None
+    opened = Account(vault.open(account.access_token), account.external_id, account.server_url)
+    try:
+        await adapter.revoke(opened, credentials)
+    except PlatformError as error:
+        log.warning(
+            "revoking a token at the network failed",
+            extra={"platform": account.platform, "code": error.code.value},
+        )

@@ -32,6 +32,7 @@ from standardwebhooks.webhooks import Webhook
 from crier.kit.db import Database
 from crier.kit.db.notify import first_of, listen
 from crier.kit.ids import new_id
+from crier.kit.outbound import DestinationRefused, Guard, GuardedResolver
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.models import WebhookAttempt as AttemptRow
@@ -39,7 +40,6 @@ from crier.models import WebhookDelivery as DeliveryRow
 from crier.models import WebhookEndpoint as EndpointRow
 from crier.webhook import repository, service
 from crier.webhook.events import CHANNEL
-from crier.webhook.outbound import DestinationRefused, Guard, GuardedResolver
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from crier.auth.principal import Principal
 from crier.kit.body import JsonRoute
 from crier.kit.http import DbSession, RequestClock, problem_responses, respond
 from crier.kit.idempotency import Recorded, fingerprint
+from crier.kit.outbound import Guard
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.webhook import service
 from crier.webhook.events import DESCRIPTIONS
-from crier.webhook.outbound import Guard
 from crier.webhook.schemas import (
     EndpointId,
     EventId,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.errors import Conflict, CrierError, NotFound
 from crier.kit.ids import new_id
+from crier.kit.outbound import DestinationRefused, Guard
 from crier.kit.sql import any_of
 from crier.kit.vault import Vault
 from crier.models import WebhookAttempt as AttemptRow
@@ -21,7 +22,6 @@ from crier.models import WebhookEndpoint as EndpointRow
 from crier.models import WebhookEvent as EventRow
 from crier.webhook import events
 from crier.webhook.events import EventType
-from crier.webhook.outbound import DestinationRefused, Guard
 from crier.webhook.schemas import (
     WebhookAttempt,
     WebhookDelivery,

@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from crier.platforms.base import MediaRef, Prepared
+from crier.platforms.base import Account, MediaRef, Prepared
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import platform_http
 from crier.platforms.sandbox.adapter import SandboxAdapter
@@ -37,14 +37,14 @@ async def test_connect_publish_find_and_measure(adapter: SandboxAdapter, clock: 
     tokens = await adapter.connect("crier_demo")
     assert tokens.handle == "crier_demo"
     assert tokens.expires_at == clock.now() + timedelta(seconds=7200)
-    published = await adapter.publish(tokens.access_token, POST, "delivery-1")
+    published = await adapter.publish(Account(tokens.access_token), POST, "delivery-1")
     assert published.permalink.endswith(published.external_id)
-    again = await adapter.publish(tokens.access_token, POST, "delivery-1")
+    again = await adapter.publish(Account(tokens.access_token), POST, "delivery-1")
     assert again.external_id == published.external_id
-    assert await adapter.find(tokens.access_token, "delivery-1") == published
-    assert await adapter.find(tokens.access_token, "never-sent") is None
+    assert await adapter.find(Account(tokens.access_token), "delivery-1") == published
+    assert await adapter.find(Account(tokens.access_token), "never-sent") is None
     clock.advance(timedelta(minutes=30))
-    metrics = await adapter.metrics(tokens.access_token, published.external_id)
+    metrics = await adapter.metrics(Account(tokens.access_token), published.external_id)
     assert metrics["impressions"] > 0
     assert set(metrics) == {"impressions", "likes", "reposts", "replies"}
 
@@ -52,11 +52,11 @@ async def test_connect_publish_find_and_measure(adapter: SandboxAdapter, clock: 
 async def test_refresh_gives_working_tokens(adapter: SandboxAdapter, clock: FakeClock) -> None:
     tokens = await adapter.connect("r")
     clock.advance(timedelta(hours=3))
-    expired = await failure(adapter.publish(tokens.access_token, POST, "k"))
+    expired = await failure(adapter.publish(Account(tokens.access_token), POST, "k"))
     assert (expired.code, expired.retryable) == (ErrorCode.AUTH_EXPIRED, False)
     assert tokens.refresh_token is not None
     fresh = await adapter.refresh(tokens.refresh_token)
-    assert (await adapter.publish(fresh.access_token, POST, "k")).external_id
+    assert (await adapter.publish(Account(fresh.access_token), POST, "k")).external_id
     spent = await failure(adapter.refresh(tokens.refresh_token))
     assert spent.code == ErrorCode.AUTH_REVOKED
 
@@ -81,7 +81,7 @@ async def test_each_fault_becomes_its_catalogued_error(
 ) -> None:
     tokens = await adapter.connect("f")
     await sandbox.faults(**faults)
-    error = await failure(adapter.publish(tokens.access_token, POST, "key"))
+    error = await failure(adapter.publish(Account(tokens.access_token), POST, "key"))
     assert (error.code, error.retryable, error.may_have_succeeded) == (code, retryable, maybe)
     if code == ErrorCode.RATE_LIMITED:
         assert error.retry_after == 9
@@ -92,9 +92,9 @@ async def test_an_accepted_but_unanswered_post_is_found_not_resent(
 ) -> None:
     tokens = await adapter.connect("u")
     await sandbox.faults(hang_after_accept_next=1, hang_seconds=1)
-    error = await failure(adapter.publish(tokens.access_token, POST, "uncertain"))
+    error = await failure(adapter.publish(Account(tokens.access_token), POST, "uncertain"))
     assert error.may_have_succeeded
-    assert await adapter.find(tokens.access_token, "uncertain") is not None
+    assert await adapter.find(Account(tokens.access_token), "uncertain") is not None
     received = (await sandbox.http.get("/control/received")).json()
     assert received["count"] == 1
 
@@ -104,18 +104,18 @@ async def test_revoked_access_and_oversized_media_are_permanent(
 ) -> None:
     tokens = await adapter.connect("v")
     many = Prepared(text="x", media=[MediaRef("image", "https://media.invalid/a.jpg")] * 5)
-    assert (await failure(adapter.publish(tokens.access_token, many, "m"))).code == (
+    assert (await failure(adapter.publish(Account(tokens.access_token), many, "m"))).code == (
         ErrorCode.MEDIA_REJECTED
     )
     await sandbox.http.post(f"/control/accounts/{tokens.external_id}/revoke")
-    revoked = await failure(adapter.publish(tokens.access_token, POST, "r"))
+    revoked = await failure(adapter.publish(Account(tokens.access_token), POST, "r"))
     assert (revoked.code, revoked.retryable) == (ErrorCode.AUTH_REVOKED, False)
 
 
 async def test_an_unreachable_platform_is_unavailable_and_was_not_sent(clock: FakeClock) -> None:
     async with platform_http(httpx.Timeout(1)) as http:
         adapter = SandboxAdapter(http, f"http://127.0.0.1:{free_port()}", clock)
-        error = await failure(adapter.publish("token", POST, "k"))
+        error = await failure(adapter.publish(Account("token"), POST, "k"))
     assert (error.code, error.retryable, error.may_have_succeeded) == (
         ErrorCode.PLATFORM_UNAVAILABLE,
         True,
@@ -138,7 +138,7 @@ async def test_a_connection_lost_mid_call_may_have_published(clock: FakeClock) -
     try:
         async with platform_http(httpx.Timeout(5)) as http:
             adapter = SandboxAdapter(http, f"http://127.0.0.1:{port}", clock)
-            error = await failure(adapter.publish("token", POST, "k"))
+            error = await failure(adapter.publish(Account("token"), POST, "k"))
     finally:
         server.close()
         await server.wait_closed()

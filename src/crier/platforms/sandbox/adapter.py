@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import httpx
 
 from crier.kit.time import Clock, SystemClock
-from crier.platforms.base import Prepared, Published, Tokens
+from crier.platforms.base import Account, Prepared, Published, Tokens
+from crier.platforms.calls import call, server_failure
 from crier.platforms.errors import ErrorCode, PlatformError
 
 _CODES = {
@@ -41,7 +41,7 @@ class SandboxAdapter:
         )
         return self._tokens(body)
 
-    async def refresh(self, refresh_token: str) -> Tokens:
+    async def refresh(self, refresh_token: str, server_url: str | None = None) -> Tokens:
         body = await self._call(
             "POST",
             "/oauth/token",
@@ -50,26 +50,26 @@ class SandboxAdapter:
         )
         return self._tokens(body)
 
-    async def publish(self, access_token: str, post: Prepared, idempotency_key: str) -> Published:
+    async def publish(self, account: Account, post: Prepared, idempotency_key: str) -> Published:
         body = await self._call(
             "POST",
             "/v1/posts",
-            access_token,
+            account.access_token,
             json={"text": post.text, "media": [{"kind": m.kind, "url": m.url} for m in post.media]},
             headers={"Idempotency-Key": idempotency_key},
             sends=True,
         )
         return _published(body)
 
-    async def find(self, access_token: str, idempotency_key: str) -> Published | None:
+    async def find(self, account: Account, idempotency_key: str) -> Published | None:
         body = await self._call(
-            "GET", "/v1/posts", access_token, params={"idempotency_key": idempotency_key}
+            "GET", "/v1/posts", account.access_token, params={"idempotency_key": idempotency_key}
         )
         found = body["data"]
         return _published(found[0]) if found else None
 
-    async def metrics(self, access_token: str, external_id: str) -> dict[str, int]:
-        body = await self._call("GET", f"/v1/posts/{external_id}/metrics", access_token)
+    async def metrics(self, account: Account, external_id: str) -> dict[str, int]:
+        body = await self._call("GET", f"/v1/posts/{external_id}/metrics", account.access_token)
         return {k: int(v) for k, v in body.items() if k not in ("post_id", "measured_at")}
 
     def _tokens(self, body: dict[str, Any]) -> Tokens:
@@ -92,39 +92,17 @@ class SandboxAdapter:
         headers = dict(kw.pop("headers", None) or {})
         if access_token is not None:
             headers["Authorization"] = f"Bearer {access_token}"
-        try:
-            response = await self._http.request(
-                method, _parsed(self._base + path), headers=headers, **kw
-            )
-        except httpx.TimeoutException as exc:
-            raise PlatformError(
-                ErrorCode.TIMEOUT,
-                f"no answer in time ({type(exc).__name__})",
-                may_have_succeeded=sends and not isinstance(exc, httpx.ConnectTimeout),
-            ) from None
-        except httpx.ConnectError as exc:
-            raise PlatformError(ErrorCode.PLATFORM_UNAVAILABLE, f"cannot connect: {exc}") from None
-        except httpx.TransportError as exc:
-            raise PlatformError(
-                ErrorCode.PLATFORM_UNAVAILABLE, f"transport failed: {exc}", may_have_succeeded=sends
-            ) from None
+        response = await call(
+            self._http, method, self._base + path, sends=sends, headers=headers, **kw
+        )
         if response.is_success:
             body: dict[str, Any] = response.json()
             return body
         raise _error(response, sends)
 
 
-@lru_cache(maxsize=256)
-def _parsed(url: str) -> httpx.URL:
-    """`url` parsed once: httpx parses a string URL on every call, a tenth of the cost of a
-    publish when hundreds are in flight."""
-    return httpx.URL(url)
-
-
 def _error(response: httpx.Response, sends: bool) -> PlatformError:
-    """Map an error answer to the catalogue. A server error on a send might have come after
-    the platform stored the post (a gateway timing out, say), so it is reported as maybe
-    accepted: the caller looks the key up before sending again."""
+    """Map an error answer to the catalogue."""
     try:
         detail = response.json().get("error", {})
     except ValueError:
@@ -140,12 +118,9 @@ def _error(response: httpx.Response, sends: bool) -> PlatformError:
             status=status,
             retry_after=float(retry_after) if retry_after.isdigit() else None,
         )
-    if status == 504:
-        return PlatformError(ErrorCode.TIMEOUT, message, status=status, may_have_succeeded=sends)
-    if status >= 500:
-        return PlatformError(
-            ErrorCode.PLATFORM_UNAVAILABLE, message, status=status, may_have_succeeded=sends
-        )
+    failure = server_failure(response, message, sends)
+    if failure is not None:
+        return failure
 
     code = _CODES.get(platform_code)
     if code is None:

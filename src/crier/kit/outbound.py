@@ -1,5 +1,6 @@
-"""Where webhooks may be sent: never to loopback, private, link-local (cloud metadata),
-shared or reserved addresses, unless the server is configured to allow loopback.
+"""Where calls to addresses users give (webhook endpoints, Mastodon instances) may go:
+never to loopback, private, link-local (cloud metadata), shared or reserved addresses,
+unless the server is configured to allow loopback.
 
 Every address a host resolves to is checked, and the call connects to those very addresses
 (`GuardedResolver` is the HTTP client's only resolver), so a name cannot resolve one way
@@ -28,7 +29,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 class DestinationRefused(OSError):
-    """The URL leads somewhere webhooks may not go. (An `OSError`, as resolution failures
+    """The URL leads somewhere Crier may not call. (An `OSError`, as resolution failures
     are, so that the HTTP client reports it as one.)"""
 
 
@@ -90,7 +91,7 @@ class Guard:
 
 
 class GuardedResolver(AbstractResolver):
-    """The webhook client's resolver: names resolve only to addresses the guard allows."""
+    """A guarded client's resolver: names resolve only to addresses the guard allows."""
 
     def __init__(self, guard: Guard) -> None:
         self.guard = guard

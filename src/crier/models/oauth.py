@@ -1,0 +1,46 @@
+"""OAuth: consents under way, and the apps Crier registers on servers of a network."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import DateTime, ForeignKey, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crier.kit.ids import new_id
+from crier.models.base import Base, TenantModel, Timestamps
+
+
+class PlatformApp(Base, Timestamps):
+    """The app Crier registered on one server of a network (a Mastodon instance), shared
+    by every workspace. Its client secret is sealed."""
+
+    __tablename__ = "platform_apps"
+    __table_args__ = (UniqueConstraint("platform", "server_url", "redirect_uri", "scopes"),)
+
+    id: Mapped[UUID] = mapped_column(primary_key=True, default=new_id)
+    platform: Mapped[str] = mapped_column(Text)
+    server_url: Mapped[str] = mapped_column(Text)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[str] = mapped_column(Text)
+    client_id: Mapped[str] = mapped_column(Text)
+    client_secret: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class OAuthState(TenantModel):
+    """A consent under way: single-use, short-lived, bound to its workspace and member."""
+
+    __tablename__ = "oauth_states"
+    __table_args__ = (UniqueConstraint("workspace_id", "secret_hash"),)
+
+    member_id: Mapped[UUID] = mapped_column()
+    platform: Mapped[str] = mapped_column(Text)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    code_verifier: Mapped[bytes] = mapped_column(LargeBinary)
+    """The PKCE verifier, sealed."""
+    redirect_to: Mapped[str | None] = mapped_column(Text)
+    server_url: Mapped[str | None] = mapped_column(Text)
+    app_id: Mapped[UUID | None] = mapped_column(ForeignKey("platform_apps.id"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

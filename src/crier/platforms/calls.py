@@ -1,0 +1,106 @@
+"""One HTTP call to a network, its transport failures in the delivery error catalogue.
+
+Whether a failed call may have reached the network decides what follows (docs/errors.md):
+refused or unresolved (`ConnectError`) and no connection in time (`ConnectTimeout`) mean
+nothing was sent; no answer in time, or a connection lost mid-call, mean it may have been,
+when the call creates something (`sends`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from typing import Any
+
+import httpx
+
+from crier.kit.outbound import DestinationRefused
+from crier.platforms.errors import ErrorCode, PlatformError
+
+
+async def call(
+    http: httpx.AsyncClient, method: str, url: str, *, sends: bool = False, **kw: Any
+) -> httpx.Response:
+    """Make the call; any answer is returned, a transport failure raised as `PlatformError`."""
+    try:
+        return await http.request(method, parsed(url), **kw)
+    except httpx.TimeoutException as exc:
+        raise PlatformError(
+            ErrorCode.TIMEOUT,
+            f"no answer in time ({type(exc).__name__})",
+            may_have_succeeded=sends and not isinstance(exc, httpx.ConnectTimeout),
+        ) from None
+    except httpx.ConnectError as exc:
+        refused = _refusal(exc)
+        if refused is not None:
+            raise PlatformError(
+                ErrorCode.INVALID_REQUEST, f"destination refused: {refused}"
+            ) from None
+        raise PlatformError(ErrorCode.PLATFORM_UNAVAILABLE, f"cannot connect: {exc}") from None
+    except httpx.TransportError as exc:
+        raise PlatformError(
+            ErrorCode.PLATFORM_UNAVAILABLE, f"transport failed: {exc}", may_have_succeeded=sends
+        ) from None
+
+
+def _refusal(exc: BaseException) -> DestinationRefused | None:
+    """The guard's refusal behind a connection failure, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DestinationRefused):
+            return seen
+        os_error = getattr(seen, "os_error", None)  # aiohttp's ClientConnectorError
+        if isinstance(os_error, DestinationRefused):
+            return os_error
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def server_failure(response: httpx.Response, message: str, sends: bool) -> PlatformError | None:
+    """A 5xx answer as a catalogued failure (None for any other status). A server error on
+    a send might have come after the network stored the post (a gateway timing out, say),
+    so it is reported as maybe accepted: the delivery is looked up before any resend."""
+    status = response.status_code
+    if status == 504:
+        return PlatformError(ErrorCode.TIMEOUT, message, status=status, may_have_succeeded=sends)
+    if status >= 500:
+        return PlatformError(
+            ErrorCode.PLATFORM_UNAVAILABLE, message, status=status, may_have_succeeded=sends
+        )
+    return None
+
+
+def retry_after(
+    response: httpx.Response, now: datetime, reset_header: str | None = None
+) -> float | None:
+    """Seconds to wait, from `Retry-After` (seconds or an HTTP date) or else the network's
+    own reset header (an ISO 8601 time, or epoch seconds)."""
+    value = response.headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return float(value)
+    if value:
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
+        except (TypeError, ValueError):
+            pass
+    if reset_header is None:
+        return None
+    reset = response.headers.get(reset_header, "").strip()
+    if not reset:
+        return None
+    try:
+        if reset.replace(".", "", 1).isdigit():
+            return max(0.0, float(reset) - now.timestamp())
+        return max(
+            0.0, (datetime.fromisoformat(reset.replace("Z", "+00:00")) - now).total_seconds()
+        )
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=256)
+def parsed(url: str) -> httpx.URL:
+    """`url` parsed once: httpx parses a string URL on every call, a tenth of the cost of a
+    publish when hundreds are in flight."""
+    return httpx.URL(url)

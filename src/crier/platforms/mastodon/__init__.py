@@ -1,0 +1,1 @@
+"""Mastodon: any instance of it, each with its own app, limits and accounts."""

@@ -1,0 +1,348 @@
+"""Crier's adapter for Mastodon, on any instance (docs.joinmastodon.org, methods/).
+
+Each instance is its own server with its own app: Crier registers one on first use
+(`POST /api/v1/apps`) and keeps it (`platform_apps`). Accounts connect by OAuth 2.0 with
+PKCE; Mastodon's tokens do not expire and have no refresh token. A status is sent with the
+delivery's id as its `Idempotency-Key`, which the instance keeps for an hour: a resend with
+the same key answers the status already made, so a send whose outcome is unknown is simply
+sent again (there is no lookup by key). Media go up first through `POST /api/v2/media`,
+which may answer 202 and process in the background; the status waits until each is ready.
+
+Instances are named by users, so every call goes through the guarded HTTP client: a name
+resolving to a private, loopback or metadata address is refused before any connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from crier.kit.outbound import DestinationRefused, Guard
+from crier.kit.storage import Storage
+from crier.kit.time import Clock, SystemClock
+from crier.platforms.base import (
+    Account,
+    AppCredentials,
+    Consent,
+    MediaRef,
+    Prepared,
+    Published,
+    Tokens,
+)
+from crier.platforms.calls import call, retry_after, server_failure
+from crier.platforms.errors import ErrorCode, PlatformError
+from crier.platforms.mastodon.rules import instance_limits
+
+SCOPES = "read:accounts read:statuses write:statuses write:media"
+"""Reading the account's profile and statuses, posting statuses and their media."""
+MEDIA_POLLS = 30
+"""How many times a media still processing is polled before the send is retried later."""
+
+
+class MastodonAdapter:
+    platform = "mastodon"
+    registers_apps = True
+    scopes = SCOPES
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        guard: Guard,
+        storage: Storage,
+        *,
+        client_name: str = "Crier",
+        website: str | None = None,
+        clock: Clock | None = None,
+        poll_interval: float = 1.0,
+        instances: frozenset[str] = frozenset(),
+    ) -> None:
+        self._http = http
+        self._guard = guard
+        self._storage = storage
+        self._client_name = client_name
+        self._website = website
+        self._clock = clock or SystemClock()
+        self._poll_interval = poll_interval
+        self._instances = instances
+        """The only instances that may be connected (host or host:port); any when empty."""
+
+    def configured(self) -> bool:
+        return True  # every instance registers Crier's app on first use
+
+    async def server(self, given: str | None) -> str:
+        """The instance's base URL (`https://host[:port]`), if it may be called."""
+        if not given or not given.strip():
+            raise PlatformError(
+                ErrorCode.INVALID_REQUEST, "name the Mastodon instance (instance_url)"
+            )
+        text = given.strip()
+        try:
+            url = httpx.URL(text if "://" in text else f"https://{text}")
+        except httpx.InvalidURL as error:
+            raise PlatformError(ErrorCode.INVALID_REQUEST, f"not a URL: {error}") from None
+        plain_http = url.scheme == "http" and self._guard.allow_loopback
+        if url.scheme != "https" and not plain_http:
+            raise PlatformError(ErrorCode.INVALID_REQUEST, "the instance must be on https://")
+        if not url.host or url.userinfo or url.path not in ("", "/") or url.query:
+            raise PlatformError(
+                ErrorCode.INVALID_REQUEST,
+                "give the instance's address alone, such as https://mastodon.social",
+            )
+        port = url.port or (443 if url.scheme == "https" else 80)
+        named = url.netloc.decode("ascii").lower()
+        if self._instances and named not in self._instances and url.host not in self._instances:
+            raise PlatformError(
+                ErrorCode.INVALID_REQUEST, f"this server does not connect accounts of {named}"
+            )
+        self._guard.check_literal(str(url))
+        await self._guard.vetted(url.host, port)
+        base = f"{url.scheme}://{url.host}"
+        return base + (f":{url.port}" if url.port else "")
+
+    async def register_app(self, server_url: str, redirect_uri: str) -> AppCredentials:
+        body = await self._json(
+            "POST",
+            server_url,
+            "/api/v1/apps",
+            json={
+                "client_name": self._client_name,
+                "redirect_uris": redirect_uri,
+                "scopes": SCOPES,
+                **({"website": self._website} if self._website else {}),
+            },
+        )
+        return AppCredentials(body["client_id"], body["client_secret"])
+
+    def authorize_url(self, consent: Consent) -> str:
+        assert consent.server_url
+        assert consent.app
+        query = {
+            "response_type": "code",
+            "client_id": consent.app.client_id,
+            "redirect_uri": consent.redirect_uri,
+            "scope": SCOPES,
+            "state": consent.state,
+            "code_challenge": consent.code_challenge,
+            "code_challenge_method": "S256",
+        }
+        return f"{consent.server_url}/oauth/authorize?{urlencode(query)}"
+
+    async def exchange(self, consent: Consent, code: str) -> Tokens:
+        assert consent.server_url
+        assert consent.app
+        server = consent.server_url
+        token = await self._json(
+            "POST",
+            server,
+            "/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": consent.app.client_id,
+                "client_secret": consent.app.client_secret,
+                "redirect_uri": consent.redirect_uri,
+                "code_verifier": consent.code_verifier,
+            },
+        )
+        access = token["access_token"]
+        me = await self._json("GET", server, "/api/v1/accounts/verify_credentials", access)
+        try:
+            instance = await self._json("GET", server, "/api/v2/instance")
+        except PlatformError:
+            instance = {}  # an older instance: Mastodon's defaults apply
+        host = httpx.URL(server).netloc.decode("ascii")
+        acct = str(me.get("acct") or me["username"])
+        return Tokens(
+            access_token=access,
+            refresh_token=None,
+            expires_at=None,
+            external_id=str(me["id"]),
+            handle=acct if "@" in acct else f"{acct}@{host}",
+            display_name=me.get("display_name") or me.get("username"),
+            server_url=server,
+            content_limits=instance_limits(instance) or None,
+        )
+
+    async def revoke(self, account: Account, app: AppCredentials | None) -> None:
+        if app is None or account.server_url is None:
+            return
+        await self._json(
+            "POST",
+            account.server_url,
+            "/oauth/revoke",
+            data={
+                "client_id": app.client_id,
+                "client_secret": app.client_secret,
+                "token": account.access_token,
+            },
+        )
+
+    async def refresh(self, refresh_token: str, server_url: str | None) -> Tokens:
+        raise PlatformError(
+            ErrorCode.AUTH_EXPIRED, "Mastodon tokens are not refreshed; reconnect the account"
+        )
+
+    async def publish(self, account: Account, post: Prepared, idempotency_key: str) -> Published:
+        server = _server_of(account)
+        media_ids = [await self._upload(account, server, m) for m in post.media]
+        body: dict[str, Any] = {"status": post.text}
+        if media_ids:
+            body["media_ids"] = media_ids
+        for name in ("visibility", "language", "spoiler_text", "sensitive"):
+            if post.settings.get(name) is not None:
+                body[name] = post.settings[name]
+        status = await self._json(
+            "POST",
+            server,
+            "/api/v1/statuses",
+            account.access_token,
+            sends=True,
+            json=body,
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        return _published(status)
+
+    async def find(self, account: Account, idempotency_key: str) -> Published | None:
+        """Mastodon cannot look a status up by its key: a resend with the same key (within
+        the hour the instance keeps it) answers the status it made, so that is the lookup."""
+        return None
+
+    async def metrics(self, account: Account, external_id: str) -> dict[str, int]:
+        status = await self._json(
+            "GET", _server_of(account), f"/api/v1/statuses/{external_id}", account.access_token
+        )
+        return {
+            "comments": int(status.get("replies_count", 0)),
+            "shares": int(status.get("reblogs_count", 0)),
+            "likes": int(status.get("favourites_count", 0)),
+            "quotes": int(status.get("quotes_count", 0)),
+        }
+
+    async def _upload(self, account: Account, server: str, media: MediaRef) -> str:
+        """Upload one file and wait until the instance has processed it; its id."""
+        if media.path is None:
+            raise PlatformError(ErrorCode.MEDIA_REJECTED, "the media's file is not in storage")
+        path = self._storage.local_path(media.path)
+        content = await asyncio.to_thread(path.read_bytes)
+        form = {"description": media.alt_text} if media.alt_text else {}
+        name = PurePosixPath(media.path).name
+        answer = await self._json(
+            "POST",
+            server,
+            "/api/v2/media",
+            account.access_token,
+            media=True,
+            data=form,
+            files={"file": (name, content, media.content_type)},
+        )
+        media_id = str(answer["id"])
+        if answer.get("url"):
+            return media_id
+        for _ in range(MEDIA_POLLS):
+            await asyncio.sleep(self._poll_interval)
+            response = await self._request(
+                "GET", server, f"/api/v1/media/{media_id}", account.access_token
+            )
+            if response.status_code == 200:
+                return media_id
+            if response.status_code != 206:
+                raise _error(response, self._clock.now(), media=True)
+        raise PlatformError(
+            ErrorCode.PLATFORM_UNAVAILABLE, "the instance is still processing the media"
+        )
+
+    async def _request(
+        self,
+        method: str,
+        server: str,
+        path: str,
+        access_token: str | None = None,
+        *,
+        sends: bool = False,
+        **kw: Any,
+    ) -> httpx.Response:
+        headers = dict(kw.pop("headers", None) or {})
+        if access_token is not None:
+            headers["Authorization"] = f"Bearer {access_token}"
+        try:
+            return await call(self._http, method, server + path, sends=sends, headers=headers, **kw)
+        except DestinationRefused as refused:
+            raise PlatformError(ErrorCode.INVALID_REQUEST, f"refused: {refused}") from None
+
+    async def _json(
+        self,
+        method: str,
+        server: str,
+        path: str,
+        access_token: str | None = None,
+        *,
+        sends: bool = False,
+        media: bool = False,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        response = await self._request(method, server, path, access_token, sends=sends, **kw)
+        if response.is_success:
+            try:
+                body: dict[str, Any] = response.json()
+            except ValueError:
+                raise PlatformError(
+                    ErrorCode.PLATFORM_UNAVAILABLE,
+                    f"{path} answered {response.status_code} with no JSON",
+                    may_have_succeeded=sends,
+                ) from None
+            return body
+        raise _error(response, self._clock.now(), sends=sends, media=media)
+
+
+def _server_of(account: Account) -> str:
+    if not account.server_url:
+        raise PlatformError(ErrorCode.INVALID_REQUEST, "the account has no instance; reconnect it")
+    return account.server_url
+
+
+def _error(
+    response: httpx.Response, now: datetime, *, sends: bool = False, media: bool = False
+) -> PlatformError:
+    """An error answer in the catalogue. Mastodon says `{"error": "..."}` (OAuth adds
+    `error_description`); the status code is what counts."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    message = str(body.get("error_description") or body.get("error") or response.reason_phrase)
+    status = response.status_code
+    if status == 429:
+        return PlatformError(
+            ErrorCode.RATE_LIMITED,
+            message,
+            status=status,
+            retry_after=retry_after(response, now, "x-ratelimit-reset"),
+        )
+    failure = server_failure(response, message, sends)
+    if failure is not None:
+        return failure
+    if status in (401, 403):
+        return PlatformError(ErrorCode.AUTH_REVOKED, message, status=status)
+    if status == 422:
+        code = ErrorCode.MEDIA_REJECTED if media else ErrorCode.CONTENT_REJECTED
+        return PlatformError(code, message, status=status)
+    return PlatformError(ErrorCode.INVALID_REQUEST, message, status=status)
+
+
+def _published(status: dict[str, Any]) -> Published:
+    created = str(status.get("created_at") or "")
+    try:
+        at = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        at = datetime.now(UTC)
+    return Published(
+        external_id=str(status["id"]),
+        permalink=str(status.get("url") or status.get("uri") or ""),
+        published_at=at,
+    )

@@ -1,0 +1,275 @@
+"""Publishing to Mastodon: an account connected through the consent screen, posts with
+images and alt text published by the scheduler exactly once, whatever the instance does."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from crier.platforms.mastodon.emulator import StoredStatus
+from crier.scheduler.worker import Worker
+from tests.conftest import FakeClock, Tenant, assert_problem
+from tests.mastodon import Mastodon, connect_mastodon
+from tests.media.conftest import image_bytes
+from tests.post.conftest import at
+from tests.scheduler.test_worker import deliveries
+
+
+@pytest.fixture
+def platform_timeout() -> float:
+    return 0.5  # the instance is made to hang after storing a status
+
+
+async def image(tenant: Tenant, alt_text: str | None = None) -> str:
+    uploaded = await tenant.post(
+        "/v1/media", files={"file": ("cat.png", image_bytes("PNG", (640, 480)), "image/png")}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    media_id: str = uploaded.json()["id"]
+    if alt_text is not None:
+        described = await tenant.patch(f"/v1/media/{media_id}", json={"alt_text": alt_text})
+        assert described.status_code == 200, described.text
+        assert described.json()["alt_text"] == alt_text
+    return media_id
+
+
+async def schedule(
+    tenant: Tenant,
+    account: dict[str, Any],
+    clock: FakeClock,
+    text: str = "Hello, fediverse",
+    media: list[str] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    response = await tenant.post(
+        "/v1/posts",
+        json={
+            "payload": {"text": text, "media_ids": media or []},
+            "targets": [{"social_account_id": account["id"], "platform_settings": settings or {}}],
+            "status": "scheduled",
+            "publish_at": at(clock, minutes=1),
+        },
+    )
+    assert response.status_code == 201, response.text
+    post: dict[str, Any] = response.json()
+    return post
+
+
+async def publish_due(worker: Worker, clock: FakeClock, minutes: float = 1) -> None:
+    clock.advance(timedelta(minutes=minutes, seconds=1))
+    await worker.tick()
+
+
+def statuses(mastodon: Mastodon) -> list[StoredStatus]:
+    return list(mastodon.instance.statuses.values())
+
+
+async def test_a_post_with_an_image_and_alt_text_is_published_once(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    media = await image(tenant, alt_text="A red square, photographed at noon")
+    mastodon.instance.faults.processing_polls = 2  # processed in the background: 202, 206
+    post = await schedule(
+        tenant,
+        account,
+        clock,
+        media=[media],
+        settings={"visibility": "unlisted", "language": "en", "spoiler_text": "cats"},
+    )
+    await publish_due(worker, clock)
+
+    [status] = statuses(mastodon)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "published", delivery
+    assert status.idempotency_key == delivery["id"]
+    assert (status.text, status.visibility, status.language, status.spoiler_text) == (
+        "Hello, fediverse",
+        "unlisted",
+        "en",
+        "cats",
+    )
+    [attached] = [mastodon.instance.media[m] for m in status.media_ids]
+    assert attached.description == "A red square, photographed at noon"
+    assert attached.polls_left == 0
+    assert delivery["platform_post_id"] == status.id
+    assert delivery["permalink"] == f"{mastodon.url}/@alice/{status.id}"
+    await worker.tick()
+    assert len(statuses(mastodon)) == 1
+
+
+async def test_a_call_that_hangs_after_the_instance_stored_the_status_posts_once(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    mastodon.instance.faults.hang_after_store = 1
+    mastodon.instance.faults.hang_seconds = 3
+    post = await schedule(tenant, account, clock)
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "pending"  # to be sent again
+    assert delivery["attempts"][0]["error_code"] == "timeout"
+    assert len(statuses(mastodon)) == 1
+
+    await publish_due(worker, clock)  # the resend carries the same Idempotency-Key
+    [delivery] = await deliveries(tenant, post["id"])
+    [status] = statuses(mastodon)
+    assert delivery["status"] == "published"
+    assert delivery["platform_post_id"] == status.id
+
+
+async def test_a_server_error_after_storing_is_sent_again_with_its_key_and_posts_once(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    mastodon.instance.faults.fail_after_store = 1
+    post = await schedule(tenant, account, clock)
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["attempts"][0]["http_status"] == 500
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "published"
+    assert len(statuses(mastodon)) == 1
+
+
+async def test_a_rate_limit_waits_for_the_instances_reset_time(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    post = await schedule(tenant, account, clock)
+    # One call so far (verify_credentials, at connect): the next is over a limit of one.
+    mastodon.instance.faults.rate_limit = 1
+    [first_call] = next(iter(mastodon.instance.calls.values()))
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["attempts"][0]["error_code"] == "rate_limited"
+    assert delivery["attempts"][0]["http_status"] == 429
+    reset = first_call + timedelta(minutes=5)
+    assert datetime.fromisoformat(delivery["next_attempt_at"]) >= reset
+    assert statuses(mastodon) == []
+
+    mastodon.instance.faults.rate_limit = 300
+    clock.set(reset + timedelta(seconds=5))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "published"
+
+
+async def test_a_revoked_token_fails_at_once_without_retries(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    post = await schedule(tenant, account, clock)
+    for token in mastodon.instance.tokens.values():
+        token.revoked = True  # the user revoked Crier's access on the instance
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "auth_revoked")
+    assert len(delivery["attempts"]) == 1
+    assert delivery["attempts"][0]["message"] == "The access token is invalid"
+
+
+async def test_a_status_the_instance_refuses_fails_with_its_message(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    post = await schedule(tenant, account, clock, text="x" * 40)
+    mastodon.instance.faults.max_characters = 20  # the instance lowered its limit since
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "content_rejected")
+    assert delivery["attempts"][0]["message"] == (
+        "Validation failed: Text character limit of 20 exceeded"
+    )
+    assert statuses(mastodon) == []
+
+
+async def test_the_instances_own_limits_and_counting_apply_when_scheduling(
+    tenant: Tenant, mastodon: Mastodon, clock: FakeClock
+) -> None:
+    mastodon.instance.faults.max_characters = 1000
+    roomy = await connect_mastodon(tenant, mastodon, "alice")
+    assert (await schedule(tenant, roomy, clock, text="a" * 1000))["status"] == "scheduled"
+    too_long = await tenant.post(
+        "/v1/posts",
+        json={
+            "payload": {"text": "a" * 1001},
+            "targets": [{"social_account_id": roomy["id"]}],
+            "status": "scheduled",
+            "publish_at": at(clock, minutes=1),
+        },
+    )
+    body = assert_problem(too_long, 422, "target-validation-failed")
+    assert body["errors"][0]["type"] == "text_too_long"  # type: ignore[index]
+
+    # A link counts 23 whatever its length, and a mention only to its username.
+    mastodon.instance.faults.max_characters = 500
+    default = await connect_mastodon(tenant, mastodon, "bob")
+    link = "https://example.com/" + "a" * 300
+    text = "b" * 440 + " " + link + " @carol@very.long.example.social"
+    assert len(text) > 500
+    assert (await schedule(tenant, default, clock, text=text))["status"] == "scheduled"
+
+
+async def test_mastodon_settings_are_checked_when_scheduling(
+    tenant: Tenant, mastodon: Mastodon, clock: FakeClock
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    refused = await tenant.post(
+        "/v1/posts",
+        json={
+            "payload": {"text": "hi"},
+            "targets": [
+                {
+                    "social_account_id": account["id"],
+                    "platform_settings": {"visibility": "everyone", "colour": "red"},
+                }
+            ],
+            "status": "scheduled",
+            "publish_at": at(clock, minutes=1),
+        },
+    )
+    body = assert_problem(refused, 422, "target-validation-failed")
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    kinds = {(tuple(e["loc"]), e["type"]) for e in errors}
+    assert kinds == {
+        (("targets", 0, "platform_settings", "visibility"), "literal_error"),
+        (("targets", 0, "platform_settings", "colour"), "extra_forbidden"),
+    }
+
+
+async def test_a_disconnected_account_is_revoked_on_the_instance_and_its_posts_fail(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    post = await schedule(tenant, account, clock)
+    in_use = await tenant.delete(f"/v1/social-accounts/{account['id']}")
+    body = assert_problem(in_use, 409, "account-in-use")
+    assert body["posts"] == [post["id"]]
+    assert not any(t.revoked for t in mastodon.instance.tokens.values())
+
+    forced = await tenant.delete(f"/v1/social-accounts/{account['id']}", params={"force": "true"})
+    assert forced.status_code == 204
+    assert all(t.revoked for t in mastodon.instance.tokens.values())
+    gone = (await tenant.get(f"/v1/social-accounts/{account['id']}")).json()
+    assert gone["status"] == "disconnected"
+
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "account_disconnected")
+    assert statuses(mastodon) == []
+
+
+async def test_an_account_with_no_scheduled_posts_disconnects_and_is_revoked(
+    tenant: Tenant, mastodon: Mastodon
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    assert (await tenant.delete(f"/v1/social-accounts/{account['id']}")).status_code == 204
+    assert all(t.revoked for t in mastodon.instance.tokens.values())
+    # Reconnecting brings the same account back, active.
+    again = await connect_mastodon(tenant, mastodon)
+    assert (again["id"], again["status"]) == (account["id"], "active")
