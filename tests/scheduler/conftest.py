@@ -43,3 +43,11 @@ async def runtime(
 @pytest.fixture
 def worker(runtime: Runtime, scheduler_db: Database) -> Worker:
     return runtime.worker(scheduler_db, worker_id="test-worker", batch=1000)
+
+
+@pytest.fixture
+async def control(sandbox_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The sandbox's control API; its faults are cleared after the test."""
+    async with httpx.AsyncClient(base_url=sandbox_url) as client:
+        yield client
+        await client.delete("/control/faults")

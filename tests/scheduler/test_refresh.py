@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
+
+import httpx
+from sqlalchemy import select
 
 from crier.kit.db import Database
 from crier.kit.vault import Vault
-from crier.models import SocialAccount
+from crier.models import SocialAccount, WebhookEvent
 from crier.runtime import Runtime
 from crier.scheduler.service import Sender
+from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, Tenant
-from tests.post.conftest import sandbox_account
+from tests.post.conftest import at, sandbox_account
+from tests.scheduler.test_worker import deliveries, received_for, schedule
 
 
 async def test_two_workers_refreshing_one_account_spend_its_refresh_token_once(
@@ -82,3 +88,97 @@ async def test_a_refresh_held_by_a_worker_that_died_passes_to_another_when_its_l
     account = (await tenant.get(f"/v1/social-accounts/{account_id}")).json()
     assert account["status"] == "active"
     assert account["token_expires_at"] > (clock.now() + timedelta(hours=1)).isoformat()
+
+
+async def believe_longer(db: Database, tenant: Tenant, account_id: str, until: datetime) -> None:
+    """Make Crier believe the token lasts longer than the platform will honour it (a token
+    the network ended early, or a clock that drifted)."""
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        row = await session.get(SocialAccount, (UUID(tenant.id), UUID(account_id)))
+        assert row is not None
+        row.token_expires_at = until
+
+
+async def test_a_token_the_platform_calls_expired_is_refreshed_and_the_post_sent_once(
+    tenant: Tenant, worker: Worker, clock: FakeClock, db: Database, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    await believe_longer(db, tenant, account, clock.now() + timedelta(days=30))
+    post = await schedule(tenant, [account], at(clock, hours=3))
+    clock.advance(timedelta(hours=3, seconds=1))  # the sandbox's 2-hour token has expired
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["next_attempt_at"] == delivery["attempts"][0]["finished_at"]  # at once
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert [a["error_code"] for a in delivery["attempts"]] == ["auth_expired", None]
+    assert delivery["status"] == "published"
+    assert len(await received_for(control, {delivery["id"]})) == 1
+    refreshed = (await tenant.get(f"/v1/social-accounts/{account}")).json()
+    assert refreshed["status"] == "active"
+    assert datetime.fromisoformat(refreshed["last_refreshed_at"]) == clock.now()
+    assert datetime.fromisoformat(refreshed["token_expires_at"]) > clock.now()
+
+
+async def test_a_refused_token_that_cannot_be_refreshed_fails_at_once_with_auth_expired(
+    tenant: Tenant,
+    worker: Worker,
+    runtime: Runtime,
+    clock: FakeClock,
+    db: Database,
+    vault: Vault,
+    control: httpx.AsyncClient,
+) -> None:
+    account = await sandbox_account(tenant)
+    await believe_longer(db, tenant, account, clock.now() + timedelta(days=30))
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        row = await session.get(SocialAccount, (UUID(tenant.id), UUID(account)))
+        assert row is not None
+        assert row.refresh_token is not None
+        stored = vault.open(row.refresh_token)
+    await runtime.platforms.adapter("sandbox").refresh(stored, None)  # spent elsewhere
+    first = await schedule(tenant, [account], at(clock, hours=3))
+    later = await schedule(tenant, [account], at(clock, days=2))
+    clock.advance(timedelta(hours=3, seconds=1))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, first["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "auth_expired")
+    assert len(delivery["attempts"]) == 1, "refreshed once, not retried"
+    assert (await tenant.get(f"/v1/social-accounts/{account}")).json()["status"] == "expired"
+    expired = await events_of(db, tenant, "social_account.expired")
+    assert [e["scheduled_posts"] for e in expired] == [[first["id"], later["id"]]]
+
+
+async def test_a_token_the_platform_calls_revoked_makes_the_account_revoked_once(
+    tenant: Tenant, worker: Worker, clock: FakeClock, db: Database, control: httpx.AsyncClient
+) -> None:
+    account = await sandbox_account(tenant)
+    external = (await tenant.get(f"/v1/social-accounts/{account}")).json()["external_id"]
+    one = await schedule(tenant, [account], at(clock, minutes=1))
+    two = await schedule(tenant, [account], at(clock, minutes=1))
+    await control.post(f"/control/accounts/{external}/revoke")
+    clock.advance(timedelta(minutes=1, seconds=1))
+    await worker.tick()
+    outcomes = [(await deliveries(tenant, p["id"]))[0] for p in (one, two)]
+    assert {(d["status"], d["error_code"]) for d in outcomes} == {("failed", "auth_revoked")}
+    assert (await tenant.get(f"/v1/social-accounts/{account}")).json()["status"] == "revoked"
+    expired = await events_of(db, tenant, "social_account.expired")
+    assert [e["status"] for e in expired] == ["revoked"]
+    refused = await tenant.post(
+        "/v1/posts",
+        json={
+            "payload": {"text": "again"},
+            "targets": [{"social_account_id": account}],
+            "status": "scheduled",
+            "publish_at": at(clock, hours=1),
+        },
+    )
+    assert refused.status_code == 422
+
+
+async def events_of(db: Database, tenant: Tenant, type_: str) -> list[dict[str, Any]]:
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        found = await session.execute(
+            select(WebhookEvent).where(WebhookEvent.type == type_).order_by(WebhookEvent.id)
+        )
+        return [e.payload["data"] for e in found.scalars()]

@@ -27,13 +27,6 @@ def platform_timeout() -> float:
     return 0.3  # the hang tests need the worker to give up quickly
 
 
-@pytest.fixture
-async def control(sandbox_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sandbox_url) as client:
-        yield client
-        await client.delete("/control/faults")
-
-
 async def schedule(
     tenant: Tenant, accounts: list[str], publish_at: str, text: str = "Hello"
 ) -> dict[str, Any]:

@@ -147,3 +147,17 @@ async def open_attempt(session: AsyncSession, delivery_id: UUID) -> DeliveryAtte
         )
     )
     return result.scalar_one_or_none()
+
+
+async def refused_tokens(session: AsyncSession, delivery_id: UUID, besides: UUID) -> bool:
+    """Whether an attempt of the delivery other than `besides` failed on an expired token."""
+    result = await session.execute(
+        select(DeliveryAttempt.id)
+        .where(
+            DeliveryAttempt.delivery_id == delivery_id,
+            DeliveryAttempt.id != besides,
+            DeliveryAttempt.error_code == "auth_expired",
+        )
+        .limit(1)
+    )
+    return result.scalar_one_or_none() is not None

@@ -27,14 +27,14 @@ from crier.delivery import outcomes
 from crier.delivery import repository as delivery_repository
 from crier.delivery import service as delivery_service
 from crier.delivery.repository import Sent
-from crier.delivery.retry import RETRY_POLICY, RetryPolicy
+from crier.delivery.retry import RETRY_POLICY, Retry, RetryPolicy
 from crier.kit.db import Database
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.media import repository as media_repository
-from crier.models import Delivery, DeliveryAttempt, Post
+from crier.models import Delivery, DeliveryAttempt, Post, SocialAccount
 from crier.platforms.base import Account, Prepared, Published
-from crier.platforms.errors import PlatformError
+from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import Platforms
 from crier.post import events as post_events
 from crier.post import repository as post_repository
@@ -115,18 +115,25 @@ class Sender:
             await self.refresh_account(workspace_id, account_id)
         return held
 
-    async def refresh_account(self, workspace_id: UUID, account_id: UUID) -> None:
+    async def refresh_account(
+        self, workspace_id: UUID, account_id: UUID, *, force: bool = False
+    ) -> bool:
         """Trade the refresh token for new tokens through the account's platform, if it is
-        still due and no other worker is at it (refresh tokens may be single-use); the new
-        tokens are stored at once. If the platform refuses for good, the account is
-        `expired` (its deliveries then fail with `auth_expired`)."""
+        still due (or `force`: the platform refused its token) and no other worker is at it
+        (refresh tokens may be single-use); the new tokens are stored at once. If the
+        platform refuses for good, the account is `expired` (its deliveries then fail with
+        `auth_expired`), announced once.
+
+        Whether the account may have fresh tokens now: refreshed here, or being refreshed
+        by another worker."""
         now = self.clock.now()
         async with self.db.workspace_transaction(workspace_id) as session:
             taken = await account_repository.take_refresh(
-                session, account_id, now, now + REFRESH_MARGIN, REFRESH_LEASE
+                session, account_id, now, None if force else now + REFRESH_MARGIN, REFRESH_LEASE
             )
+            busy = taken is None and await account_repository.refresh_held(session, account_id, now)
         if taken is None:
-            return  # refreshed already, being refreshed, or no longer usable
+            return busy  # refreshed already, being refreshed, or no longer usable
         platform, sealed, server_url = taken
         try:
             adapter = self.platforms.adapter(platform)
@@ -135,7 +142,7 @@ class Sender:
             async with self.db.workspace_transaction(workspace_id) as session:
                 account = await account_repository.get(session, account_id)
                 if account is None:
-                    return
+                    return False
                 account.refreshing_until = None
                 if error.retryable:
                     log.warning(
@@ -143,19 +150,8 @@ class Sender:
                     )
                 elif account.status != "expired":
                     account.status = "expired"
-                    await session.flush()
-                    now = self.clock.now()
-                    soon = await account_repository.scheduled_posts_targeting(
-                        session, account_id, before=now + EXPIRY_NOTICE
-                    )
-                    await events.emit(
-                        session,
-                        now,
-                        EventType.SOCIAL_ACCOUNT_EXPIRED,
-                        SocialAccountOut.model_validate(account).model_dump(mode="json")
-                        | {"scheduled_posts": [str(p) for p in soon]},
-                    )
-            return
+                    await self._announce_unusable(session, account)
+            return False
         async with self.db.workspace_transaction(workspace_id) as session:
             account = await account_repository.get(session, account_id)
             if account is not None:
@@ -165,6 +161,23 @@ class Sender:
                 account.token_expires_at = tokens.expires_at
                 account.last_refreshed_at = self.clock.now()
                 account.refreshing_until = None
+        return True
+
+    async def _announce_unusable(self, session: AsyncSession, account: SocialAccount) -> None:
+        """`social_account.expired` for an account that just became expired or revoked,
+        naming its posts due in the next week."""
+        await session.flush()
+        now = self.clock.now()
+        soon = await account_repository.scheduled_posts_targeting(
+            session, account.id, before=now + EXPIRY_NOTICE
+        )
+        await events.emit(
+            session,
+            now,
+            EventType.SOCIAL_ACCOUNT_EXPIRED,
+            SocialAccountOut.model_validate(account).model_dump(mode="json")
+            | {"scheduled_posts": [str(p) for p in soon]},
+        )
 
     async def fire(self, workspace_id: UUID, held: Sequence[Held]) -> dict[UUID, Held | None]:
         """Send every due delivery of a workspace's posts that have reached their time,
@@ -397,19 +410,49 @@ class Sender:
     async def _record_failure(
         self, workspace_id: UUID, delivery_id: UUID, attempt_id: UUID, error: PlatformError
     ) -> None:
-        """The attempt failed: the retry policy says whether, and when, it is tried again."""
+        """The attempt failed: the retry policy says whether, and when, it is tried again.
+
+        A token the platform calls expired is refreshed, and the delivery sent again at
+        once, one time; if that fails too (or the refresh does), it fails `auth_expired`. A
+        token the platform calls revoked makes the account `revoked`, announced once."""
+        refreshed = False
+        if error.code == ErrorCode.AUTH_EXPIRED:
+            refreshed = await self._refresh_for(workspace_id, delivery_id, attempt_id)
         async with self.db.workspace_transaction(workspace_id) as session:
             delivery = await delivery_repository.get(session, delivery_id, lock=True)
             attempt = await session.get(DeliveryAttempt, (workspace_id, attempt_id))
             assert delivery is not None
             assert attempt is not None
             now = self.clock.now()
-            decision = self.policy.after(error, delivery.attempts, delivery.attempts_allowed, now)
+            decision = (
+                Retry(now)
+                if refreshed and delivery.attempts < delivery.attempts_allowed
+                else self.policy.after(error, delivery.attempts, delivery.attempts_allowed, now)
+            )
             outcomes.attempt_failed(delivery, attempt, error, decision, now)
+            if error.code == ErrorCode.AUTH_REVOKED:
+                account = await account_repository.get(session, delivery.social_account_id)
+                if account is not None and account.status == "active":
+                    account.status = "revoked"
+                    await self._announce_unusable(session, account)
             if delivery.status == "failed":
                 await _announce(session, now, [delivery])
             outcome = attempt.outcome
         DELIVERY_ATTEMPTS.labels(outcome, error.code.value).inc()
+
+    async def _refresh_for(self, workspace_id: UUID, delivery_id: UUID, attempt_id: UUID) -> bool:
+        """Refresh the tokens of a delivery's account after the platform refused its token,
+        unless an earlier attempt of the delivery already led to a refresh: whether it may
+        be sent again."""
+        async with self.db.workspace_transaction(workspace_id) as session:
+            delivery = await delivery_repository.get(session, delivery_id)
+            if delivery is None:
+                return False
+            earlier = await delivery_repository.refused_tokens(session, delivery_id, attempt_id)
+            account_id = delivery.social_account_id
+        if earlier:
+            return False
+        return await self.refresh_account(workspace_id, account_id, force=True)
 
     def _ours(self, post: Post | None) -> bool:
         return post is not None and post.status in IN_FLIGHT and post.lease_owner == self.worker

@@ -95,18 +95,23 @@ async def expiring_for_posts(
 
 
 async def take_refresh(
-    session: AsyncSession, account_id: UUID, now: datetime, before: datetime, lease: timedelta
+    session: AsyncSession,
+    account_id: UUID,
+    now: datetime,
+    before: datetime | None,
+    lease: timedelta,
 ) -> tuple[str, bytes, str | None] | None:
     """Take the account's refresh in hand until `now + lease`, if it is active, its token
-    expires before `before` and no other worker holds the refresh: its platform, sealed
-    refresh token and server; None otherwise."""
+    expires before `before` (whenever it expires, when None) and no other worker holds the
+    refresh: its platform, sealed refresh token and server; None otherwise."""
+    due = [] if before is None else [SocialAccount.token_expires_at < before]
     result = await session.execute(
         update(SocialAccount)
         .where(
             SocialAccount.id == account_id,
             SocialAccount.status == "active",
             SocialAccount.refresh_token.is_not(None),
-            SocialAccount.token_expires_at < before,
+            *due,
             or_(SocialAccount.refreshing_until.is_(None), SocialAccount.refreshing_until <= now),
         )
         .values(refreshing_until=now + lease)
@@ -114,6 +119,18 @@ async def take_refresh(
     )
     row = result.one_or_none()
     return (row.platform, row.refresh_token, row.server_url) if row is not None else None
+
+
+async def refresh_held(session: AsyncSession, account_id: UUID, now: datetime) -> bool:
+    """Whether another worker is refreshing the account's tokens right now."""
+    result = await session.execute(
+        select(SocialAccount.id).where(
+            SocialAccount.id == account_id,
+            SocialAccount.status == "active",
+            SocialAccount.refreshing_until > now,
+        )
+    )
+    return result.scalar_one_or_none() is not None
 
 
 async def find_identity(
