@@ -213,6 +213,24 @@ async def test_the_instances_own_limits_and_counting_apply_when_scheduling(
     assert len(text) > 500
     assert (await schedule(tenant, default, clock, text=text))["status"] == "scheduled"
 
+    # A content warning counts with the text.
+    warned = await tenant.post(
+        "/v1/posts",
+        json={
+            "payload": {"text": "c" * 490},
+            "targets": [
+                {
+                    "social_account_id": default["id"],
+                    "platform_settings": {"spoiler_text": "x" * 11},
+                }
+            ],
+            "status": "scheduled",
+            "publish_at": at(clock, minutes=1),
+        },
+    )
+    body = assert_problem(warned, 422, "target-validation-failed")
+    assert body["errors"][0]["type"] == "text_too_long"  # type: ignore[index]
+
 
 async def test_mastodon_settings_are_checked_when_scheduling(
     tenant: Tenant, mastodon: Mastodon, clock: FakeClock

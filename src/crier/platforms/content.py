@@ -42,6 +42,9 @@ class PlatformRules:
     max_video_seconds: int | None = None
     settings: type[BaseModel] | None = None
     """What a target's `platform_settings` may hold; anything, where None."""
+    counted_settings: tuple[str, ...] = ()
+    """Settings whose text counts toward `max_text` with the post's (Mastodon's content
+    warning)."""
 
     def with_limits(self, limits: Mapping[str, Any] | None) -> PlatformRules:
         """These rules with what one server says it allows (`Limits` keys) in their place."""

@@ -73,12 +73,17 @@ def check_content(
     text: str,
     media: Sequence[MediaLike],
     limits: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> list[Violation]:
     """Every way `text` and `media` break `platform`'s rules (empty when they fit), with
-    the account's server's own `limits` where it has them."""
+    the account's server's own `limits` where it has them, and the text of the target's
+    `settings` that the platform counts with the post's."""
     rules = rules_for(platform, limits)
     problems: list[Violation] = []
-    length = rules.count_text(text)
+    extra = [
+        str(v) for k in rules.counted_settings if isinstance(v := (settings or {}).get(k), str)
+    ]
+    length = rules.count_text(text) + sum(rules.count_text(e) for e in extra)
     if length > rules.max_text:
         problems.append(
             Violation(

@@ -145,7 +145,9 @@ def check_schedulable(
                     "type": "account_not_usable",
                 }
             )
-        for violation in check_content(account.platform, text, media, account.content_limits):
+        for violation in check_content(
+            account.platform, text, media, account.content_limits, target.platform_settings
+        ):
             errors.append(
                 {
                     "target": str(account.id),

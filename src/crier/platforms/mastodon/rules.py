@@ -56,6 +56,7 @@ MASTODON = PlatformRules(
     max_image_bytes=16 * 1024 * 1024,
     max_video_bytes=99 * 1024 * 1024,
     settings=MastodonSettings,
+    counted_settings=("spoiler_text",),
 )
 
 
