@@ -120,6 +120,26 @@ async def test_a_call_that_hangs_after_the_instance_stored_the_status_posts_once
     assert delivery["platform_post_id"] == status.id
 
 
+async def test_a_status_of_unknown_outcome_is_not_sent_again_once_the_key_is_forgotten(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    """The instance keeps an Idempotency-Key for an hour: a resend after that could make a
+    second status, so the delivery fails `outcome_unknown` instead (say, the only worker
+    died mid-call and came back the next morning)."""
+    account = await connect_mastodon(tenant, mastodon)
+    mastodon.instance.faults.hang_after_store = 1
+    mastodon.instance.faults.hang_seconds = 3
+    post = await schedule(tenant, account, clock)
+    await publish_due(worker, clock)
+    assert len(statuses(mastodon)) == 1
+    clock.advance(timedelta(hours=1))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "outcome_unknown")
+    assert len(delivery["attempts"]) == 1
+    assert len(statuses(mastodon)) == 1, "not posted twice"
+
+
 async def test_a_server_error_after_storing_is_sent_again_with_its_key_and_posts_once(
     tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
 ) -> None:

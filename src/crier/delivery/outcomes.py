@@ -44,6 +44,19 @@ def begin_attempt(
     )
 
 
+def unknowable(
+    delivery: Delivery, interrupted: DeliveryAttempt | None, message: str, now: datetime
+) -> None:
+    """Failed for good because whether the platform made the post can no longer be told,
+    and sending it again could make a second one: closing `interrupted`, if left open."""
+    if interrupted is not None:
+        interrupted.outcome = "unknown"
+        interrupted.finished_at = now
+        interrupted.error_code = ErrorCode.OUTCOME_UNKNOWN.value
+        interrupted.message = message
+    failed(delivery, ErrorCode.OUTCOME_UNKNOWN, message)
+
+
 def published(delivery: Delivery, answer: Published) -> None:
     """The platform has the post."""
     delivery.status = "published"

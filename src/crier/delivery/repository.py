@@ -161,3 +161,14 @@ async def refused_tokens(session: AsyncSession, delivery_id: UUID, besides: UUID
         .limit(1)
     )
     return result.scalar_one_or_none() is not None
+
+
+async def last_attempt_started(session: AsyncSession, delivery_id: UUID) -> datetime | None:
+    """When the delivery's latest attempt began."""
+    result = await session.execute(
+        select(DeliveryAttempt.started_at)
+        .where(DeliveryAttempt.delivery_id == delivery_id)
+        .order_by(DeliveryAttempt.number.desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()

@@ -64,7 +64,11 @@ class Published:
 
 
 class Adapter(Protocol):
-    """What Crier needs of a platform. Failures raise `PlatformError` with a catalogued code."""
+    """What Crier needs of a platform. Failures raise `PlatformError` with a catalogued code.
+
+    An adapter whose network forgets idempotency keys after a while says how long it keeps
+    them in a `keys_kept` attribute (a `timedelta`): a delivery whose outcome is unknown is
+    then not sent again once that has passed."""
 
     platform: str
 

@@ -62,6 +62,12 @@ REFRESH_MARGIN = timedelta(minutes=10)
 REFRESH_LEASE = timedelta(seconds=30)
 """How long one worker has an account's refresh to itself: longer than a platform call may
 take, and lapsing by itself if that worker dies."""
+KEY_MARGIN = timedelta(minutes=5)
+"""A resend must reach the platform this long before it may forget the key."""
+_KEY_FORGOTTEN = (
+    "interrupted long enough ago that the platform no longer knows its idempotency key: "
+    "whether the post was made cannot be told, so it is not sent again; check the account"
+)
 EXPIRY_NOTICE = timedelta(days=7)
 """`social_account.expired` names the account's posts due within this long."""
 
@@ -375,6 +381,10 @@ class Sender:
             if delivery is None or delivery.status not in outcomes.OPEN:
                 return
             interrupted = await delivery_repository.open_attempt(session, delivery_id)
+            if await self._key_forgotten(session, recheck.platform, delivery_id):
+                outcomes.unknowable(delivery, interrupted, _KEY_FORGOTTEN, self.clock.now())
+                await _announce(session, self.clock.now(), [delivery])
+                return
             first_due = recheck.publish_at if delivery.attempts == 0 else None
             attempt = outcomes.begin_attempt(delivery, interrupted, self.clock.now())
             session.add(attempt)
@@ -453,6 +463,15 @@ class Sender:
         if earlier:
             return False
         return await self.refresh_account(workspace_id, account_id, force=True)
+
+    async def _key_forgotten(self, session: AsyncSession, platform: str, delivery_id: UUID) -> bool:
+        """Whether the platform may have forgotten the idempotency key of the delivery's
+        last attempt (Mastodon keeps one an hour), so that a resend could post twice."""
+        kept: timedelta | None = getattr(self.platforms.adapter(platform), "keys_kept", None)
+        if kept is None:
+            return False
+        began = await delivery_repository.last_attempt_started(session, delivery_id)
+        return began is not None and self.clock.now() - began > kept - KEY_MARGIN
 
     def _ours(self, post: Post | None) -> bool:
         return post is not None and post.status in IN_FLIGHT and post.lease_owner == self.worker

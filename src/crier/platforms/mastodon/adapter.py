@@ -15,7 +15,7 @@ resolving to a private, loopback or metadata address is refused before any conne
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlencode
@@ -48,6 +48,9 @@ class MastodonAdapter:
     platform = "mastodon"
     registers_apps = True
     scopes = SCOPES
+    keys_kept = timedelta(hours=1)
+    """How long an instance remembers an `Idempotency-Key`: a status whose outcome is
+    unknown is not sent again after that (the scheduler fails it `outcome_unknown`)."""
 
     def __init__(
         self,
