@@ -28,10 +28,7 @@ def begin_attempt(
     """The attempt about to be made (to add to the session), closing `interrupted`: an
     earlier attempt left open, not found on the platform."""
     if interrupted is not None:
-        interrupted.outcome = "unknown"
-        interrupted.finished_at = now
-        interrupted.error_code = ErrorCode.OUTCOME_UNKNOWN.value
-        interrupted.message = "interrupted; not found on the platform, so sent again"
+        _close_unknown(interrupted, "interrupted; not found on the platform, so sent again", now)
     delivery.attempts += 1
     delivery.status = "sending"
     delivery.uncertain = True
@@ -50,11 +47,16 @@ def unknowable(
     """Failed for good because whether the platform made the post can no longer be told,
     and sending it again could make a second one: closing `interrupted`, if left open."""
     if interrupted is not None:
-        interrupted.outcome = "unknown"
-        interrupted.finished_at = now
-        interrupted.error_code = ErrorCode.OUTCOME_UNKNOWN.value
-        interrupted.message = message
+        _close_unknown(interrupted, message, now)
     failed(delivery, ErrorCode.OUTCOME_UNKNOWN, message)
+
+
+def _close_unknown(attempt: DeliveryAttempt, message: str, now: datetime) -> None:
+    """Close an attempt left open whose result the platform could not tell."""
+    attempt.outcome = "unknown"
+    attempt.finished_at = now
+    attempt.error_code = ErrorCode.OUTCOME_UNKNOWN.value
+    attempt.message = message
 
 
 def published(delivery: Delivery, answer: Published) -> None:
