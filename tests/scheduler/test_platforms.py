@@ -14,13 +14,13 @@ import pytest
 
 from crier.kit.db import Database
 from crier.kit.vault import Vault
-from crier.models import SocialAccount
+from crier.models import PostTarget, SocialAccount
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import Platforms
 from crier.platforms.sandbox.adapter import SandboxAdapter
 from crier.runtime import Runtime
 from crier.scheduler.worker import Worker
-from tests.conftest import FakeClock, Tenant
+from tests.conftest import FakeClock, Tenant, assert_problem
 from tests.platforms.relay import PLATFORM, Relay, RelayAdapter
 from tests.post.conftest import at, sandbox_account
 from tests.scheduler.test_worker import deliveries, received_for, schedule
@@ -36,13 +36,23 @@ class TwoPlatforms:
 
 @pytest.fixture
 async def two_platforms(
-    runtime: Runtime, scheduler_db: Database, clock: FakeClock, sandbox_url: str
+    runtime: Runtime,
+    scheduler_db: Database,
+    clock: FakeClock,
+    sandbox_url: str,
+    http: httpx.AsyncClient,
 ) -> AsyncIterator[TwoPlatforms]:
-    """A worker whose runtime has Relay registered beside the sandbox."""
+    """A worker whose runtime has Relay registered beside the sandbox, and an API that
+    schedules for it."""
     relay = Relay(clock)
+    api: Platforms = http._transport.app.state.platforms  # type: ignore[attr-defined]
     async with serving(relay.app()) as relay_url, httpx.AsyncClient(base_url=sandbox_url) as sb:
         runtime.platforms.register(RelayAdapter(runtime.platforms.http, relay_url, clock))
-        yield TwoPlatforms(runtime.worker(scheduler_db, worker_id="two-platforms"), relay, sb)
+        api.register(RelayAdapter(api.http, relay_url, clock))
+        try:
+            yield TwoPlatforms(runtime.worker(scheduler_db, worker_id="two-platforms"), relay, sb)
+        finally:
+            api.unregister(PLATFORM)
 
 
 async def account_on(
@@ -170,10 +180,33 @@ async def test_a_send_refused_before_it_was_taken_is_sent_again_without_a_look_u
 async def test_a_platform_without_an_adapter_fails_its_delivery_and_sends_nothing(
     tenant: Tenant, worker: Worker, db: Database, vault: Vault, clock: FakeClock, sandbox_url: str
 ) -> None:
-    """The default runtime has no adapter for `x`: its delivery fails at once, never
-    retried and never sent anywhere, while the post's sandbox target publishes."""
+    """The default runtime has no adapter for `x`: scheduling for it is refused, and a
+    target scheduled while the server had one (its configuration changed since) fails at
+    once, never retried and never sent anywhere, while the post's sandbox target publishes."""
     x_account = await account_on("x", db, vault, tenant, "x-token", now=clock.now())
-    post = await schedule(tenant, [await sandbox_account(tenant), x_account], at(clock, minutes=10))
+    sandbox_id = await sandbox_account(tenant)
+    refused = await tenant.post(
+        "/v1/posts",
+        json={
+            "payload": {"text": "Hello"},
+            "targets": [{"social_account_id": sandbox_id}, {"social_account_id": x_account}],
+            "status": "scheduled",
+            "publish_at": at(clock, minutes=10),
+        },
+    )
+    body = assert_problem(refused, 422, "target-validation-failed")
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    assert [e["type"] for e in errors] == ["platform_not_configured"]
+    post = await schedule(tenant, [sandbox_id], at(clock, minutes=10))
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        session.add(
+            PostTarget(
+                workspace_id=UUID(tenant.id),
+                post_id=UUID(post["id"]),
+                social_account_id=UUID(x_account),
+            )
+        )
     clock.advance(timedelta(minutes=10, seconds=1))
     await worker.tick()
 
@@ -204,4 +237,7 @@ async def test_the_registry_holds_one_adapter_per_platform(clock: FakeClock) -> 
         platforms.adapter("x")
     assert refused.value.code == ErrorCode.PLATFORM_NOT_CONFIGURED
     assert not refused.value.retryable
+    platforms.unregister("sandbox")
+    assert "sandbox" not in platforms
+    assert platforms.names == []
     await platforms.close()

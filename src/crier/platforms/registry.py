@@ -126,6 +126,11 @@ class Platforms:
             raise ValueError(f"an adapter for {adapter.platform} is already registered")
         self._adapters[adapter.platform] = adapter
 
+    def unregister(self, platform: str) -> None:
+        """Stop publishing to `platform` here (deliveries to it then fail with
+        `platform_not_configured`)."""
+        self._adapters.pop(platform, None)
+
     def adapter(self, platform: str) -> Adapter:
         """The adapter of `platform`; a permanent `platform_not_configured` failure when
         this server has none."""

@@ -3,7 +3,7 @@ workspace, its time is not past, and every target can publish it as it is."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -104,7 +104,10 @@ def check_schedulable(
     accounts: Mapping[UUID, TargetAccount],
     media: Sequence[MediaLike],
     now: datetime,
+    configured: Container[str],
 ) -> None:
+    """Everything a post needs to publish holds, or one `target-validation-failed` with
+    every failure: `configured` names the platforms this server publishes to."""
     if publish_at is None:
         raise ValidationFailed(
             "A scheduled post needs a publish_at.",
@@ -125,6 +128,17 @@ def check_schedulable(
     for i, target in enumerate(targets):
         account = accounts[target.social_account_id]
         where: list[str | int] = ["targets", i]
+        if account.platform not in configured:
+            errors.append(
+                {
+                    "target": str(account.id),
+                    "platform": account.platform,
+                    "loc": [*where, "social_account_id"],
+                    "message": f"this server is not configured to publish to {account.platform}",
+                    "type": "platform_not_configured",
+                }
+            )
+            continue
         if account.status != "active":
             errors.append(
                 {

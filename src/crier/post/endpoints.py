@@ -82,7 +82,7 @@ async def create_post(data: PostCreate, request: Request, key: IdempotencyKey = 
     # Authenticates by itself, in the two round trips the create takes.
     state = request.app.state
     created = await service.create_post(
-        state.db, state.vault, state.clock, key_hash(request), key, data, _created
+        state.db, state.vault, state.clock, key_hash(request), key, data, _created, state.platforms
     )
     return respond(created)
 
@@ -142,11 +142,18 @@ async def get_post(post_id: PostId, request: Request) -> Response:
 
 @router.patch("/{post_id}", response_model=Post, responses=_CHANGE_ERRORS)
 async def update_post(
-    post_id: PostId, data: PostUpdate, acting: Writing, response: Response, if_match: IfMatchHeader
+    post_id: PostId,
+    data: PostUpdate,
+    acting: Writing,
+    request: Request,
+    response: Response,
+    if_match: IfMatchHeader,
 ) -> Post:
     """Change a draft, or a scheduled post (needs `posts:schedule`), until 5 minutes
     before it publishes (`post-locked` after). Requires `If-Match`."""
-    post = await service.update_post(acting, post_id, data, IfMatch.parse(if_match))
+    post = await service.update_post(
+        acting, post_id, data, IfMatch.parse(if_match), request.app.state.platforms
+    )
     return _with_etag(response, post)
 
 
@@ -154,6 +161,7 @@ async def update_post(
 async def schedule_post(
     post_id: PostId,
     acting: Scheduling,
+    request: Request,
     response: Response,
     if_match: IfMatchHeader,
     data: ScheduleRequest | None = None,
@@ -162,7 +170,9 @@ async def schedule_post(
     `publish_at`/`timezone`. Every target is checked; all failures come in one
     `target-validation-failed`. Requires `If-Match`."""
     expected = IfMatch.parse(if_match)
-    post = await service.schedule_post(acting, post_id, data or ScheduleRequest(), expected)
+    post = await service.schedule_post(
+        acting, post_id, data or ScheduleRequest(), expected, request.app.state.platforms
+    )
     return _with_etag(response, post)
 
 

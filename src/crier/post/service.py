@@ -5,7 +5,7 @@ with what must hold to schedule in `crier.post.checks` and how a post is shown i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -146,6 +146,7 @@ async def create_post(
     idempotency_key: str | None,
     data: PostCreate,
     answer: Answer[PostOut],
+    configured: Container[str],
 ) -> Recorded:
     """Create a draft, or a scheduled post if everything needed to publish it holds, for
     the caller whose API key hashes to `secret_hash`; `answer` makes the created post's
@@ -198,7 +199,7 @@ async def create_post(
         )
         if scheduling:
             checks.check_schedulable(
-                data.publish_at, data.payload.text, data.targets, accounts, media, now
+                data.publish_at, data.payload.text, data.targets, accounts, media, now, configured
             )
         created = answer(await _insert_post(tx, principal, data, accounts, now))
         store = idem.store_statement(created)
@@ -318,6 +319,7 @@ async def update_post(
     post_id: UUID,
     data: PostUpdate,
     if_match: IfMatch | None,
+    configured: Container[str],
 ) -> PostOut:
     """Change a draft or a scheduled post (not within 5 minutes of publishing).
 
@@ -355,7 +357,7 @@ async def update_post(
         post.timezone = data.timezone
     if scheduled:
         text = PostPayload.model_validate(post.payload).text
-        checks.check_schedulable(post.publish_at, text, targets, accounts, media, now)
+        checks.check_schedulable(post.publish_at, text, targets, accounts, media, now, configured)
     revise(post)
     if scheduled:
         await hold_to_scheduled_posts_limit(session, principal.workspace_plan)
@@ -372,6 +374,7 @@ async def schedule_post(
     post_id: UUID,
     data: ScheduleRequest,
     if_match: IfMatch | None,
+    configured: Container[str],
 ) -> PostOut:
     """Schedule a draft, or move a scheduled post to a new time."""
     session, principal = acting.session, acting.principal
@@ -383,7 +386,9 @@ async def schedule_post(
     targets = _targets_in((await repository.targets_of(session, [post.id]))[post.id])
     payload = PostPayload.model_validate(post.payload)
     accounts, media = await checks.references(session, targets, payload.media_ids, lock_media=True)
-    checks.check_schedulable(post.publish_at, payload.text, targets, accounts, media, now)
+    checks.check_schedulable(
+        post.publish_at, payload.text, targets, accounts, media, now, configured
+    )
     move(post, PostStatus.SCHEDULED)
     await hold_to_scheduled_posts_limit(session, principal.workspace_plan)
     timezone = post.timezone or principal.workspace_timezone
