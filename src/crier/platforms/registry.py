@@ -76,10 +76,8 @@ def platform_http(
             connector=aiohttp.TCPConnector(limit=calls, resolver=GuardedResolver(guard))
         )
 
-    transport = (
-        _Transport(limits=httpx.Limits(max_connections=calls), client=session)
-        if guard
-        else _Transport(limits=httpx.Limits(max_connections=calls))
+    transport = _Transport(
+        limits=httpx.Limits(max_connections=calls), client=session if guard else None
     )
     return _Client(calls, timeout=timeout, follow_redirects=False, transport=transport)
 

@@ -80,10 +80,10 @@ def check_content(
     `settings` that the platform counts with the post's."""
     rules = rules_for(platform, limits)
     problems: list[Violation] = []
-    extra = [
-        str(v) for k in rules.counted_settings if isinstance(v := (settings or {}).get(k), str)
-    ]
-    length = rules.count_text(text) + sum(rules.count_text(e) for e in extra)
+    counted = [(settings or {}).get(name) for name in rules.counted_settings]
+    length = rules.count_text(text) + sum(
+        rules.count_text(t) for t in counted if isinstance(t, str)
+    )
     if length > rules.max_text:
         problems.append(
             Violation(

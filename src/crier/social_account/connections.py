@@ -107,7 +107,6 @@ class Started:
 class Completed:
     account: SocialAccount
     redirect_to: str | None
-    created: bool
 
 
 def _hash(secret: str) -> bytes:
@@ -319,10 +318,10 @@ async def complete(
             f"{platform} answered: {error.message}", platform_error=error.code.value
         ) from None
     async with db.workspace_transaction(workspace_id) as session:
-        account, created = await keep_account(
+        account = await keep_account(
             session, vault, clock, workspace_id, platform, tokens, app_id=app_id
         )
-    return Completed(account, redirect_to, created)
+    return Completed(account, redirect_to)
 
 
 async def keep_account(
@@ -335,18 +334,17 @@ async def keep_account(
     *,
     display_name: str | None = None,
     app_id: UUID | None = None,
-) -> tuple[SocialAccount, bool]:
+) -> SocialAccount:
     """Store a connected account: the one this workspace already has for the same identity
     on the network is updated in place (its id, and so every post's target, is kept); a
     refresh token the network did not send again is kept. A new or reconnected account
-    counts against the plan. Whether it was created."""
+    counts against the plan."""
     workspace = await workspace_repository.lock(session, workspace_id)
     account = await repository.find_identity(
         session, platform, tokens.external_id, tokens.server_url
     )
     if account is None or account.status == "disconnected":
         plans.enforce(workspace.plan, "social_accounts", await repository.count_connected(session))
-    created = account is None
     if account is None:
         account = SocialAccount(workspace_id=workspace_id, platform=platform)
         session.add(account)
@@ -372,7 +370,7 @@ async def keep_account(
         setattr(account, name, value)
     await session.flush()
     await session.refresh(account)
-    return account, created
+    return account
 
 
 def redirect_target(redirect_to: str, account: SocialAccount) -> str:

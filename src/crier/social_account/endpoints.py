@@ -229,11 +229,12 @@ async def list_platforms(_: CanRead, request: Request) -> list[PlatformInfo]:
     """Every platform Crier knows: whether this server is configured for it, how its
     accounts connect, and what a post for it may hold."""
     platforms = request.app.state.platforms
+    connects = {p: platforms.connects(p.value) for p in Platform}
     return [
         PlatformInfo(
             name=p,
-            configured=p.value in platforms and platforms.connects(p.value) is not None,
-            connects=platforms.connects(p.value),
+            configured=connects[p] is not None,
+            connects=connects[p],
             rules=rules_for(p.value).describe(),
         )
         for p in Platform

@@ -76,7 +76,7 @@ async def connect(
         tokens = await adapter.connect(handle)
     except PlatformError as error:
         raise PlatformUnavailable.from_error(data.platform.value, error) from None
-    account, _ = await keep_account(
+    return await keep_account(
         session,
         vault,
         clock,
@@ -85,7 +85,6 @@ async def connect(
         tokens,
         display_name=data.display_name,
     )
-    return account
 
 
 class AccountInUse(Conflict):

@@ -268,3 +268,17 @@ async def test_a_token_is_revoked_only_by_its_own_client(mastodon: Mastodon) -> 
     assert (
         await mastodon.browser.get("/api/v1/accounts/verify_credentials", headers=auth)
     ).status_code == 401
+
+
+async def test_a_status_is_measured_as_mastodon_documents_it(mastodon: Mastodon) -> None:
+    """Links count 23 and a mention's domain nothing, in characters as people see them."""
+    _, auth = await signed_in(mastodon)
+    link = "https://example.com/" + "a" * 300
+    fits = "b" * 467 + " " + link + " @carol@far.example.social 👍🏽"  # 467+1+23+1+6+1+1
+    assert len(fits) > 500
+    ok = await mastodon.browser.post("/api/v1/statuses", json={"status": fits}, headers=auth)
+    assert ok.status_code == 200, ok.text
+    over = await mastodon.browser.post(
+        "/api/v1/statuses", json={"status": "b" + fits}, headers=auth
+    )
+    assert over.status_code == 422

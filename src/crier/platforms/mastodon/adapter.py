@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from crier.kit.outbound import DestinationRefused, Guard
+from crier.kit.outbound import Guard
 from crier.kit.storage import Storage
 from crier.kit.time import Clock, SystemClock
 from crier.platforms.base import (
@@ -272,10 +272,7 @@ class MastodonAdapter:
         headers = dict(kw.pop("headers", None) or {})
         if access_token is not None:
             headers["Authorization"] = f"Bearer {access_token}"
-        try:
-            return await call(self._http, method, server + path, sends=sends, headers=headers, **kw)
-        except DestinationRefused as refused:
-            raise PlatformError(ErrorCode.INVALID_REQUEST, f"refused: {refused}") from None
+        return await call(self._http, method, server + path, sends=sends, headers=headers, **kw)
 
     async def _json(
         self,

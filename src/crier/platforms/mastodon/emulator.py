@@ -43,6 +43,7 @@ from itertools import count
 from typing import Any
 from urllib.parse import urlencode
 
+import regex
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -50,7 +51,6 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from crier.kit.time import Clock, SystemClock
-from crier.platforms.mastodon.rules import count_status
 
 CODE_TTL = timedelta(minutes=10)
 IDEMPOTENCY_TTL = timedelta(hours=1)
@@ -63,6 +63,24 @@ KNOWN_SCOPES = frozenset(
 VISIBILITIES = frozenset({"public", "unlisted", "private", "direct"})
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/heic"})
 VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime", "video/webm"})
+_WORD = regex.compile(r"\S+")
+_REMOTE_MENTION = regex.compile(r"(@[A-Za-z0-9_]+)@[A-Za-z0-9.-]+[A-Za-z0-9]")
+
+
+def status_length(text: str) -> int:
+    """A status's length as Mastodon's user guide (user/posting) states it, counted here on
+    its own: characters as people see them (grapheme clusters); each word that begins with
+    `http://` or `https://` is a link and counts 23; a mention's domain is not counted."""
+
+    def counted(word: regex.Match[str]) -> str:
+        found = word.group()
+        if found.startswith(("http://", "https://")):
+            return "-" * 23
+        return _REMOTE_MENTION.sub(lambda m: m.group(1), found)
+
+    return len(regex.findall(r"\X", _WORD.sub(counted, text)))
+
+
 _INVALID_GRANT = (
     "The provided authorization grant is invalid, expired, revoked, does not match the "
     "redirection URI used in the authorization request, or was issued to another client."
@@ -573,7 +591,7 @@ def create_emulator_app(instance: Instance | None = None) -> Starlette:
         spoiler = str(params.get("spoiler_text") or "")
         if not text.strip() and not media_ids:
             raise Refused(422, "Validation failed: Text can't be blank")
-        if count_status(text) + count_status(spoiler) > state.faults.max_characters:
+        if status_length(text) + status_length(spoiler) > state.faults.max_characters:
             raise Refused(
                 422,
                 f"Validation failed: Text character limit of {state.faults.max_characters} "
