@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-dates test-faketime fuzz lint format bench clean install
+.PHONY: run test test-dates test-faketime fuzz lint format bench clean install pds
 
 install: $(STAMP)
 
@@ -18,7 +18,22 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/crier run
 
-test: $(STAMP)
+# The reference Bluesky server (@atproto/pds) and a PLC directory, which the Bluesky tests
+# start on loopback: installed from the npm registry, at the versions tests/pds pins, into an
+# ignored folder. Node.js 20 or newer with npm is needed (Debian's packages if missing).
+PDS := .cache/pds
+PDS_STAMP := $(PDS)/.installed
+
+pds: $(PDS_STAMP)
+
+$(PDS_STAMP): tests/pds/package.json tests/pds/package-lock.json
+	@command -v npm >/dev/null || apt-get install -y -q nodejs npm
+	@mkdir -p $(PDS)
+	cp tests/pds/package.json tests/pds/package-lock.json $(PDS)/
+	cd $(PDS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: $(STAMP) $(PDS_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The whole suite as if run at each of these instants: a new year, a month's 1st, New
@@ -29,11 +44,11 @@ test: $(STAMP)
 # faketime (installed if missing).
 DATES ?= 2027-01-01T00:00:00Z 2027-12-31T23:30:00Z 2028-02-29T12:00:00Z 2027-11-07T05:30:00Z 2027-03-01T00:10:00Z
 
-test-dates: $(STAMP)
+test-dates: $(STAMP) $(PDS_STAMP)
 	@for at in $(DATES); do echo "== CRIER_TEST_NOW=$$at"; \
 		CRIER_TEST_NOW=$$at $(BIN)/pytest -q $(PYTEST_ARGS) || exit 1; done
 
-test-faketime: $(STAMP)
+test-faketime: $(STAMP) $(PDS_STAMP)
 	@command -v faketime >/dev/null || apt-get install -y -q faketime
 	@for at in $(DATES); do \
 		offset=$$(( $$(date -u -d "$$at" +%s) - $$(date -u +%s) )); \
@@ -58,4 +73,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -90,8 +90,11 @@ def _process(
 def _environment(folder: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
     env["CRIER_DATA_DIR"] = str(folder)
-    # Nothing these processes are asked may make them look a Mastodon instance up.
+    # Nothing these processes are asked may make them look a Mastodon instance or a
+    # Bluesky server up.
     env["CRIER_MASTODON_INSTANCES"] = "127.0.0.1:9"
+    env["CRIER_BLUESKY_SERVICE_URL"] = "http://127.0.0.1:9"
+    env["CRIER_BLUESKY_SERVICES"] = "127.0.0.1:9"
     return env
 
 

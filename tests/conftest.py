@@ -220,6 +220,7 @@ def build_runtime(
         sandbox_url=sandbox_url,
         allow_loopback=True,
         mastodon_media_poll_seconds=0.01,
+        bluesky_service_url="http://127.0.0.1:9",  # tests name their server; none is public
     )
     return Runtime.build(
         settings,
@@ -356,3 +357,21 @@ async def mastodon(clock: FakeClock) -> AsyncIterator[object]:
 
     async with mastodon_instance(clock) as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def pds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The reference Bluesky server, started once for the tests that ask for it."""
+    from tests.reference_pds import reference_pds
+
+    with reference_pds(Path(tmp_path_factory.mktemp("pds"))) as server:
+        yield server
+
+
+@pytest.fixture
+async def bluesky(clock: FakeClock) -> AsyncIterator[object]:
+    """A fresh Bluesky server (the project's emulator) on loopback, on the test clock."""
+    from tests.bluesky import bluesky_server
+
+    async with bluesky_server(clock) as server:
+        yield server

@@ -22,6 +22,7 @@ HTTP_LAYER = {
     "crier.kit.pagination",
     "crier.platforms.sandbox.server",
     "crier.platforms.mastodon.emulator",
+    "crier.platforms.bluesky.emulator",
 }
 """Modules beside the `endpoints` modules that may know the web framework."""
 

@@ -351,6 +351,7 @@ def sandbox(
 
 class EmulatedNetwork(StrEnum):
     MASTODON = "mastodon"
+    BLUESKY = "bluesky"
 
 
 @cli.command()
@@ -364,14 +365,19 @@ def emulator(
 
     For Mastodon, run Crier with CRIER_ALLOW_LOOPBACK=true (`crier run` sets it), then
     connect with `instance_url` http://127.0.0.1:8002 and approve on its consent page.
+    For Bluesky, make an account with `POST /_emulator/accounts {"handle": "alice.test"}`
+    (it answers an app password), then connect with `service_url` http://127.0.0.1:8002.
     State lives in memory and is gone when it stops.
     """
-    from crier.platforms.mastodon.emulator import create_emulator_app
+    from crier.platforms.bluesky import emulator as bluesky
+    from crier.platforms.mastodon import emulator as mastodon
 
-    server = _server(create_emulator_app(), host, port, 1)
+    make = {EmulatedNetwork.MASTODON: mastodon, EmulatedNetwork.BLUESKY: bluesky}[network]
+    server = _server(make.create_emulator_app(), host, port, 1)
+    name = network.value.title()
     try:
         with asyncio.Runner(loop_factory=_fast_loop()) as runner:
-            runner.run(_run_servers([server], f"Mastodon emulator on http://{host}:{port}"))
+            runner.run(_run_servers([server], f"{name} emulator on http://{host}:{port}"))
     except KeyboardInterrupt:
         typer.echo("Stopped.")
 

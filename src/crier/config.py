@@ -98,6 +98,18 @@ class Settings(BaseSettings):
         description="Origins (`https://app.example.com`, comma-separated) a connect's "
         "`redirect_to` may lead back to, beside this server's own (CRIER_PUBLIC_URL).",
     )
+    bluesky_service_url: str = Field(
+        default="https://bsky.social",
+        description="Where Bluesky accounts sign in when the connect names no `service_url`.",
+    )
+    bluesky_web_url: str = Field(
+        default="https://bsky.app", description="The web app that Bluesky permalinks point to."
+    )
+    bluesky_services: str = Field(
+        default="",
+        description="Only these Bluesky servers (host or host:port, comma-separated) may be "
+        "named in a connect, besides the default one; any server when empty.",
+    )
     mastodon_client_name: str = Field(
         default="Crier", description="The app name Crier registers on Mastodon instances."
     )
@@ -141,7 +153,11 @@ class Settings(BaseSettings):
 
     @property
     def allowed_mastodon_instances(self) -> frozenset[str]:
-        return frozenset(i.strip().lower() for i in self.mastodon_instances.split(",") if i.strip())
+        return _hosts(self.mastodon_instances)
+
+    @property
+    def allowed_bluesky_services(self) -> frozenset[str]:
+        return _hosts(self.bluesky_services)
 
     @property
     def base_url(self) -> str:
@@ -149,3 +165,8 @@ class Settings(BaseSettings):
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+
+def _hosts(listed: str) -> frozenset[str]:
+    """The hosts (or host:port) of a comma-separated setting, lower-cased."""
+    return frozenset(h.strip().lower() for h in listed.split(",") if h.strip())

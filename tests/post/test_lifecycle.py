@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from uuid import UUID
+
+from sqlalchemy import text
 
 from crier.kit.db import Database
 from tests.conftest import FakeClock, MakeTenant, Tenant, assert_problem
@@ -161,14 +164,30 @@ async def test_every_failing_target_is_reported_in_one_problem(
     assert (await tenant.get("/v1/posts")).json()["data"] == []
 
 
-async def test_an_expired_account_token_blocks_scheduling(tenant: Tenant, clock: FakeClock) -> None:
+async def test_an_expired_token_blocks_scheduling_unless_it_can_be_refreshed(
+    tenant: Tenant, clock: FakeClock, db: Database
+) -> None:
     account = await sandbox_account(tenant)
     post = (await create(tenant, draft_body(account))).json()
-    clock.advance(timedelta(days=61))
+    clock.advance(timedelta(days=61))  # past the access token's expiry
     response = await with_etag(
         tenant,
         "POST",
         f"/v1/posts/{post['id']}/schedule",
+        '"1"',
+        json={"publish_at": at(clock, hours=1)},
+    )
+    assert response.status_code == 200, response.text  # refreshed before it is sent
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        await session.execute(
+            text("UPDATE social_accounts SET refresh_token = NULL WHERE id = :id"),
+            {"id": account},
+        )
+    other = (await create(tenant, draft_body(account))).json()
+    response = await with_etag(
+        tenant,
+        "POST",
+        f"/v1/posts/{other['id']}/schedule",
         '"1"',
         json={"publish_at": at(clock, hours=1)},
     )

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,10 +28,13 @@ from crier.kit.db import Database, DatabaseUrls
 from crier.kit.time import SystemClock
 from crier.kit.vault import Vault
 from crier.models import Delivery, DeliveryAttempt, Post, PostTarget, SocialAccount
+from crier.platforms.bluesky.emulator import Server as BlueskyServer
+from crier.platforms.bluesky.emulator import create_emulator_app as create_bluesky_app
 from crier.platforms.mastodon.emulator import Instance, Token, create_emulator_app
 from crier.platforms.sandbox.server import create_sandbox_app
 from crier.platforms.sandbox.store import Store
 from tests.conftest import MakeTenant
+from tests.reference_pds import LosingProxy, ReferencePds
 from tests.servers import serving
 
 LEASE_SECONDS = 3
@@ -137,6 +140,36 @@ def workers(
     pool.stop_all()
 
 
+async def network_account(
+    db: Database,
+    tenant: WorkspaceRef,
+    platform: str,
+    external_id: str,
+    handle: str,
+    server_url: str | None,
+    access_token: bytes,
+    refresh_token: bytes | None = None,
+    token_expires_at: datetime | None = None,
+) -> UUID:
+    """An account of a network, stored as connecting it would store it."""
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        account = SocialAccount(
+            workspace_id=UUID(tenant.id),
+            platform=platform,
+            external_id=external_id,
+            handle=handle,
+            display_name=handle,
+            status="active",
+            access_token=access_token,
+            refresh_token=refresh_token,
+            server_url=server_url,
+            token_expires_at=token_expires_at,
+        )
+        session.add(account)
+        await session.flush()
+        return account.id
+
+
 async def account_on(platform: Platform, db: Database, vault: Vault, tenant: WorkspaceRef) -> UUID:
     """A social account whose tokens come from this test's sandbox."""
     tokens = (
@@ -144,21 +177,17 @@ async def account_on(platform: Platform, db: Database, vault: Vault, tenant: Wor
             "/oauth/token", data={"grant_type": "client_credentials", "handle": "crash"}
         )
     ).json()
-    async with db.workspace_transaction(UUID(tenant.id)) as session:
-        account = SocialAccount(
-            workspace_id=UUID(tenant.id),
-            platform="sandbox",
-            external_id=tokens["account_id"],
-            handle="crash",
-            display_name="crash",
-            status="active",
-            access_token=vault.seal(tokens["access_token"]),
-            refresh_token=vault.seal(tokens["refresh_token"]),
-            token_expires_at=datetime.now(UTC) + timedelta(seconds=tokens["expires_in"]),
-        )
-        session.add(account)
-        await session.flush()
-        return account.id
+    return await network_account(
+        db,
+        tenant,
+        "sandbox",
+        tokens["account_id"],
+        "crash",
+        None,
+        vault.seal(tokens["access_token"]),
+        vault.seal(tokens["refresh_token"]),
+        datetime.now(UTC) + timedelta(seconds=tokens["expires_in"]),
+    )
 
 
 async def schedule_many(
@@ -376,6 +405,26 @@ async def test_a_worker_outlives_a_database_restart(
         server.stop()
 
 
+async def kill_while_held(
+    db: Database,
+    tenant: WorkspaceRef,
+    workers: Workers,
+    account: UUID,
+    stored: Callable[[], Awaitable[bool]],
+) -> list[Delivery]:
+    """Three posts for `account`, a worker killed once the network has stored all three
+    while it still holds its answers, and another worker that takes over: the deliveries,
+    once every post is published."""
+    posts = await schedule_many(db, tenant, account, 3, datetime.now(UTC))
+    [first] = workers.start(1)
+    assert await eventually(stored, 60), "the network did not store the posts"
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    workers.start(1)
+    assert await eventually(lambda: all_published(db, tenant, posts), 60)
+    return await deliveries_of(db, tenant, posts)
+
+
 async def test_a_worker_killed_while_mastodon_held_the_stored_status_posts_it_once(
     make_tenant: MakeTenant, db: Database, vault: Vault, workers: Workers
 ) -> None:
@@ -386,35 +435,89 @@ async def test_a_worker_killed_while_mastodon_held_the_stored_status_posts_it_on
         tenant = await make_tenant()
         person = instance.account_named("crash")
         instance.tokens["crash-token"] = Token("crier", person["id"], {"read", "write"})
-        async with db.workspace_transaction(UUID(tenant.id)) as session:
-            account = SocialAccount(
-                workspace_id=UUID(tenant.id),
-                platform="mastodon",
-                external_id=person["id"],
-                handle="crash@127.0.0.1",
-                display_name="crash",
-                status="active",
-                access_token=vault.seal("crash-token"),
-                server_url=url,
-            )
-            session.add(account)
-            await session.flush()
-            account_id = account.id
+        account = await network_account(
+            db, tenant, "mastodon", person["id"], "crash@127.0.0.1", url, vault.seal("crash-token")
+        )
         instance.faults.hang_after_store = 3
         instance.faults.hang_seconds = 8
-        posts = await schedule_many(db, tenant, account_id, 3, datetime.now(UTC))
-        [first] = workers.start(1)
 
         async def stored() -> bool:
             return len(instance.statuses) == 3
 
-        assert await eventually(stored, 30)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-        workers.start(1)
-        assert await eventually(lambda: all_published(db, tenant, posts), 60)
-        deliveries = await deliveries_of(db, tenant, posts)
+        deliveries = await kill_while_held(db, tenant, workers, account, stored)
         for delivery in deliveries:
             [status] = instance.statuses_with_key(str(delivery.id))
             assert delivery.external_id == status.id
         assert len(instance.statuses) == 3
+
+
+async def test_a_worker_killed_while_bluesky_held_the_stored_post_posts_it_once(
+    make_tenant: MakeTenant, db: Database, vault: Vault, workers: Workers
+) -> None:
+    """Bluesky has no idempotency key, but Crier names each post's record itself: the
+    worker that takes over finds the record the killed one wrote, under the key derived
+    from the delivery, and sends nothing again."""
+    server = BlueskyServer(SystemClock())
+    async with serving(create_bluesky_app(server)) as url:
+        tenant = await make_tenant()
+        person = server.create_account("crash.test")
+        async with httpx.AsyncClient() as client:
+            signed_in = await client.post(
+                f"{url}/xrpc/com.atproto.server.createSession",
+                json={"identifier": "crash.test", "password": server.app_password("crash.test")},
+            )
+        tokens = signed_in.json()
+        account = await network_account(
+            db,
+            tenant,
+            "bluesky",
+            person.did,
+            person.handle,
+            url,
+            vault.seal(tokens["accessJwt"]),
+            vault.seal(tokens["refreshJwt"]),
+        )
+        server.faults.hang_after_store = 3
+        server.faults.hang_seconds = 8
+
+        async def stored() -> bool:
+            return len(server.posts_of(person.did)) == 3
+
+        deliveries = await kill_while_held(db, tenant, workers, account, stored)
+        uris = {p["uri"] for p in server.posts_of(person.did)}
+        assert {d.external_id for d in deliveries} == uris
+        assert len(uris) == 3
+
+
+async def test_a_worker_killed_while_the_reference_pds_held_the_stored_post_posts_it_once(
+    make_tenant: MakeTenant, db: Database, vault: Vault, workers: Workers, pds: ReferencePds
+) -> None:
+    """The same on the reference Bluesky server: its answers to the posts it stored are
+    held back until the worker waiting on them is killed; the worker that takes over meets
+    the records already there under their keys and posts nothing twice."""
+    proxy = LosingProxy(pds.url, lose=3, hold_seconds=8)
+    async with serving(proxy) as url:
+        tenant = await make_tenant()
+        handle = f"crash{tenant.slug[-6:]}.test".lower()
+        did, _, app_password = pds.account(handle)
+        tokens = pds.call(
+            "com.atproto.server.createSession", identifier=handle, password=app_password
+        )
+        account = await network_account(
+            db,
+            tenant,
+            "bluesky",
+            did,
+            handle,
+            url,
+            vault.seal(tokens["accessJwt"]),
+            vault.seal(tokens["refreshJwt"]),
+        )
+
+        async def stored() -> bool:
+            return proxy.lose == 0 and len(pds.records(did)) == 3
+
+        deliveries = await kill_while_held(db, tenant, workers, account, stored)
+        uris = {r["uri"] for r in pds.records(did)}
+        assert {d.external_id for d in deliveries} == uris
+        assert len(uris) == 3

@@ -20,6 +20,7 @@ BASE = "https://crier.example"
 class Account:
     status: str = "active"
     token_expires_at: datetime | None = None
+    refresh_token: bytes | None = None
     access_token: bytes | None = b"sealed"
     external_id: str = "ext-1"
     server_url: str | None = None

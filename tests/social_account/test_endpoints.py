@@ -173,6 +173,11 @@ async def test_platforms_lists_every_platform_with_how_it_connects_and_its_rules
     assert mastodon["rules"]["max_text"] == 500
     assert "23" in mastodon["rules"]["text_counting"]
     assert mastodon["rules"]["max_image_bytes"] == 16 * 1024 * 1024
+    bluesky = found["bluesky"]
+    assert (bluesky["configured"], bluesky["connects"]) == (True, "app_password")
+    assert (bluesky["rules"]["max_text"], bluesky["rules"]["max_text_bytes"]) == (300, 3000)
+    assert bluesky["rules"]["text_counting"].startswith("graphemes")
+    assert (bluesky["rules"]["max_media"], bluesky["rules"]["max_image_bytes"]) == (4, 2_000_000)
     assert (found["x"]["configured"], found["x"]["connects"]) == (False, None)
     assert found["x"]["rules"]["max_text"] == 280
     assert_problem(await tenant.http.get("/v1/platforms"), 401, "unauthorized")

@@ -155,3 +155,21 @@ class ConnectsDirectly(Protocol):
     async def connect(self, handle: str) -> Tokens:
         """Open an account with this handle and return its tokens."""
         ...
+
+
+@runtime_checkable
+class ConnectsWithPassword(Protocol):
+    """An adapter whose accounts connect with a password made for apps (Bluesky's app
+    passwords): it opens a session with it, and the password itself is never kept."""
+
+    async def server(self, given: str | None) -> str:
+        """The account's server, checked and normalised (the default one when None)."""
+        ...
+
+    async def sign_in(self, identifier: str, password: str, server: str) -> Tokens:
+        """Open a session for the account and read who it is."""
+        ...
+
+    async def sign_out(self, refresh_token: str, server: str) -> None:
+        """End the session at the network: neither of its tokens works afterwards."""
+        ...

@@ -15,14 +15,23 @@ from typing import Any
 
 import httpx
 
-from crier.kit.outbound import DestinationRefused
+from crier.kit.outbound import DestinationRefused, Guard
 from crier.platforms.errors import ErrorCode, PlatformError
 
 
 async def call(
-    http: httpx.AsyncClient, method: str, url: str, *, sends: bool = False, **kw: Any
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    sends: bool = False,
+    token: str | None = None,
+    **kw: Any,
 ) -> httpx.Response:
-    """Make the call; any answer is returned, a transport failure raised as `PlatformError`."""
+    """Make the call (with `token` as its bearer token, if given); any answer is returned,
+    a transport failure raised as `PlatformError`."""
+    if token is not None:
+        kw["headers"] = {**(kw.get("headers") or {}), "Authorization": f"Bearer {token}"}
     try:
         return await http.request(method, parsed(url), **kw)
     except httpx.TimeoutException as exc:
@@ -104,3 +113,35 @@ def parsed(url: str) -> httpx.URL:
     """`url` parsed once: httpx parses a string URL on every call, a tenth of the cost of a
     publish when hundreds are in flight."""
     return httpx.URL(url)
+
+
+async def named_server(
+    given: str, guard: Guard, allowed: frozenset[str], what: str, example: str
+) -> str:
+    """The base URL (`https://host[:port]`) of a server a user named (a Mastodon instance,
+    a Bluesky PDS), if it may be called: https only (http too where the guard allows
+    loopback, for local servers), nothing but the address, on the `allowed` list when it
+    has one (host or host:port), and passing the outbound guard. Refusals are
+    `PlatformError(INVALID_REQUEST)`, or the guard's `DestinationRefused`."""
+    text = given.strip()
+    try:
+        url = httpx.URL(text if "://" in text else f"https://{text}")
+    except httpx.InvalidURL as error:
+        raise PlatformError(ErrorCode.INVALID_REQUEST, f"not a URL: {error}") from None
+    plain_http = url.scheme == "http" and guard.allow_loopback
+    if url.scheme != "https" and not plain_http:
+        raise PlatformError(ErrorCode.INVALID_REQUEST, f"the {what} must be on https://")
+    if not url.host or url.userinfo or url.path not in ("", "/") or url.query:
+        raise PlatformError(
+            ErrorCode.INVALID_REQUEST, f"give the {what}'s address alone, such as {example}"
+        )
+    port = url.port or (443 if url.scheme == "https" else 80)
+    named = url.netloc.decode("ascii").lower()
+    if allowed and named not in allowed and url.host not in allowed:
+        raise PlatformError(
+            ErrorCode.INVALID_REQUEST, f"this server does not connect accounts of {named}"
+        )
+    guard.check_literal(str(url))
+    await guard.vetted(url.host, port)
+    base = f"{url.scheme}://{url.host}"
+    return base + (f":{url.port}" if url.port else "")

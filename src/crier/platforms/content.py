@@ -37,6 +37,8 @@ class PlatformRules:
     count_text: TextCounter = count_characters
     text_counting: str = "characters"
     """How the text is counted, for people (`GET /v1/platforms`)."""
+    max_text_bytes: int | None = None
+    """A cap on the text's UTF-8 bytes besides its length (Bluesky's 3,000)."""
     max_image_bytes: int | None = None
     max_video_bytes: int | None = None
     max_video_seconds: int | None = None
@@ -58,6 +60,7 @@ class PlatformRules:
         return {
             "max_text": self.max_text,
             "text_counting": self.text_counting,
+            "max_text_bytes": self.max_text_bytes,
             "max_media": self.max_media,
             "media_kinds": sorted(self.media_kinds),
             "max_videos": self.max_videos,

@@ -13,6 +13,7 @@ from crier.config import Settings
 from crier.kit.outbound import Guard
 from crier.kit.storage import Storage
 from crier.kit.time import Clock
+from crier.platforms.bluesky.adapter import BlueskyAdapter
 from crier.platforms.mastodon.adapter import MastodonAdapter
 from crier.platforms.registry import TIMEOUT, Platforms, platform_http
 from crier.platforms.sandbox.adapter import SandboxAdapter
@@ -26,7 +27,7 @@ def installed(
     timeout: httpx.Timeout = TIMEOUT,
 ) -> Platforms:
     """Every platform this server is built for. They share one HTTP client, but for the
-    networks whose servers users name (Mastodon), which share one behind `guard`."""
+    networks whose servers users name (Mastodon, Bluesky), which share one behind `guard`."""
     platforms = Platforms(
         platform_http(timeout),
         media_base_url=settings.base_url,
@@ -43,6 +44,17 @@ def installed(
             clock=clock,
             poll_interval=settings.mastodon_media_poll_seconds,
             instances=settings.allowed_mastodon_instances,
+        )
+    )
+    platforms.register(
+        BlueskyAdapter(
+            platforms.guarded_http,
+            guard,
+            storage,
+            service_url=settings.bluesky_service_url,
+            web_url=settings.bluesky_web_url,
+            services=settings.allowed_bluesky_services,
+            clock=clock,
         )
     )
     return platforms

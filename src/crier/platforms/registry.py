@@ -11,7 +11,12 @@ from httpx_aiohttp import AiohttpTransport
 
 from crier.kit.errors import CrierError
 from crier.kit.outbound import Guard, GuardedResolver
-from crier.platforms.base import Adapter, ConnectsDirectly, ConnectsWithOAuth
+from crier.platforms.base import (
+    Adapter,
+    ConnectsDirectly,
+    ConnectsWithOAuth,
+    ConnectsWithPassword,
+)
 from crier.platforms.errors import ErrorCode, PlatformError
 
 # Connect fast, and do not let a slow platform hold a request or a worker for long.
@@ -149,12 +154,15 @@ class Platforms:
         return list(self._adapters)
 
     def connects(self, platform: str) -> str | None:
-        """How accounts of `platform` connect here: `direct` (no consent screen), `oauth`
+        """How accounts of `platform` connect here: `direct` (no consent screen),
+        `app_password` (a password made for apps, on a server the user may name), `oauth`
         (the network's consent screen), `oauth_instance` (the same, on a server the user
         names), or None when this server cannot connect them."""
         adapter = self._adapters.get(platform)
         if isinstance(adapter, ConnectsDirectly):
             return "direct"
+        if isinstance(adapter, ConnectsWithPassword):
+            return "app_password"
         if isinstance(adapter, ConnectsWithOAuth) and adapter.configured():
             return "oauth_instance" if adapter.registers_apps else "oauth"
         return None

@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from crier.platforms.base import MediaRef, Prepared
+from crier.platforms.bluesky.rules import BLUESKY
 from crier.platforms.content import PlatformRules
 from crier.platforms.mastodon.rules import MASTODON
 
@@ -47,9 +48,7 @@ RULES: dict[str, PlatformRules] = {
         preferred_crop="portrait",
     ),
     "mastodon": MASTODON,
-    "bluesky": PlatformRules(
-        max_text=300, max_media=4, media_kinds=_ALL, video_alone=True, preferred_crop="landscape"
-    ),
+    "bluesky": BLUESKY,
     "google_business": PlatformRules(
         max_text=1500, max_media=1, media_kinds=frozenset({"image"}), preferred_crop="landscape"
     ),
@@ -90,6 +89,15 @@ def check_content(
                 "payload.text",
                 f"{length} characters as {platform} counts them ({rules.text_counting}); "
                 f"it allows {rules.max_text}",
+                "text_too_long",
+            )
+        )
+    size = len(text.encode())
+    if rules.max_text_bytes is not None and size > rules.max_text_bytes:
+        problems.append(
+            Violation(
+                "payload.text",
+                f"{size} bytes in UTF-8; {platform} allows {rules.max_text_bytes}",
                 "text_too_long",
             )
         )

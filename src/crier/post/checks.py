@@ -52,6 +52,8 @@ class TargetAccount(Protocol):
     platform: str
     status: str
     token_expires_at: datetime | None
+    refresh_token: bytes | None
+    """Sealed; an account with one is refreshed before publishing, however stale."""
     content_limits: dict[str, Any] | None
 
 
@@ -149,7 +151,11 @@ def check_schedulable(
                     "type": "account_not_usable",
                 }
             )
-        elif account.token_expires_at is not None and account.token_expires_at <= now:
+        elif (
+            account.token_expires_at is not None
+            and account.token_expires_at <= now
+            and account.refresh_token is None  # else it is refreshed before publishing
+        ):
             errors.append(
                 {
                     "target": str(account.id),

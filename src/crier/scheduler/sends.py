@@ -31,6 +31,8 @@ class AccountLike(Protocol):
     @property
     def access_token(self) -> bytes | None: ...
     @property
+    def refresh_token(self) -> bytes | None: ...
+    @property
     def external_id(self) -> str: ...
     @property
     def server_url(self) -> str | None: ...
@@ -114,7 +116,9 @@ def refusal(
     if account is None or account.status == "revoked":
         return ErrorCode.AUTH_REVOKED, _RECONNECT
     if account.status == "expired" or (
-        account.token_expires_at is not None and account.token_expires_at <= now
+        account.token_expires_at is not None
+        and account.token_expires_at <= now
+        and account.refresh_token is None  # else refreshed when the network refuses it
     ):
         return ErrorCode.AUTH_EXPIRED, _RECONNECT
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 from typing import Annotated
 
@@ -70,9 +71,12 @@ async def connect_social_account(
 ) -> Response:
     """Connect an account on a platform with no consent screen. `sandbox` accounts need no
     credentials: the sandbox platform (`crier sandbox`, started by `crier run`) issues their
-    tokens. Networks with a consent screen connect through `POST /v1/social-accounts/connect`.
-    Counts against the plan's `social_accounts` limit; `platform-unavailable` if the
-    platform cannot be reached."""
+    tokens. `bluesky` accounts connect with their handle and an app password, which opens a
+    session and is never stored (`platform-credentials-refused` if Bluesky refuses it; the
+    account's own password is refused too). Networks with a consent screen connect through
+    `POST /v1/social-accounts/connect`. Connecting an account already connected updates it
+    in place, keeping its id. Counts against the plan's `social_accounts` limit;
+    `platform-unavailable` if the platform cannot be reached."""
 
     async def connect() -> SocialAccount:
         state = request.app.state
@@ -81,11 +85,11 @@ async def connect_social_account(
         )
         return SocialAccount.model_validate(account)
 
-    return respond(
-        await idem.create(
-            fingerprint("POST", "/v1/social-accounts", data.model_dump(mode="json")), connect
-        )
-    )
+    content = data.model_dump(mode="json")
+    if data.app_password is not None:  # told apart by a hash, never kept as it is
+        secret = data.app_password.get_secret_value().encode()
+        content["app_password"] = hashlib.sha256(secret).hexdigest()
+    return respond(await idem.create(fingerprint("POST", "/v1/social-accounts", content), connect))
 
 
 @router.post(

@@ -50,14 +50,15 @@ async def count_connected(session: AsyncSession) -> int:
 
 
 _TARGETABLE = text(
-    "SELECT id, platform, status, token_expires_at, content_limits "
+    "SELECT id, platform, status, token_expires_at, refresh_token, content_limits "
     "FROM social_accounts WHERE id = ANY(:ids)"
 )
 
 
 def targetable_statement(account_ids: Sequence[UUID]) -> Statement:
     """What a post needs to know of the accounts it targets (`id`, `platform`, `status`,
-    `token_expires_at`, `content_limits`), to send with other statements."""
+    `token_expires_at`, `refresh_token` (sealed), `content_limits`), to send with other
+    statements."""
     return _TARGETABLE, {"ids": list(account_ids)}
 
 

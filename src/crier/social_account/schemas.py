@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 SocialAccountId = Annotated[UUID, Field(description="Identifier of a social account.")]
 
@@ -27,6 +27,7 @@ class ConnectablePlatform(StrEnum):
     """Platforms that can be connected through the API without an OAuth flow."""
 
     SANDBOX = "sandbox"
+    BLUESKY = "bluesky"
 
 
 class AccountStatus(StrEnum):
@@ -40,18 +41,45 @@ class SocialAccountConnect(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     platform: ConnectablePlatform = Field(
-        description="The platform. `sandbox` connects with no credentials."
+        description="The platform. `sandbox` connects with no credentials; `bluesky` with "
+        "the account's handle (or DID, or email) and an app password."
     )
     handle: str | None = Field(
         default=None,
         min_length=1,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="The account's handle on the platform; generated when omitted.",
+        max_length=253,
+        pattern=r"^[A-Za-z0-9_.:@+-]+$",
+        description="The account's handle on the platform; generated when omitted (sandbox). "
+        "On Bluesky, what it signs in with: handle (`alice.bsky.social`), DID or email.",
     )
     display_name: str | None = Field(
         default=None, min_length=1, max_length=200, description="Name shown for the account."
     )
+    app_password: SecretStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Bluesky only: an app password (Settings, Privacy and security, App "
+        "passwords), not the account's own password. It opens a session and is never kept.",
+    )
+    service_url: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Bluesky only: the server the account signs in at, when it is not this "
+        "server's default (CRIER_BLUESKY_SERVICE_URL, `https://bsky.social`).",
+    )
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SocialAccountConnect:
+        if self.platform == ConnectablePlatform.BLUESKY:
+            missing = [n for n in ("handle", "app_password") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"a Bluesky account connects with {' and '.join(missing)}")
+        else:
+            extra = [n for n in ("app_password", "service_url") if getattr(self, n) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: only for Bluesky")
+        return self
 
 
 class SocialAccount(BaseModel):
@@ -114,12 +142,14 @@ class PlatformInfo(BaseModel):
     configured: bool = Field(description="Whether this server can connect and publish to it.")
     connects: str | None = Field(
         description="How its accounts connect: `direct` (`POST /v1/social-accounts`), "
-        "`oauth` (`POST /v1/social-accounts/connect`), `oauth_instance` (the same, naming "
-        "the server in `instance_url`); null when this server cannot connect them."
+        "`app_password` (the same, with `handle` and `app_password`), `oauth` "
+        "(`POST /v1/social-accounts/connect`), `oauth_instance` (the same, naming the server "
+        "in `instance_url`); null when this server cannot connect them."
     )
     rules: dict[str, Any] = Field(
         description="What a post may hold: `max_text` and how text is counted "
-        "(`text_counting`), `max_media`, `media_kinds`, `max_videos`, `video_alone`, "
-        "`requires_media`, `max_image_bytes`, `max_video_bytes`, `max_video_seconds` (null: "
+        "(`text_counting`), `max_text_bytes`, `max_media`, `media_kinds`, `max_videos`, "
+        "`video_alone`, `requires_media`, `max_image_bytes`, `max_video_bytes`, "
+        "`max_video_seconds` (null: "
         "not checked). An account's own server may allow other numbers (Mastodon)."
     )

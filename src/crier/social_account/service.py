@@ -9,11 +9,19 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.auth.principal import Principal
-from crier.kit.errors import Conflict, NotFound
+from crier.kit.errors import Conflict, CrierError, NotFound, ValidationFailed, field_error
+from crier.kit.outbound import DestinationRefused
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.models import SocialAccount
-from crier.platforms.base import Account, AppCredentials, ConnectsDirectly, ConnectsWithOAuth
+from crier.platforms.base import (
+    Account,
+    AppCredentials,
+    ConnectsDirectly,
+    ConnectsWithOAuth,
+    ConnectsWithPassword,
+    Tokens,
+)
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import Platforms, PlatformUnavailable
 from crier.social_account import repository
@@ -56,8 +64,9 @@ async def connect(
     principal: Principal,
     data: SocialAccountConnect,
 ) -> SocialAccount:
-    """Connect an account on a platform that needs no consent screen (the sandbox).
-    Counts against the plan.
+    """Connect an account on a platform that needs no consent screen: the sandbox, or
+    Bluesky with an app password (which opens a session and is then forgotten). Counts
+    against the plan.
 
     The platform is asked for tokens before the plan's limit is locked and checked, so no
     lock is held while waiting on the network.
@@ -66,14 +75,17 @@ async def connect(
     assert workspace is not None
     plans.enforce(workspace.plan, "social_accounts", await repository.count_connected(session))
     handle = data.handle or f"{data.platform.value}-{secrets.token_hex(4)}"
+    adapter = platforms.adapter(data.platform.value) if data.platform in platforms else None
     try:
-        adapter = platforms.adapter(data.platform.value)
-        if not isinstance(adapter, ConnectsDirectly):
+        if isinstance(adapter, ConnectsDirectly):
+            tokens = await adapter.connect(handle)
+        elif isinstance(adapter, ConnectsWithPassword) and data.app_password is not None:
+            tokens = await _sign_in(adapter, handle, data)
+        else:
             raise PlatformError(
                 ErrorCode.PLATFORM_NOT_CONFIGURED,
-                "this platform connects through its consent screen",
+                "this server does not connect this platform's accounts this way",
             )
-        tokens = await adapter.connect(handle)
     except PlatformError as error:
         raise PlatformUnavailable.from_error(data.platform.value, error) from None
     return await keep_account(
@@ -85,6 +97,44 @@ async def connect(
         tokens,
         display_name=data.display_name,
     )
+
+
+class CredentialsRefused(CrierError):
+    """The network refused the handle and app password (wrong, revoked, or the account's
+    own password instead of an app password); `platform_error` says how. Nothing was
+    connected."""
+
+    slug = "platform-credentials-refused"
+    title = "Credentials refused"
+    status = 422
+
+
+async def _sign_in(
+    adapter: ConnectsWithPassword, identifier: str, data: SocialAccountConnect
+) -> Tokens:
+    assert data.app_password is not None
+    try:
+        server = await adapter.server(data.service_url)
+    except DestinationRefused as refused:
+        raise ValidationFailed(
+            f"The server may not be called: {refused}.",
+            [field_error(["body", "service_url"], str(refused), "destination_refused")],
+        ) from None
+    except PlatformError as error:
+        raise ValidationFailed(
+            f"The server is refused: {error.message}.",
+            [field_error(["body", "service_url"], error.message, "invalid_service")],
+        ) from None
+    try:
+        return await adapter.sign_in(identifier, data.app_password.get_secret_value(), server)
+    except PlatformError as error:
+        if error.code in (ErrorCode.AUTH_EXPIRED, ErrorCode.AUTH_REVOKED):
+            raise CredentialsRefused(
+                f"{data.platform.value} refused the sign-in: {error.message}",
+                platform=data.platform.value,
+                platform_error=error.code.value,
+            ) from None
+        raise
 
 
 class AccountInUse(Conflict):
@@ -134,12 +184,16 @@ async def _revoke(
     """Revoke the account's token at the network, where it has a way to (best effort: the
     token is erased here whatever the network says)."""
     adapter = platforms.adapter(account.platform) if account.platform in platforms else None
-    if not isinstance(adapter, ConnectsWithOAuth) or account.access_token is None:
-        return
-    app = await repository.get_app(session, account.app_id) if account.app_id else None
-    credentials = AppCredentials(app.client_id, vault.open(app.client_secret)) if app else None
-    opened = Account(vault.open(account.access_token), account.external_id, account.server_url)
     try:
+        if isinstance(adapter, ConnectsWithPassword):
+            if account.refresh_token is not None and account.server_url is not None:
+                await adapter.sign_out(vault.open(account.refresh_token), account.server_url)
+            return
+        if not isinstance(adapter, ConnectsWithOAuth) or account.access_token is None:
+            return
+        app = await repository.get_app(session, account.app_id) if account.app_id else None
+        credentials = AppCredentials(app.client_id, vault.open(app.client_secret)) if app else None
+        opened = Account(vault.open(account.access_token), account.external_id, account.server_url)
         await adapter.revoke(opened, credentials)
     except PlatformError as error:
         log.warning(

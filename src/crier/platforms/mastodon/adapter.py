@@ -34,7 +34,7 @@ from crier.platforms.base import (
     Published,
     Tokens,
 )
-from crier.platforms.calls import call, retry_after, server_failure
+from crier.platforms.calls import call, named_server, retry_after, server_failure
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.mastodon.rules import instance_limits
 
@@ -83,29 +83,9 @@ class MastodonAdapter:
             raise PlatformError(
                 ErrorCode.INVALID_REQUEST, "name the Mastodon instance (instance_url)"
             )
-        text = given.strip()
-        try:
-            url = httpx.URL(text if "://" in text else f"https://{text}")
-        except httpx.InvalidURL as error:
-            raise PlatformError(ErrorCode.INVALID_REQUEST, f"not a URL: {error}") from None
-        plain_http = url.scheme == "http" and self._guard.allow_loopback
-        if url.scheme != "https" and not plain_http:
-            raise PlatformError(ErrorCode.INVALID_REQUEST, "the instance must be on https://")
-        if not url.host or url.userinfo or url.path not in ("", "/") or url.query:
-            raise PlatformError(
-                ErrorCode.INVALID_REQUEST,
-                "give the instance's address alone, such as https://mastodon.social",
-            )
-        port = url.port or (443 if url.scheme == "https" else 80)
-        named = url.netloc.decode("ascii").lower()
-        if self._instances and named not in self._instances and url.host not in self._instances:
-            raise PlatformError(
-                ErrorCode.INVALID_REQUEST, f"this server does not connect accounts of {named}"
-            )
-        self._guard.check_literal(str(url))
-        await self._guard.vetted(url.host, port)
-        base = f"{url.scheme}://{url.host}"
-        return base + (f":{url.port}" if url.port else "")
+        return await named_server(
+            given, self._guard, self._instances, "instance", "https://mastodon.social"
+        )
 
     async def register_app(self, server_url: str, redirect_uri: str) -> AppCredentials:
         body = await self._json(
@@ -269,10 +249,7 @@ class MastodonAdapter:
         sends: bool = False,
         **kw: Any,
     ) -> httpx.Response:
-        headers = dict(kw.pop("headers", None) or {})
-        if access_token is not None:
-            headers["Authorization"] = f"Bearer {access_token}"
-        return await call(self._http, method, server + path, sends=sends, headers=headers, **kw)
+        return await call(self._http, method, server + path, sends=sends, token=access_token, **kw)
 
     async def _json(
         self,

@@ -1,0 +1,1 @@
+"""Bluesky (the AT Protocol): adapter, content rules, rich text and emulator."""
