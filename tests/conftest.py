@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
@@ -37,6 +38,9 @@ from crier.platforms.sandbox.store import Store
 from crier.runtime import Runtime
 from crier.workspace.service import create_workspace
 from tests.servers import serving
+
+if TYPE_CHECKING:
+    from tests.x import X
 
 CLOCK_ORIGIN = "CRIER_TEST_NOW"
 """An ISO 8601 instant with offset at which every test's clock starts, to run the suite as
@@ -210,11 +214,13 @@ def build_runtime(
     sandbox_url: str,
     data_dir: Path,
     platform_timeout: httpx.Timeout = TIMEOUT,
+    x: X | None = None,
 ) -> Runtime:
     """The runtime of a test, built by the composition root every process uses, on the
     test's database, vault, media storage and clock. Webhook receivers in tests run on
     127.0.0.1, so loopback is allowed (Mastodon instances too), and media still processing
-    on an instance are asked about at once."""
+    on an instance are asked about at once. With `x`, the server's X app is the one
+    registered on that emulator."""
     settings = Settings(
         data_dir=data_dir,
         sandbox_url=sandbox_url,
@@ -222,6 +228,16 @@ def build_runtime(
         mastodon_media_poll_seconds=0.01,
         bluesky_service_url="http://127.0.0.1:9",  # tests name their server; none is public
     )
+    if x is not None:  # this server's X app, on the emulator
+        settings = settings.model_copy(
+            update={
+                "x_client_id": x.client.client_id,
+                "x_client_secret": x.client.client_secret,
+                "x_api_url": x.url,
+                "x_authorize_url": x.authorize_url,
+                "x_media_poll_seconds": 0.01,
+            }
+        )
     return Runtime.build(
         settings,
         db=db,
@@ -233,16 +249,34 @@ def build_runtime(
 
 
 @pytest.fixture(scope="session")
+async def x_server(clock: FakeClock) -> AsyncIterator[X]:
+    """X (the project's emulator) on loopback, on the test clock, with this server's app:
+    one for the session, as the API's settings name it."""
+    from tests.x import x_network
+
+    async with x_network(clock, Settings().base_url) as network:
+        yield network
+
+
+@pytest.fixture
+def x(x_server: X) -> Iterator[X]:
+    """The session's X, its faults cleared after the test."""
+    yield x_server
+    x_server.reset()
+
+
+@pytest.fixture(scope="session")
 async def http(
     db: Database,
     vault: Vault,
     storage: LocalStorage,
     clock: FakeClock,
     sandbox_url: str,
+    x_server: X,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[httpx.AsyncClient]:
     runtime = build_runtime(
-        db, vault, storage, clock, sandbox_url, Path(tmp_path_factory.mktemp("data"))
+        db, vault, storage, clock, sandbox_url, Path(tmp_path_factory.mktemp("data")), x=x_server
     )
     transport = httpx.ASGITransport(app=runtime.api(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://crier.test") as client:

@@ -3,11 +3,9 @@ walk through its consent screen."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,7 +14,7 @@ import httpx
 from crier.kit.time import Clock
 from crier.platforms.mastodon.emulator import Instance, create_emulator_app
 from tests.conftest import Tenant
-from tests.servers import serving
+from tests.servers import answer_consent, serving
 
 
 @dataclass
@@ -28,19 +26,12 @@ class Mastodon:
     async def consent(self, authorize_url: str, decision: str = "approve", **form: str) -> str:
         """Open the consent screen as a browser would, answer it, and return where the
         instance sends the browser next (the callback, with its query)."""
-        page = await self.browser.get(authorize_url)
-        assert page.status_code == 200, page.text
-        fields = {
-            unescape(name): unescape(value)
-            for name, value in re.findall(
-                r'<input type="hidden" name="([^"]*)" value="([^"]*)">', page.text
-            )
-        }
-        answer = await self.browser.post(
-            "/oauth/authorize", data={**fields, "username": "alice", **form, "decision": decision}
+        return await answer_consent(
+            self.browser,
+            authorize_url,
+            "/oauth/authorize",
+            {"username": "alice", **form, "decision": decision},
         )
-        assert answer.status_code == 302, answer.text
-        return answer.headers["location"]
 
 
 @asynccontextmanager

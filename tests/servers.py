@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from html import unescape
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -37,3 +40,22 @@ async def serving(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+async def answer_consent(
+    browser: httpx.AsyncClient, authorize_url: str, action: str, form: dict[str, str]
+) -> str:
+    """Open a network's consent page as a browser would, send its form (to `action`) with
+    its hidden fields and `form`, and return where the network sends the browser next
+    (the callback, with its query)."""
+    page = await browser.get(authorize_url)
+    assert page.status_code == 200, page.text
+    fields = {
+        unescape(name): unescape(value)
+        for name, value in re.findall(
+            r'<input type="hidden" name="([^"]*)" value="([^"]*)">', page.text
+        )
+    }
+    answer = await browser.post(action, data={**fields, **form})
+    assert answer.status_code == 302, answer.text
+    return str(answer.headers["location"])

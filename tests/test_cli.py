@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -167,6 +168,72 @@ def test_the_mastodon_emulator_runs_as_a_command(cli_env: dict[str, str]) -> Non
                 raise AssertionError("the emulator did not start")
             assert answer.status_code == 200
             assert answer.json()["configuration"]["statuses"]["max_characters"] == 500
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_x_emulator_prints_settings_that_connect_an_account(
+    cli_env: dict[str, str],
+) -> None:
+    """`crier emulator x` registers an app for this server's callback and prints the
+    settings to run Crier with; with them, a consent and a token exchange go through."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [*CRIER, "emulator", "x", "--port", str(port)],
+        env=cli_env | {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        printed: dict[str, str] = {}
+        for _ in range(20):  # bounded: the settings come first, a line each
+            line = process.stdout.readline().strip()
+            if line.startswith("CRIER_X_"):
+                name, _, value = line.partition("=")
+                printed[name] = value
+            if line.startswith("(the app's redirect URI is"):
+                break
+        callback = line.removeprefix("(the app's redirect URI is ").removesuffix(")")
+        assert printed["CRIER_X_API_URL"] == f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=printed["CRIER_X_API_URL"]) as client:
+            for _ in range(100):  # bounded: the process needs a moment to listen
+                try:
+                    client.get("/2/users/me")
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            else:
+                raise AssertionError("the emulator did not start")
+            query = {
+                "response_type": "code",
+                "client_id": printed["CRIER_X_CLIENT_ID"],
+                "redirect_uri": callback,
+                "scope": "tweet.read users.read offline.access",
+                "state": "s",
+                "code_challenge": "plain-verifier-of-43-characters-aaaaaaaaaaa",
+                "code_challenge_method": "plain",
+            }
+            page = client.get(printed["CRIER_X_AUTHORIZE_URL"], params=query)
+            assert page.status_code == 200, page.text
+            approved = client.post(
+                "/i/oauth2/authorize", data=query | {"username": "amy", "decision": "approve"}
+            )
+            code = parse_qs(urlsplit(approved.headers["location"]).query)["code"][0]
+            token = client.post(
+                "/2/oauth2/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": callback,
+                    "code_verifier": query["code_challenge"],
+                },
+                auth=(printed["CRIER_X_CLIENT_ID"], printed["CRIER_X_CLIENT_SECRET"]),
+            )
+            assert token.status_code == 200, token.text
+            assert "refresh_token" in token.json()
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -23,6 +23,7 @@ HTTP_LAYER = {
     "crier.platforms.sandbox.server",
     "crier.platforms.mastodon.emulator",
     "crier.platforms.bluesky.emulator",
+    "crier.platforms.x.emulator",
 }
 """Modules beside the `endpoints` modules that may know the web framework."""
 

@@ -9,7 +9,7 @@ import os
 import signal
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -352,6 +352,7 @@ def sandbox(
 class EmulatedNetwork(StrEnum):
     MASTODON = "mastodon"
     BLUESKY = "bluesky"
+    X = "x"
 
 
 @cli.command()
@@ -367,19 +368,49 @@ def emulator(
     connect with `instance_url` http://127.0.0.1:8002 and approve on its consent page.
     For Bluesky, make an account with `POST /_emulator/accounts {"handle": "alice.test"}`
     (it answers an app password), then connect with `service_url` http://127.0.0.1:8002.
+    For X, it registers an app for this server's callback and prints the settings to run
+    Crier with (`CRIER_X_CLIENT_ID` and the rest); connect with `platform` x and approve
+    on its consent page.
     State lives in memory and is gone when it stops.
     """
     from crier.platforms.bluesky import emulator as bluesky
     from crier.platforms.mastodon import emulator as mastodon
 
-    make = {EmulatedNetwork.MASTODON: mastodon, EmulatedNetwork.BLUESKY: bluesky}[network]
-    server = _server(make.create_emulator_app(), host, port, 1)
-    name = network.value.title()
+    if network == EmulatedNetwork.X:
+        app = _x_emulator(host, port)
+        name = "X"
+    else:
+        make = {EmulatedNetwork.MASTODON: mastodon, EmulatedNetwork.BLUESKY: bluesky}[network]
+        app = make.create_emulator_app()
+        name = network.value.title()
+    server = _server(app, host, port, 1)
     try:
         with asyncio.Runner(loop_factory=_fast_loop()) as runner:
             runner.run(_run_servers([server], f"{name} emulator on http://{host}:{port}"))
     except KeyboardInterrupt:
         typer.echo("Stopped.")
+
+
+def _x_emulator(host: str, port: int) -> Any:
+    """The X emulator, with an app registered for this server's callback, its settings
+    printed."""
+    from crier.kit.time import SystemClock
+    from crier.platforms.x.emulator import Network, create_emulator_app
+    from crier.social_account.connections import redirect_uri
+
+    network = Network(SystemClock())
+    callback = redirect_uri(Settings().base_url, "x")
+    client = network.register_client([callback], client_id="crier-emulator")
+    base = f"http://{host}:{port}"
+    typer.echo(
+        "Run Crier with:\n"
+        f"  CRIER_X_CLIENT_ID={client.client_id}\n"
+        f"  CRIER_X_CLIENT_SECRET={client.client_secret}\n"
+        f"  CRIER_X_API_URL={base}\n"
+        f"  CRIER_X_AUTHORIZE_URL={base}/i/oauth2/authorize\n"
+        f"(the app's redirect URI is {callback})"
+    )
+    return create_emulator_app(network)
 
 
 @workspace_cli.command("create")

@@ -127,6 +127,30 @@ class Settings(BaseSettings):
         default=None, description="The website shown with that app on Mastodon instances."
     )
 
+    x_client_id: str | None = Field(
+        default=None,
+        description="The OAuth 2.0 Client ID of this server's X app; X accounts cannot be "
+        "connected without it.",
+    )
+    x_client_secret: str | None = Field(
+        default=None,
+        repr=False,
+        description="The app's Client Secret (a confidential client: Web App, Automated App "
+        "or bot); leave unset for a public client.",
+    )
+    x_api_url: str = Field(default="https://api.x.com", description="X's API.")
+    x_authorize_url: str = Field(
+        default="https://x.com/i/oauth2/authorize",
+        description="Where X asks a user to approve Crier.",
+    )
+    x_web_url: str = Field(default="https://x.com", description="Where X permalinks point.")
+    x_media_poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="The longest wait between two questions about a video X is processing "
+        "(X says how long; this caps it).",
+    )
+
     sandbox_host: str = Field(default="127.0.0.1", description="Where `crier sandbox` listens.")
     sandbox_port: int = Field(default=8001, ge=1, le=65535, description="Port of `crier sandbox`.")
     sandbox_url: str | None = Field(

@@ -147,7 +147,13 @@ class RelayAdapter:
         )
         return _published(_checked(response, sends=True))
 
-    async def find(self, account: Account, idempotency_key: str) -> Published | None:
+    async def find(
+        self,
+        account: Account,
+        idempotency_key: str,
+        post: Prepared | None = None,
+        since: datetime | None = None,
+    ) -> Published | None:
         response = await self._http.get(
             f"{self._base}/api/posts",
             params={"key": idempotency_key},

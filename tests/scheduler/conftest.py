@@ -14,6 +14,7 @@ from crier.kit.vault import Vault
 from crier.runtime import Runtime
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, build_runtime
+from tests.x import X
 
 
 @pytest.fixture
@@ -30,11 +31,19 @@ async def runtime(
     clock: FakeClock,
     sandbox_url: str,
     platform_timeout: float,
+    x_server: X,
     tmp_path: Path,
 ) -> AsyncIterator[Runtime]:
     """A worker's runtime on the test database and clock, publishing to the sandbox."""
     built = build_runtime(
-        db, vault, storage, clock, sandbox_url, tmp_path, httpx.Timeout(platform_timeout)
+        db,
+        vault,
+        storage,
+        clock,
+        sandbox_url,
+        tmp_path,
+        httpx.Timeout(platform_timeout),
+        x=x_server,
     )
     yield built
     await built.close()

@@ -33,6 +33,9 @@ from crier.platforms.bluesky.emulator import create_emulator_app as create_blues
 from crier.platforms.mastodon.emulator import Instance, Token, create_emulator_app
 from crier.platforms.sandbox.server import create_sandbox_app
 from crier.platforms.sandbox.store import Store
+from crier.platforms.x.emulator import Network as XNetwork
+from crier.platforms.x.emulator import Token as XToken
+from crier.platforms.x.emulator import create_emulator_app as create_x_app
 from tests.conftest import MakeTenant
 from tests.reference_pds import LosingProxy, ReferencePds
 from tests.servers import serving
@@ -521,3 +524,49 @@ async def test_a_worker_killed_while_the_reference_pds_held_the_stored_post_post
         uris = {r["uri"] for r in pds.records(did)}
         assert {d.external_id for d in deliveries} == uris
         assert len(uris) == 3
+
+
+async def test_a_worker_killed_while_x_held_the_stored_post_finds_it_and_posts_once(
+    make_tenant: MakeTenant, db: Database, vault: Vault, workers: Workers
+) -> None:
+    """X has no idempotency key: the worker that takes over looks each post up among the
+    account's recent posts, finds the ones X stored while the killed worker waited, and
+    sends none of them again."""
+    network = XNetwork(SystemClock())
+    client = network.register_client(["http://127.0.0.1:8000/v1/oauth/callback/x"])
+    async with serving(create_x_app(network)) as url:
+        tenant = await make_tenant()
+        person = network.user_named("crash")
+        scopes = {"tweet.read", "tweet.write", "users.read", "media.write", "offline.access"}
+        network.tokens["crash-token"] = XToken(
+            client.client_id, person.id, scopes, datetime.now(UTC) + timedelta(hours=2)
+        )
+        account = await network_account(
+            db,
+            tenant,
+            "x",
+            person.id,
+            person.username,
+            None,
+            vault.seal("crash-token"),
+            None,
+            datetime.now(UTC) + timedelta(hours=2),
+        )
+        workers.env.update(
+            CRIER_X_CLIENT_ID=client.client_id,
+            CRIER_X_CLIENT_SECRET=str(client.client_secret),
+            CRIER_X_API_URL=url,
+        )
+        network.faults.hang_after_store = 3
+        network.faults.hang_seconds = 8
+
+        async def stored() -> bool:
+            return len(network.tweets_of(person.id)) == 3
+
+        deliveries = await kill_while_held(db, tenant, workers, account, stored)
+        tweets = {t.id: t for t in network.tweets_of(person.id)}
+        assert {d.external_id for d in deliveries} == set(tweets)
+        assert len(tweets) == 3
+        attempts = await attempts_of(db, tenant, [d.post_id for d in deliveries])
+        assert sorted(a.delivery_id for a in attempts) == sorted(d.id for d in deliveries)
+        assert {a.outcome for a in attempts} == {"published"}  # one each: none sent again

@@ -57,6 +57,26 @@ async def schedule(
     return post
 
 
+async def schedule_refused(
+    tenant: Tenant,
+    account: dict[str, Any],
+    clock: FakeClock,
+    text: str,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, object]:
+    """Schedule a post the account's platform cannot take: the 422 problem's body."""
+    refused = await tenant.post(
+        "/v1/posts",
+        json={
+            "payload": {"text": text},
+            "targets": [{"social_account_id": account["id"], "platform_settings": settings or {}}],
+            "status": "scheduled",
+            "publish_at": at(clock, minutes=5),
+        },
+    )
+    return assert_problem(refused, 422, "target-validation-failed")
+
+
 async def publish_due(worker: Worker, clock: FakeClock, minutes: float = 1) -> None:
     clock.advance(timedelta(minutes=minutes, seconds=1))
     await worker.tick()

@@ -154,7 +154,10 @@ async def test_an_unreachable_platform_is_503_and_connects_nothing(
         response = await client.post(
             "/v1/social-accounts", json={"platform": "sandbox"}, headers=tenant.auth
         )
+        listed = await client.get("/v1/platforms", headers=tenant.auth)
     await runtime.close()
+    x = next(p for p in listed.json() if p["name"] == "x")
+    assert (x["configured"], x["connects"]) == (False, None)  # no X app in these settings
     body = assert_problem(response, 503, "platform-unavailable")
     assert body["platform_error"] == "platform_unavailable"
     assert (await tenant.get("/v1/social-accounts")).json()["data"] == []
@@ -178,8 +181,9 @@ async def test_platforms_lists_every_platform_with_how_it_connects_and_its_rules
     assert (bluesky["rules"]["max_text"], bluesky["rules"]["max_text_bytes"]) == (300, 3000)
     assert bluesky["rules"]["text_counting"].startswith("graphemes")
     assert (bluesky["rules"]["max_media"], bluesky["rules"]["max_image_bytes"]) == (4, 2_000_000)
-    assert (found["x"]["configured"], found["x"]["connects"]) == (False, None)
+    assert (found["x"]["configured"], found["x"]["connects"]) == (True, "oauth")  # its app
     assert found["x"]["rules"]["max_text"] == 280
+    assert (found["linkedin"]["configured"], found["linkedin"]["connects"]) == (False, None)
     assert_problem(await tenant.http.get("/v1/platforms"), 401, "unauthorized")
 
 

@@ -119,6 +119,19 @@ def attempt_failed(
         delivery.next_attempt_at = None
 
 
+def lookup_deferred(
+    delivery: Delivery, error: PlatformError, message: str, again_at: datetime
+) -> None:
+    """A delivery of unknown outcome could not be looked up, on a network where a resend
+    could post twice: it stays uncertain, to be looked up again at `again_at`; nothing
+    was sent, so no attempt is counted."""
+    delivery.status = "pending"
+    delivery.uncertain = True
+    delivery.next_attempt_at = again_at
+    delivery.error_code = error.code.value
+    delivery.error_message = (message + error.message)[:_MESSAGE_LIMIT]
+
+
 def reopen(delivery: Delivery) -> bool:
     """Give a failed delivery as many attempts again (its post is retried); returns whether
     it was failed. Earlier attempts stay listed."""

@@ -163,6 +163,17 @@ async def refused_tokens(session: AsyncSession, delivery_id: UUID, besides: UUID
     return result.scalar_one_or_none() is not None
 
 
+async def first_attempt_started(session: AsyncSession, delivery_id: UUID) -> datetime | None:
+    """When the delivery's first attempt began."""
+    result = await session.execute(
+        select(DeliveryAttempt.started_at)
+        .where(DeliveryAttempt.delivery_id == delivery_id)
+        .order_by(DeliveryAttempt.number)
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
 async def last_attempt_started(session: AsyncSession, delivery_id: UUID) -> datetime | None:
     """When the delivery's latest attempt began."""
     result = await session.execute(

@@ -46,6 +46,9 @@ class Delivery(BaseModel):
     permalink: str | None = Field(description="Where the post can be seen.")
     published_at: datetime | None = Field(description="When the platform published it.")
     error_code: ErrorCode | None = Field(description="Why it failed, if it did.")
+    error_message: str | None = Field(
+        description="What the platform said, or why it was not sent (yet)."
+    )
     next_attempt_at: datetime | None = Field(description="When the next retry is due.")
     attempts: list[Attempt] = Field(description="Every attempt, oldest first.")
 

@@ -32,6 +32,7 @@ async def shown(session: AsyncSession, deliveries: Sequence[DeliveryRow]) -> lis
             permalink=d.permalink,
             published_at=d.published_at,
             error_code=ErrorCode(d.error_code) if d.error_code else None,
+            error_message=d.error_message,
             next_attempt_at=d.next_attempt_at,
             attempts=[
                 Attempt(

@@ -68,7 +68,10 @@ class Adapter(Protocol):
 
     An adapter whose network forgets idempotency keys after a while says how long it keeps
     them in a `keys_kept` attribute (a `timedelta`): a delivery whose outcome is unknown is
-    then not sent again once that has passed."""
+    then not sent again once that has passed. One whose network has no key at all, so that
+    a resend could make a second post, says so with `lookup_before_resend = True`: such a
+    delivery is sent again only once `find` said it is not there, never when `find`
+    failed."""
 
     platform: str
 
@@ -76,8 +79,16 @@ class Adapter(Protocol):
         """Send the post; the platform must never make two posts for one key."""
         ...
 
-    async def find(self, account: Account, idempotency_key: str) -> Published | None:
-        """The post sent with this key, if the platform has it (to settle an unknown outcome)."""
+    async def find(
+        self,
+        account: Account,
+        idempotency_key: str,
+        post: Prepared | None = None,
+        since: datetime | None = None,
+    ) -> Published | None:
+        """The post sent with this key, if the platform has it (to settle an unknown outcome).
+        `post` is what was sent and `since` when the delivery's first attempt began, for
+        networks that find a post by what it says rather than by a key (X)."""
         ...
 
     async def metrics(self, account: Account, external_id: str) -> dict[str, int]: ...
@@ -104,6 +115,19 @@ class Consent:
     """The account's server (a Mastodon instance), on networks with many."""
     app: AppCredentials | None = None
     """The app registered on that server; None where the app comes from the settings."""
+
+    def authorize_query(self, client_id: str, scope: str) -> dict[str, str]:
+        """The query of the authorization request to send the browser with: a code, for
+        this client and redirect URI, with `state` and the PKCE challenge (S256)."""
+        return {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": scope,
+            "state": self.state,
+            "code_challenge": self.code_challenge,
+            "code_challenge_method": "S256",
+        }
 
     @property
     def code_challenge(self) -> str:

@@ -80,6 +80,26 @@ def server_failure(response: httpx.Response, message: str, sends: bool) -> Platf
     return None
 
 
+def throttled_or_failed(
+    response: httpx.Response,
+    message: str,
+    now: datetime,
+    *,
+    sends: bool = False,
+    reset_header: str | None = None,
+) -> PlatformError | None:
+    """A 429 (rate limited, to wait what the network says: `Retry-After` or its own reset
+    header) or a 5xx (see `server_failure`) in the catalogue; None for any other status."""
+    if response.status_code == 429:
+        return PlatformError(
+            ErrorCode.RATE_LIMITED,
+            message,
+            status=429,
+            retry_after=retry_after(response, now, reset_header),
+        )
+    return server_failure(response, message, sends)
+
+
 def retry_after(
     response: httpx.Response, now: datetime, reset_header: str | None = None
 ) -> float | None:

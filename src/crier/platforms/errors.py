@@ -37,8 +37,9 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.CONTENT_REJECTED: "The platform refused the content; not retried.",
     ErrorCode.MEDIA_REJECTED: "The platform refused the media; not retried.",
     ErrorCode.OUTCOME_UNKNOWN: "A send was interrupted and its result is not yet known; it is "
-    "reconciled with the platform before anything is sent again. Final when the platform can "
-    "no longer tell (Mastodon forgets a key after an hour): check the account.",
+    "reconciled with the platform before anything is sent again (on X, nothing is sent while "
+    "the look-up cannot be made). Final when the platform can no longer tell (Mastodon "
+    "forgets a key after an hour; X is looked up 7 days back): check the account.",
     ErrorCode.INVALID_REQUEST: "The platform refused the request as malformed; not retried.",
     ErrorCode.PLATFORM_NOT_CONFIGURED: "This server has no adapter for the account's platform "
     "(or is not configured for it); not retried.",

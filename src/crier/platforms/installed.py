@@ -17,6 +17,7 @@ from crier.platforms.bluesky.adapter import BlueskyAdapter
 from crier.platforms.mastodon.adapter import MastodonAdapter
 from crier.platforms.registry import TIMEOUT, Platforms, platform_http
 from crier.platforms.sandbox.adapter import SandboxAdapter
+from crier.platforms.x.adapter import XAdapter
 
 
 def installed(
@@ -57,4 +58,18 @@ def installed(
             clock=clock,
         )
     )
+    if settings.x_client_id:  # X through this server's app, when it has one
+        platforms.register(
+            XAdapter(
+                platforms.http,
+                storage,
+                client_id=settings.x_client_id,
+                client_secret=settings.x_client_secret,
+                api_url=settings.x_api_url,
+                authorize_url=settings.x_authorize_url,
+                web_url=settings.x_web_url,
+                clock=clock,
+                poll_cap=settings.x_media_poll_seconds,
+            )
+        )
     return platforms

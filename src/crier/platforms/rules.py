@@ -15,6 +15,7 @@ from crier.platforms.base import MediaRef, Prepared
 from crier.platforms.bluesky.rules import BLUESKY
 from crier.platforms.content import PlatformRules
 from crier.platforms.mastodon.rules import MASTODON
+from crier.platforms.x.rules import X
 
 
 class MediaLike(Protocol):
@@ -31,9 +32,7 @@ RULES: dict[str, PlatformRules] = {
     "sandbox": PlatformRules(
         max_text=500, max_media=4, media_kinds=_ALL, video_alone=True, preferred_crop="square"
     ),
-    "x": PlatformRules(
-        max_text=280, max_media=4, media_kinds=_ALL, video_alone=True, preferred_crop="landscape"
-    ),
+    "x": X,
     "linkedin": PlatformRules(
         max_text=3000, max_media=9, media_kinds=_ALL, video_alone=True, preferred_crop="landscape"
     ),

@@ -367,11 +367,14 @@ class Sender:
                 return
             assert account is not None  # refused otherwise
             sealed = SealedAccount.of(account)
+            since = await delivery_repository.first_attempt_started(session, delivery_id)
+        adapter = self.platforms.adapter(recheck.platform)
         try:
-            found = await self.platforms.adapter(recheck.platform).find(
-                self._open(sealed), str(delivery_id)
-            )
-        except PlatformError:
+            found = await adapter.find(self._open(sealed), str(delivery_id), recheck.content, since)
+        except PlatformError as error:
+            if getattr(adapter, "lookup_before_resend", False):
+                await self._lookup_failed(workspace_id, recheck, error)
+                return
             found = None  # cannot tell yet: the resend below is safe, it carries the same key
         if found is not None:
             await self._record_found(workspace_id, delivery_id, found)
@@ -406,6 +409,34 @@ class Sender:
                 await delivery_repository.get_many(session, [delivery_id]),
             )
         DELIVERY_ATTEMPTS.labels("published", "").inc()
+
+    async def _lookup_failed(
+        self, workspace_id: UUID, recheck: Recheck, error: PlatformError
+    ) -> None:
+        """The network could not be asked whether a delivery of unknown outcome was made,
+        and a resend could make it twice: nothing is sent, and it is looked up again
+        later (after a refresh, when the token was refused); failed `outcome_unknown` when
+        the network can no longer tell, or refused for good."""
+        if error.code == ErrorCode.AUTH_EXPIRED:
+            async with self.db.workspace_transaction(workspace_id) as session:
+                delivery = await delivery_repository.get(session, recheck.delivery_id)
+                account_id = delivery.social_account_id if delivery else None
+            if account_id is not None:
+                await self.refresh_account(workspace_id, account_id, force=True)
+        async with self.db.workspace_transaction(workspace_id) as session:
+            delivery = await delivery_repository.get(session, recheck.delivery_id, lock=True)
+            if delivery is None or delivery.status not in outcomes.OPEN:
+                return
+            now = self.clock.now()
+            message = f"{recheck.platform} could not be asked whether it has the post: "
+            final = not error.retryable and error.code != ErrorCode.AUTH_EXPIRED
+            if final or await self._key_forgotten(session, recheck.platform, delivery.id):
+                interrupted = await delivery_repository.open_attempt(session, delivery.id)
+                outcomes.unknowable(delivery, interrupted, message + error.message, now)
+                await _announce(session, now, [delivery])
+                return
+            wait = self.policy.backoff(delivery.attempts + 1, error.retry_after)
+            outcomes.lookup_deferred(delivery, error, message, now + wait)
 
     async def _record_found(
         self, workspace_id: UUID, delivery_id: UUID, published: Published

@@ -39,7 +39,7 @@ from crier.kit.time import Clock, SystemClock
 from crier.platforms.base import Account, MediaRef, Prepared, Published, Tokens
 from crier.platforms.bluesky.richtext import facets
 from crier.platforms.bluesky.rules import BLUESKY
-from crier.platforms.calls import call, named_server, retry_after, server_failure
+from crier.platforms.calls import call, named_server, throttled_or_failed
 from crier.platforms.errors import ErrorCode, PlatformError
 
 POST = "app.bsky.feed.post"
@@ -222,7 +222,13 @@ class BlueskyAdapter:
             return earlier
         return Published(uri, self._permalink(did, rkey), self._clock.now())
 
-    async def find(self, account: Account, idempotency_key: str) -> Published | None:
+    async def find(
+        self,
+        account: Account,
+        idempotency_key: str,
+        post: Prepared | None = None,
+        since: datetime | None = None,
+    ) -> Published | None:
         server, did = _server_of(account), account.external_id
         rkey = record_key(idempotency_key)
         response = await self._request(
@@ -432,14 +438,9 @@ def _error(
     if name and name not in message:
         message = f"{name}: {message}"
     status = response.status_code
-    if status == 429:
-        return PlatformError(
-            ErrorCode.RATE_LIMITED,
-            message,
-            status=status,
-            retry_after=retry_after(response, now, "ratelimit-reset"),
-        )
-    failure = server_failure(response, message, sends)
+    failure = throttled_or_failed(
+        response, message, now, sends=sends, reset_header="ratelimit-reset"
+    )
     if failure is not None:
         return failure
     if name in _REVOKED:

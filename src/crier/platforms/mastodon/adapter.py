@@ -34,7 +34,7 @@ from crier.platforms.base import (
     Published,
     Tokens,
 )
-from crier.platforms.calls import call, named_server, retry_after, server_failure
+from crier.platforms.calls import call, named_server, throttled_or_failed
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.mastodon.rules import instance_limits
 
@@ -104,15 +104,7 @@ class MastodonAdapter:
     def authorize_url(self, consent: Consent) -> str:
         assert consent.server_url
         assert consent.app
-        query = {
-            "response_type": "code",
-            "client_id": consent.app.client_id,
-            "redirect_uri": consent.redirect_uri,
-            "scope": SCOPES,
-            "state": consent.state,
-            "code_challenge": consent.code_challenge,
-            "code_challenge_method": "S256",
-        }
+        query = consent.authorize_query(consent.app.client_id, SCOPES)
         return f"{consent.server_url}/oauth/authorize?{urlencode(query)}"
 
     async def exchange(self, consent: Consent, code: str) -> Tokens:
@@ -190,7 +182,13 @@ class MastodonAdapter:
         )
         return _published(status)
 
-    async def find(self, account: Account, idempotency_key: str) -> Published | None:
+    async def find(
+        self,
+        account: Account,
+        idempotency_key: str,
+        post: Prepared | None = None,
+        since: datetime | None = None,
+    ) -> Published | None:
         """Mastodon cannot look a status up by its key: a resend with the same key (within
         the hour the instance keeps it) answers the status it made, so that is the lookup."""
         return None
@@ -294,14 +292,9 @@ def _error(
     body = body if isinstance(body, dict) else {}
     message = str(body.get("error_description") or body.get("error") or response.reason_phrase)
     status = response.status_code
-    if status == 429:
-        return PlatformError(
-            ErrorCode.RATE_LIMITED,
-            message,
-            status=status,
-            retry_after=retry_after(response, now, "x-ratelimit-reset"),
-        )
-    failure = server_failure(response, message, sends)
+    failure = throttled_or_failed(
+        response, message, now, sends=sends, reset_header="x-ratelimit-reset"
+    )
     if failure is not None:
         return failure
     if status in (401, 403):

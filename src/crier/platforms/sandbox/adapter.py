@@ -9,7 +9,7 @@ import httpx
 
 from crier.kit.time import Clock, SystemClock
 from crier.platforms.base import Account, Prepared, Published, Tokens
-from crier.platforms.calls import call, server_failure
+from crier.platforms.calls import call, throttled_or_failed
 from crier.platforms.errors import ErrorCode, PlatformError
 
 _CODES = {
@@ -61,7 +61,13 @@ class SandboxAdapter:
         )
         return _published(body)
 
-    async def find(self, account: Account, idempotency_key: str) -> Published | None:
+    async def find(
+        self,
+        account: Account,
+        idempotency_key: str,
+        post: Prepared | None = None,
+        since: datetime | None = None,
+    ) -> Published | None:
         body = await self._call(
             "GET", "/v1/posts", account.access_token, params={"idempotency_key": idempotency_key}
         )
@@ -98,10 +104,10 @@ class SandboxAdapter:
         if response.is_success:
             body: dict[str, Any] = response.json()
             return body
-        raise _error(response, sends)
+        raise _error(response, self._clock.now(), sends)
 
 
-def _error(response: httpx.Response, sends: bool) -> PlatformError:
+def _error(response: httpx.Response, now: datetime, sends: bool) -> PlatformError:
     """Map an error answer to the catalogue."""
     try:
         detail = response.json().get("error", {})
@@ -110,15 +116,7 @@ def _error(response: httpx.Response, sends: bool) -> PlatformError:
     platform_code = str(detail.get("code", ""))
     message = str(detail.get("message", response.reason_phrase))
     status = response.status_code
-    if status == 429:
-        retry_after = response.headers.get("retry-after", "")
-        return PlatformError(
-            ErrorCode.RATE_LIMITED,
-            message,
-            status=status,
-            retry_after=float(retry_after) if retry_after.isdigit() else None,
-        )
-    failure = server_failure(response, message, sends)
+    failure = throttled_or_failed(response, message, now, sends=sends)
     if failure is not None:
         return failure
 

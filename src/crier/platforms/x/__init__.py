@@ -1,0 +1,1 @@
+"""X (API v2): adapter, content rules and emulator."""
