@@ -40,6 +40,7 @@ from crier.workspace.service import create_workspace
 from tests.servers import serving
 
 if TYPE_CHECKING:
+    from tests.linkedin import LinkedIn
     from tests.x import X
 
 CLOCK_ORIGIN = "CRIER_TEST_NOW"
@@ -215,12 +216,13 @@ def build_runtime(
     data_dir: Path,
     platform_timeout: httpx.Timeout = TIMEOUT,
     x: X | None = None,
+    linkedin: LinkedIn | None = None,
 ) -> Runtime:
     """The runtime of a test, built by the composition root every process uses, on the
     test's database, vault, media storage and clock. Webhook receivers in tests run on
     127.0.0.1, so loopback is allowed (Mastodon instances too), and media still processing
-    on an instance are asked about at once. With `x`, the server's X app is the one
-    registered on that emulator."""
+    on an instance are asked about at once. With `x` (`linkedin`), the server's X
+    (LinkedIn) app is the one registered on that emulator."""
     settings = Settings(
         data_dir=data_dir,
         sandbox_url=sandbox_url,
@@ -236,6 +238,16 @@ def build_runtime(
                 "x_api_url": x.url,
                 "x_authorize_url": x.authorize_url,
                 "x_media_poll_seconds": 0.01,
+            }
+        )
+    if linkedin is not None:  # this server's LinkedIn app, on the emulator
+        settings = settings.model_copy(
+            update={
+                "linkedin_client_id": linkedin.client.client_id,
+                "linkedin_client_secret": linkedin.client.client_secret,
+                "linkedin_api_url": linkedin.url,
+                "linkedin_oauth_url": linkedin.oauth_url,
+                "linkedin_media_poll_seconds": 0.01,
             }
         )
     return Runtime.build(
@@ -266,6 +278,23 @@ def x(x_server: X) -> Iterator[X]:
 
 
 @pytest.fixture(scope="session")
+async def linkedin_server(clock: FakeClock) -> AsyncIterator[LinkedIn]:
+    """LinkedIn (the project's emulator) on loopback, on the test clock, with this server's
+    app: one for the session, as the API's settings name it."""
+    from tests.linkedin import linkedin_network
+
+    async with linkedin_network(clock, Settings().base_url) as network:
+        yield network
+
+
+@pytest.fixture
+def linkedin(linkedin_server: LinkedIn) -> Iterator[LinkedIn]:
+    """The session's LinkedIn, its faults cleared after the test."""
+    yield linkedin_server
+    linkedin_server.reset()
+
+
+@pytest.fixture(scope="session")
 async def http(
     db: Database,
     vault: Vault,
@@ -273,10 +302,18 @@ async def http(
     clock: FakeClock,
     sandbox_url: str,
     x_server: X,
+    linkedin_server: LinkedIn,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[httpx.AsyncClient]:
     runtime = build_runtime(
-        db, vault, storage, clock, sandbox_url, Path(tmp_path_factory.mktemp("data")), x=x_server
+        db,
+        vault,
+        storage,
+        clock,
+        sandbox_url,
+        Path(tmp_path_factory.mktemp("data")),
+        x=x_server,
+        linkedin=linkedin_server,
     )
     transport = httpx.ASGITransport(app=runtime.api(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://crier.test") as client:

@@ -187,26 +187,10 @@ def test_the_x_emulator_prints_settings_that_connect_an_account(
         text=True,
     )
     try:
-        assert process.stdout is not None
-        printed: dict[str, str] = {}
-        for _ in range(20):  # bounded: the settings come first, a line each
-            line = process.stdout.readline().strip()
-            if line.startswith("CRIER_X_"):
-                name, _, value = line.partition("=")
-                printed[name] = value
-            if line.startswith("(the app's redirect URI is"):
-                break
-        callback = line.removeprefix("(the app's redirect URI is ").removesuffix(")")
+        printed, callback = printed_settings(process, "CRIER_X_")
         assert printed["CRIER_X_API_URL"] == f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=printed["CRIER_X_API_URL"]) as client:
-            for _ in range(100):  # bounded: the process needs a moment to listen
-                try:
-                    client.get("/2/users/me")
-                    break
-                except httpx.ConnectError:
-                    time.sleep(0.1)
-            else:
-                raise AssertionError("the emulator did not start")
+            wait_for(client, "/2/users/me")
             query = {
                 "response_type": "code",
                 "client_id": printed["CRIER_X_CLIENT_ID"],
@@ -234,6 +218,75 @@ def test_the_x_emulator_prints_settings_that_connect_an_account(
             )
             assert token.status_code == 200, token.text
             assert "refresh_token" in token.json()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def printed_settings(process: subprocess.Popen[str], prefix: str) -> tuple[dict[str, str], str]:
+    """The settings an emulator printed (`NAME=value` lines), and its app's redirect URI."""
+    assert process.stdout is not None
+    printed: dict[str, str] = {}
+    for _ in range(20):  # bounded: the settings come first, a line each
+        line = process.stdout.readline().strip()
+        if line.startswith(prefix):
+            name, _, value = line.partition("=")
+            printed[name] = value
+        if line.startswith("(the app's redirect URI is"):
+            break
+    return printed, line.removeprefix("(the app's redirect URI is ").removesuffix(")")
+
+
+def wait_for(client: httpx.Client, path: str) -> None:
+    for _ in range(100):  # bounded: the process needs a moment to listen
+        try:
+            client.get(path)
+            return
+        except httpx.ConnectError:
+            time.sleep(0.1)
+    raise AssertionError("the emulator did not start")
+
+
+def test_the_linkedin_emulator_prints_settings_that_connect_a_member(
+    cli_env: dict[str, str],
+) -> None:
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [*CRIER, "emulator", "linkedin", "--port", str(port)],
+        env=cli_env | {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        printed, callback = printed_settings(process, "CRIER_LINKEDIN_")
+        assert callback.endswith("/v1/oauth/callback/linkedin")
+        with httpx.Client(base_url=printed["CRIER_LINKEDIN_API_URL"]) as client:
+            wait_for(client, "/v2/userinfo")
+            query = {
+                "response_type": "code",
+                "client_id": printed["CRIER_LINKEDIN_CLIENT_ID"],
+                "redirect_uri": callback,
+                "scope": "openid profile w_member_social",
+                "state": "s",
+            }
+            oauth = printed["CRIER_LINKEDIN_OAUTH_URL"]
+            assert client.get(f"{oauth}/authorization", params=query).status_code == 200
+            approved = client.post(
+                f"{oauth}/authorization", data=query | {"member": "Amy", "decision": "allow"}
+            )
+            code = parse_qs(urlsplit(approved.headers["location"]).query)["code"][0]
+            token = client.post(
+                f"{oauth}/accessToken",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": callback,
+                    "client_id": printed["CRIER_LINKEDIN_CLIENT_ID"],
+                    "client_secret": printed["CRIER_LINKEDIN_CLIENT_SECRET"],
+                },
+            )
+            assert token.status_code == 200, token.text
     finally:
         process.terminate()
         process.wait(timeout=10)

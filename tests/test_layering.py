@@ -24,6 +24,8 @@ HTTP_LAYER = {
     "crier.platforms.mastodon.emulator",
     "crier.platforms.bluesky.emulator",
     "crier.platforms.x.emulator",
+    "crier.platforms.linkedin.emulator",
+    "crier.platforms.emulation",
 }
 """Modules beside the `endpoints` modules that may know the web framework."""
 

@@ -353,6 +353,7 @@ class EmulatedNetwork(StrEnum):
     MASTODON = "mastodon"
     BLUESKY = "bluesky"
     X = "x"
+    LINKEDIN = "linkedin"
 
 
 @cli.command()
@@ -370,15 +371,15 @@ def emulator(
     (it answers an app password), then connect with `service_url` http://127.0.0.1:8002.
     For X, it registers an app for this server's callback and prints the settings to run
     Crier with (`CRIER_X_CLIENT_ID` and the rest); connect with `platform` x and approve
-    on its consent page.
+    on its consent page. LinkedIn is the same, with `CRIER_LINKEDIN_*`.
     State lives in memory and is gone when it stops.
     """
     from crier.platforms.bluesky import emulator as bluesky
     from crier.platforms.mastodon import emulator as mastodon
 
-    if network == EmulatedNetwork.X:
-        app = _x_emulator(host, port)
-        name = "X"
+    if network in (EmulatedNetwork.X, EmulatedNetwork.LINKEDIN):
+        app = _emulator_with_app(network, host, port)
+        name = {EmulatedNetwork.X: "X", EmulatedNetwork.LINKEDIN: "LinkedIn"}[network]
     else:
         make = {EmulatedNetwork.MASTODON: mastodon, EmulatedNetwork.BLUESKY: bluesky}[network]
         app = make.create_emulator_app()
@@ -391,26 +392,32 @@ def emulator(
         typer.echo("Stopped.")
 
 
-def _x_emulator(host: str, port: int) -> Any:
-    """The X emulator, with an app registered for this server's callback, its settings
-    printed."""
+def _emulator_with_app(network: EmulatedNetwork, host: str, port: int) -> Any:
+    """The X or LinkedIn emulator, with an app registered for this server's callback, and
+    the settings to run Crier with printed."""
     from crier.kit.time import SystemClock
-    from crier.platforms.x.emulator import Network, create_emulator_app
+    from crier.platforms.linkedin import emulator as linkedin
+    from crier.platforms.x import emulator as x
     from crier.social_account.connections import redirect_uri
 
-    network = Network(SystemClock())
-    callback = redirect_uri(Settings().base_url, "x")
-    client = network.register_client([callback], client_id="crier-emulator")
     base = f"http://{host}:{port}"
-    typer.echo(
-        "Run Crier with:\n"
-        f"  CRIER_X_CLIENT_ID={client.client_id}\n"
-        f"  CRIER_X_CLIENT_SECRET={client.client_secret}\n"
-        f"  CRIER_X_API_URL={base}\n"
-        f"  CRIER_X_AUTHORIZE_URL={base}/i/oauth2/authorize\n"
-        f"(the app's redirect URI is {callback})"
-    )
-    return create_emulator_app(network)
+    callback = redirect_uri(Settings().base_url, network.value)
+    if network == EmulatedNetwork.X:
+        on_x = x.Network(SystemClock())
+        client = on_x.register_client([callback], client_id="crier-emulator")
+        app, secret = x.create_emulator_app(on_x), client.client_secret
+        urls = {"API_URL": base, "AUTHORIZE_URL": f"{base}/i/oauth2/authorize"}
+    else:
+        on_linkedin = linkedin.Network(SystemClock())
+        found = on_linkedin.register_client([callback], client_id="crier-emulator")
+        app, secret = linkedin.create_emulator_app(on_linkedin), found.client_secret
+        urls = {"API_URL": base, "OAUTH_URL": f"{base}/oauth/v2"}
+    prefix = f"CRIER_{network.value.upper()}_"
+    lines = ["CLIENT_ID=crier-emulator", f"CLIENT_SECRET={secret}"]
+    lines += [f"{k}={v}" for k, v in urls.items()]
+    typer.echo("Run Crier with:\n" + "".join(f"  {prefix}{line}\n" for line in lines), nl=False)
+    typer.echo(f"(the app's redirect URI is {callback})")
+    return app
 
 
 @workspace_cli.command("create")

@@ -151,6 +151,32 @@ class Settings(BaseSettings):
         "(X says how long; this caps it).",
     )
 
+    linkedin_client_id: str | None = Field(
+        default=None,
+        description="The Client ID of this server's LinkedIn app; LinkedIn accounts cannot be "
+        "connected without it and its secret.",
+    )
+    linkedin_client_secret: str | None = Field(
+        default=None, repr=False, description="The LinkedIn app's Primary Client Secret."
+    )
+    linkedin_api_url: str = Field(default="https://api.linkedin.com", description="LinkedIn's API.")
+    linkedin_oauth_url: str = Field(
+        default="https://www.linkedin.com/oauth/v2",
+        description="LinkedIn's OAuth 2.0 endpoints (authorization and accessToken).",
+    )
+    linkedin_version: str = Field(
+        default="202611",
+        pattern=r"^\d{6}$",
+        description="The LinkedIn API version (`YYYYMM`) every call names; LinkedIn retires "
+        "each about a year after it came out.",
+    )
+    linkedin_web_url: str = Field(
+        default="https://www.linkedin.com", description="Where LinkedIn permalinks point."
+    )
+    linkedin_media_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often an image LinkedIn is processing is asked about."
+    )
+
     sandbox_host: str = Field(default="127.0.0.1", description="Where `crier sandbox` listens.")
     sandbox_port: int = Field(default=8001, ge=1, le=65535, description="Port of `crier sandbox`.")
     sandbox_url: str | None = Field(

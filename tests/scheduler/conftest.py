@@ -14,6 +14,7 @@ from crier.kit.vault import Vault
 from crier.runtime import Runtime
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, build_runtime
+from tests.linkedin import LinkedIn
 from tests.x import X
 
 
@@ -32,6 +33,7 @@ async def runtime(
     sandbox_url: str,
     platform_timeout: float,
     x_server: X,
+    linkedin_server: LinkedIn,
     tmp_path: Path,
 ) -> AsyncIterator[Runtime]:
     """A worker's runtime on the test database and clock, publishing to the sandbox."""
@@ -44,6 +46,7 @@ async def runtime(
         tmp_path,
         httpx.Timeout(platform_timeout),
         x=x_server,
+        linkedin=linkedin_server,
     )
     yield built
     await built.close()

@@ -30,6 +30,9 @@ from crier.kit.vault import Vault
 from crier.models import Delivery, DeliveryAttempt, Post, PostTarget, SocialAccount
 from crier.platforms.bluesky.emulator import Server as BlueskyServer
 from crier.platforms.bluesky.emulator import create_emulator_app as create_bluesky_app
+from crier.platforms.linkedin.emulator import Network as LinkedInNetwork
+from crier.platforms.linkedin.emulator import Token as LinkedInToken
+from crier.platforms.linkedin.emulator import create_emulator_app as create_linkedin_app
 from crier.platforms.mastodon.emulator import Instance, Token, create_emulator_app
 from crier.platforms.sandbox.server import create_sandbox_app
 from crier.platforms.sandbox.store import Store
@@ -570,3 +573,49 @@ async def test_a_worker_killed_while_x_held_the_stored_post_finds_it_and_posts_o
         attempts = await attempts_of(db, tenant, [d.post_id for d in deliveries])
         assert sorted(a.delivery_id for a in attempts) == sorted(d.id for d in deliveries)
         assert {a.outcome for a in attempts} == {"published"}  # one each: none sent again
+
+
+async def test_a_worker_killed_while_linkedin_held_the_stored_post_posts_it_once(
+    make_tenant: MakeTenant, db: Database, vault: Vault, workers: Workers
+) -> None:
+    """LinkedIn has no idempotency key and member posts cannot be listed: the worker that
+    takes over sends each post again, LinkedIn refuses each as a duplicate naming the post
+    it stored while the killed worker waited, and that post is the delivery's."""
+    network = LinkedInNetwork(SystemClock())
+    client = network.register_client(["http://127.0.0.1:8000/v1/oauth/callback/linkedin"])
+    async with serving(create_linkedin_app(network)) as url:
+        tenant = await make_tenant()
+        member = network.member_named("Crash Test")
+        network.tokens["crash-token"] = LinkedInToken(
+            client.client_id,
+            member.id,
+            {"openid", "profile", "w_member_social"},
+            datetime.now(UTC) + timedelta(days=60),
+        )
+        account = await network_account(
+            db,
+            tenant,
+            "linkedin",
+            member.id,
+            member.name,
+            None,
+            vault.seal("crash-token"),
+            None,
+            datetime.now(UTC) + timedelta(days=60),
+        )
+        workers.env.update(
+            CRIER_LINKEDIN_CLIENT_ID=client.client_id,
+            CRIER_LINKEDIN_CLIENT_SECRET=client.client_secret,
+            CRIER_LINKEDIN_API_URL=url,
+            CRIER_LINKEDIN_OAUTH_URL=f"{url}/oauth/v2",
+        )
+        network.faults.hang_after_store = 3
+        network.faults.hang_seconds = 8
+
+        async def stored() -> bool:
+            return len(network.posts_of(member.id)) == 3
+
+        deliveries = await kill_while_held(db, tenant, workers, account, stored)
+        urns = {p.urn for p in network.posts_of(member.id)}
+        assert {d.external_id for d in deliveries} == urns
+        assert len(urns) == 3

@@ -180,16 +180,16 @@ async def test_a_send_refused_before_it_was_taken_is_sent_again_without_a_look_u
 async def test_a_platform_without_an_adapter_fails_its_delivery_and_sends_nothing(
     tenant: Tenant, worker: Worker, db: Database, vault: Vault, clock: FakeClock, sandbox_url: str
 ) -> None:
-    """The default runtime has no adapter for `linkedin`: scheduling for it is refused, and a
+    """The default runtime has no adapter for `facebook`: scheduling for it is refused, and a
     target scheduled while the server had one (its configuration changed since) fails at
     once, never retried and never sent anywhere, while the post's sandbox target publishes."""
-    linkedin_account = await account_on("linkedin", db, vault, tenant, "li-token", now=clock.now())
+    facebook_account = await account_on("facebook", db, vault, tenant, "fb-token", now=clock.now())
     sandbox_id = await sandbox_account(tenant)
     refused = await tenant.post(
         "/v1/posts",
         json={
             "payload": {"text": "Hello"},
-            "targets": [{"social_account_id": sandbox_id}, {"social_account_id": linkedin_account}],
+            "targets": [{"social_account_id": sandbox_id}, {"social_account_id": facebook_account}],
             "status": "scheduled",
             "publish_at": at(clock, minutes=10),
         },
@@ -204,7 +204,7 @@ async def test_a_platform_without_an_adapter_fails_its_delivery_and_sends_nothin
             PostTarget(
                 workspace_id=UUID(tenant.id),
                 post_id=UUID(post["id"]),
-                social_account_id=UUID(linkedin_account),
+                social_account_id=UUID(facebook_account),
             )
         )
     clock.advance(timedelta(minutes=10, seconds=1))
@@ -212,12 +212,12 @@ async def test_a_platform_without_an_adapter_fails_its_delivery_and_sends_nothin
 
     assert (await tenant.get(f"/v1/posts/{post['id']}")).json()["status"] == "failed"
     by_platform = {d["platform"]: d for d in await deliveries(tenant, post["id"])}
-    assert by_platform["linkedin"]["status"] == "failed"
-    assert by_platform["linkedin"]["error_code"] == ErrorCode.PLATFORM_NOT_CONFIGURED
-    assert by_platform["linkedin"]["attempts"] == []
+    assert by_platform["facebook"]["status"] == "failed"
+    assert by_platform["facebook"]["error_code"] == ErrorCode.PLATFORM_NOT_CONFIGURED
+    assert by_platform["facebook"]["attempts"] == []
     assert by_platform["sandbox"]["status"] == "published"
     async with httpx.AsyncClient(base_url=sandbox_url) as sandbox:
-        keys = {by_platform["linkedin"]["id"], by_platform["sandbox"]["id"]}
+        keys = {by_platform["facebook"]["id"], by_platform["sandbox"]["id"]}
         assert [p["idempotency_key"] for p in await received_for(sandbox, keys)] == [
             by_platform["sandbox"]["id"]
         ]

@@ -183,7 +183,7 @@ async def test_platforms_lists_every_platform_with_how_it_connects_and_its_rules
     assert (bluesky["rules"]["max_media"], bluesky["rules"]["max_image_bytes"]) == (4, 2_000_000)
     assert (found["x"]["configured"], found["x"]["connects"]) == (True, "oauth")  # its app
     assert found["x"]["rules"]["max_text"] == 280
-    assert (found["linkedin"]["configured"], found["linkedin"]["connects"]) == (False, None)
+    assert (found["facebook"]["configured"], found["facebook"]["connects"]) == (False, None)
     assert_problem(await tenant.http.get("/v1/platforms"), 401, "unauthorized")
 
 

@@ -80,6 +80,15 @@ def server_failure(response: httpx.Response, message: str, sends: bool) -> Platf
     return None
 
 
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The answer's body, if it is a JSON object."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def throttled_or_failed(
     response: httpx.Response,
     message: str,

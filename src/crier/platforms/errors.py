@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from crier.platforms.base import Published
+
 
 class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
@@ -68,6 +70,7 @@ class PlatformError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         may_have_succeeded: bool = False,
+        existing: Published | None = None,
     ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
@@ -75,6 +78,9 @@ class PlatformError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.may_have_succeeded = may_have_succeeded
+        self.existing = existing
+        """The post the network already has for this content (LinkedIn's duplicate
+        answer names it): the delivery's own, when an earlier attempt may have made it."""
 
     @property
     def retryable(self) -> bool:

@@ -14,6 +14,7 @@ from crier.kit.outbound import Guard
 from crier.kit.storage import Storage
 from crier.kit.time import Clock
 from crier.platforms.bluesky.adapter import BlueskyAdapter
+from crier.platforms.linkedin.adapter import LinkedInAdapter
 from crier.platforms.mastodon.adapter import MastodonAdapter
 from crier.platforms.registry import TIMEOUT, Platforms, platform_http
 from crier.platforms.sandbox.adapter import SandboxAdapter
@@ -70,6 +71,21 @@ def installed(
                 web_url=settings.x_web_url,
                 clock=clock,
                 poll_cap=settings.x_media_poll_seconds,
+            )
+        )
+    if settings.linkedin_client_id and settings.linkedin_client_secret:
+        platforms.register(
+            LinkedInAdapter(
+                platforms.http,
+                storage,
+                client_id=settings.linkedin_client_id,
+                client_secret=settings.linkedin_client_secret,
+                api_url=settings.linkedin_api_url,
+                oauth_url=settings.linkedin_oauth_url,
+                version=settings.linkedin_version,
+                web_url=settings.linkedin_web_url,
+                clock=clock,
+                poll_interval=settings.linkedin_media_poll_seconds,
             )
         )
     return platforms

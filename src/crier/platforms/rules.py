@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from crier.platforms.base import MediaRef, Prepared
 from crier.platforms.bluesky.rules import BLUESKY
 from crier.platforms.content import PlatformRules
+from crier.platforms.linkedin.rules import LINKEDIN
 from crier.platforms.mastodon.rules import MASTODON
 from crier.platforms.x.rules import X
 
@@ -33,9 +34,7 @@ RULES: dict[str, PlatformRules] = {
         max_text=500, max_media=4, media_kinds=_ALL, video_alone=True, preferred_crop="square"
     ),
     "x": X,
-    "linkedin": PlatformRules(
-        max_text=3000, max_media=9, media_kinds=_ALL, video_alone=True, preferred_crop="landscape"
-    ),
+    "linkedin": LINKEDIN,
     "facebook": PlatformRules(
         max_text=63206, max_media=10, media_kinds=_ALL, preferred_crop="landscape"
     ),

@@ -352,7 +352,8 @@ class Sender:
         """Settle a delivery whose last attempt may have reached the platform (its worker
         died mid-call, or the platform timed out or failed after sending): look it up on
         the platform by its idempotency key, and only if it is not there send it again,
-        with the same key. The new attempt is written down (and committed) before the
+        with the same key; a resend the network refuses as a copy of a post it names is
+        settled by that post. The new attempt is written down (and committed) before the
         platform is called."""
         delivery_id = recheck.delivery_id
         async with self.db.workspace_transaction(workspace_id) as session:
@@ -398,8 +399,12 @@ class Sender:
                 recheck.platform, sealed, recheck.content, delivery_id, first_due
             )
         except PlatformError as error:
-            await self._record_failure(workspace_id, delivery_id, attempt_id, error)
-            return
+            if error.existing is None:
+                await self._record_failure(workspace_id, delivery_id, attempt_id, error)
+                return
+            # The network refused the resend as a copy of a post it has (LinkedIn's
+            # duplicate answer names it): the one the earlier attempt made.
+            published = error.existing
         async with self.db.workspace_transaction(workspace_id) as session:
             sent = Sent(delivery_id, attempt_id, published)
             await delivery_repository.record_published(session, [sent], self.clock.now())

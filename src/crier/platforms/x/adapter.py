@@ -42,7 +42,7 @@ from crier.platforms.base import (
     Published,
     Tokens,
 )
-from crier.platforms.calls import call, throttled_or_failed
+from crier.platforms.calls import call, json_object, throttled_or_failed
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.x.rules import LINK
 
@@ -310,7 +310,7 @@ class XAdapter:
         response = await self._token_call("/2/oauth2/token", form)
         if not response.is_success:
             raise _oauth_error(response, self._clock.now())
-        body = _object(response)
+        body = json_object(response)
         if body is None or not body.get("access_token"):
             raise PlatformError(ErrorCode.PLATFORM_UNAVAILABLE, "X answered no access token")
         return body
@@ -330,7 +330,7 @@ class XAdapter:
             raise _error(response, self._clock.now(), sends=sends, media=media)
         if not response.content:
             return {}
-        body = _object(response)
+        body = json_object(response)
         if body is None:
             raise PlatformError(
                 ErrorCode.PLATFORM_UNAVAILABLE,
@@ -338,14 +338,6 @@ class XAdapter:
                 may_have_succeeded=sends,
             )
         return body
-
-
-def _object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _optional(value: Any) -> str | None:
@@ -380,7 +372,7 @@ def _comparable(text: str) -> str:
 def _oauth_error(response: httpx.Response, now: datetime) -> PlatformError:
     """A refusal of the token endpoints (`{"error", "error_description"}`): a refresh or
     code that is not (or no longer) valid is final; the app's own refusal too."""
-    body = _object(response) or {}
+    body = json_object(response) or {}
     message = str(body.get("error_description") or body.get("error") or response.reason_phrase)
     status = response.status_code
     failure = throttled_or_failed(response, message, now, reset_header="x-rate-limit-reset")
@@ -396,7 +388,7 @@ def _error(
 ) -> PlatformError:
     """An API error answer in the catalogue. X answers problem JSON (`title`, `detail`,
     `type`), sometimes with `errors[]`; a 429 carries `x-rate-limit-reset` (epoch seconds)."""
-    body = _object(response) or {}
+    body = json_object(response) or {}
     errors = body.get("errors") if isinstance(body.get("errors"), list) else []
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
     message = str(

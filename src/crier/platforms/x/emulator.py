@@ -52,16 +52,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
-from urllib.parse import urlencode
 
 import regex
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from crier.kit.time import Clock, SystemClock
+from crier.platforms.emulation import redirect_back, set_faults
 
 CODE_TTL = timedelta(seconds=30)
 ACCESS_TTL = timedelta(hours=2)
@@ -477,10 +477,6 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
             now() + CODE_TTL,
         )
         return redirect_back(redirect_uri, {"state": params["state"], "code": code})
-
-    def redirect_back(uri: str, query: dict[str, str | None]) -> Response:
-        kept = {k: v for k, v in query.items() if v is not None}
-        return RedirectResponse(uri + ("&" if "?" in uri else "?") + urlencode(kept), 302)
 
     def client_of(request: Request, params: dict[str, str]) -> Client:
         """The client calling a token endpoint: HTTP Basic for a confidential one, its
@@ -940,10 +936,9 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
 
     async def control_faults(request: Request) -> Response:
         body = await json_body(request)
-        for name, value in body.items():
-            if not hasattr(state.faults, name):
-                raise _invalid(f"unknown fault {name}")
-            setattr(state.faults, name, type(getattr(state.faults, name))(value))
+        unknown = set_faults(state.faults, body)
+        if unknown is not None:
+            raise _invalid(f"unknown fault {unknown}")
         return JSONResponse(asdict(state.faults))
 
     routes = [

@@ -1,0 +1,1 @@
+"""LinkedIn (Posts API, as a member): adapter, content rules and emulator."""
