@@ -4,6 +4,7 @@ answer), little text escaped, tokens refreshed within the grant's fixed life."""
 
 from __future__ import annotations
 
+import struct
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from crier.platforms.linkedin.rules import RESERVED
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, Tenant
 from tests.linkedin import LinkedIn, connect_linkedin
+from tests.media.conftest import box
 from tests.scheduler.test_mastodon import image, publish_due, schedule, schedule_refused
 from tests.scheduler.test_refresh import events_of
 from tests.scheduler.test_worker import deliveries
@@ -105,7 +107,7 @@ async def test_an_unknown_outcome_is_not_sent_again_after_a_day(
     assert len(linkedin.posts_of(account["handle"])) == 1
 
 
-async def test_text_over_3000_characters_video_and_unknown_settings_are_refused(
+async def test_text_over_3000_characters_and_unknown_settings_are_refused(
     tenant: Tenant, linkedin: LinkedIn, clock: FakeClock
 ) -> None:
     account = await connect_linkedin(tenant, linkedin)
@@ -155,3 +157,27 @@ async def test_a_revoked_token_makes_the_account_revoked_and_fails_its_post(
     [expired] = await events_of(db, tenant, "social_account.expired")
     assert expired["id"] == account["id"]
     assert linkedin.posts_of(account["handle"]) == []
+
+
+async def test_a_video_goes_up_in_parts_and_is_published_once_processed(
+    tenant: Tenant, linkedin: LinkedIn, worker: Worker, clock: FakeClock
+) -> None:
+    account = await connect_linkedin(tenant, linkedin)
+    ftyp = box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2avc1mp41")
+    content = ftyp + box(b"moov", box(b"mvhd", bytes(100))) + box(b"mdat", bytes(5 * 2**20))
+    uploaded = await tenant.post("/v1/media", files={"file": ("clip.mp4", content, "video/mp4")})
+    assert uploaded.status_code == 201, uploaded.text
+    linkedin.network.faults.video_polls = 2
+    post = await schedule(
+        tenant, account, clock, text="Our launch, in a minute", media=[uploaded.json()["id"]]
+    )
+    await publish_due(worker, clock)
+
+    [stored] = linkedin.posts_of(account["handle"])
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "published", delivery
+    [attached] = stored.images
+    video = linkedin.network.videos[attached["id"]]
+    assert len(video.parts) == 2  # 4 MiB, then the rest
+    assert b"".join(video.parts[i] for i in sorted(video.parts)) == content
+    assert (video.finalized, video.polls_left) == (True, 0)

@@ -182,3 +182,31 @@ async def events_of(db: Database, tenant: Tenant, type_: str) -> list[dict[str, 
             select(WebhookEvent).where(WebhookEvent.type == type_).order_by(WebhookEvent.id)
         )
         return [e.payload["data"] for e in found.scalars()]
+
+
+async def test_a_token_that_ran_out_with_no_refresh_token_expires_the_account_once(
+    tenant: Tenant, worker: Worker, clock: FakeClock, db: Database
+) -> None:
+    """A network that gives no refresh token (LinkedIn, to most apps): once the token has
+    run out, its posts fail `auth_expired` unsent, and the account becomes expired,
+    announced once with the posts still scheduled for it."""
+    account = await sandbox_account(tenant)
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        row = await session.get(SocialAccount, (UUID(tenant.id), UUID(account)))
+        assert row is not None
+        row.refresh_token = None
+    first = await schedule(tenant, [account], at(clock, hours=3))  # after the 2-hour token
+    later = await schedule(tenant, [account], at(clock, days=2))
+    clock.advance(timedelta(hours=3, seconds=1))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, first["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "auth_expired")
+    assert delivery["attempts"] == []
+    assert (await tenant.get(f"/v1/social-accounts/{account}")).json()["status"] == "expired"
+    [expired] = await events_of(db, tenant, "social_account.expired")
+    assert later["id"] in expired["scheduled_posts"]
+    clock.advance(timedelta(days=2))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, later["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "auth_expired")
+    assert len(await events_of(db, tenant, "social_account.expired")) == 1

@@ -91,4 +91,10 @@ async def test_linkedin_is_listed_as_configured_with_its_rules(tenant: Tenant) -
     listed = (await tenant.get("/v1/platforms")).json()
     [found] = [p for p in listed if p["name"] == "linkedin"]
     assert (found["configured"], found["connects"]) == (True, "oauth")
-    assert (found["rules"]["max_text"], found["rules"]["media_kinds"]) == (3000, ["image"])
+    rules = found["rules"]
+    assert (rules["max_text"], rules["media_kinds"]) == (3000, ["image", "video"])
+    assert (rules["max_videos"], rules["video_alone"], rules["max_video_seconds"]) == (
+        1,
+        True,
+        1800,
+    )

@@ -261,7 +261,9 @@ class Sender:
     async def _refuse(
         self, session: AsyncSession, now: datetime, refusals: Sequence[Refusal]
     ) -> None:
-        """Fail the deliveries that cannot be sent, and announce it."""
+        """Fail the deliveries that cannot be sent, and announce it. An account whose token
+        ran out with nothing to refresh it with (LinkedIn's without programmatic refresh)
+        becomes `expired` then, announced once."""
         if not refusals:
             return
         why = {r.delivery_id: r for r in refusals}
@@ -269,6 +271,12 @@ class Sender:
         for delivery in refused:
             outcomes.failed(delivery, why[delivery.id].code, why[delivery.id].message)
         await _announce(session, now, refused)
+        ran_out = {d.social_account_id for d in refused if d.error_code == ErrorCode.AUTH_EXPIRED}
+        for account_id in ran_out:
+            account = await account_repository.get(session, account_id)
+            if account is not None and account.status == "active":
+                account.status = "expired"
+                await self._announce_unusable(session, account)
 
     async def _send(self, send: Send) -> Published:
         return await self._publish(

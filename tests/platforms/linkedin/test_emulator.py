@@ -210,3 +210,51 @@ async def test_an_app_without_refresh_tokens_must_reconnect_when_the_token_ends(
     _, tokens = await connected(emulated, adapter)
     assert tokens.refresh_token is None
     assert tokens.reconnect_by == tokens.expires_at == clock.now() + timedelta(days=60)
+
+
+async def test_a_video_is_finalized_only_with_every_part_and_its_etag(emulated: LinkedIn) -> None:
+    auth = {"Authorization": f"Bearer {await token_of(emulated)}"} | HEADERS
+    me = (await emulated.browser.get("/v2/userinfo", headers=auth)).json()
+    owner = f"urn:li:person:{me['sub']}"
+
+    async def videos(action: str, body: dict[str, Any]) -> httpx.Response:
+        return await emulated.browser.post(
+            "/rest/videos", params={"action": action}, json=body, headers=auth
+        )
+
+    tiny = await videos(
+        "initializeUpload", {"initializeUploadRequest": {"owner": owner, "fileSizeBytes": 10}}
+    )
+    assert tiny.status_code == 422
+    size = 5 * 2**20
+    begun = (
+        await videos(
+            "initializeUpload", {"initializeUploadRequest": {"owner": owner, "fileSizeBytes": size}}
+        )
+    ).json()["value"]
+    steps = begun["uploadInstructions"]
+    assert [(s["firstByte"], s["lastByte"]) for s in steps] == [(0, 2**22 - 1), (2**22, size - 1)]
+    content = b"\x00\x00\x00\x18ftypmp42" + bytes(size - 12)
+    paths = [httpx.URL(s["uploadUrl"]).raw_path.decode() for s in steps]
+    short = await emulated.browser.put(paths[0], content=content[:10], headers=auth)
+    assert short.status_code == 400
+    first = await emulated.browser.put(paths[0], content=content[: 2**22], headers=auth)
+    finalize = {"video": begun["video"], "uploadToken": begun["uploadToken"]}
+    incomplete = await videos(
+        "finalizeUpload",
+        {"finalizeUploadRequest": finalize | {"uploadedPartIds": [first.headers["etag"]]}},
+    )
+    assert incomplete.status_code == 400
+    second = await emulated.browser.put(paths[1], content=content[2**22 :], headers=auth)
+    swapped = [second.headers["etag"], first.headers["etag"]]
+    wrong = await videos(
+        "finalizeUpload", {"finalizeUploadRequest": finalize | {"uploadedPartIds": swapped}}
+    )
+    assert wrong.status_code == 400
+    done = await videos(
+        "finalizeUpload",
+        {"finalizeUploadRequest": finalize | {"uploadedPartIds": swapped[::-1]}},
+    )
+    assert done.status_code == 200, done.text
+    state = await emulated.browser.get(f"/rest/videos/{begun['video']}", headers=auth)
+    assert state.json()["status"] == "PROCESSING"

@@ -20,6 +20,9 @@ and as strict as LinkedIn where it is strict:
 - `POST /rest/images?action=initializeUpload` for the member as owner, then a PUT of the
   file to its `uploadUrl` (JPEG, PNG or GIF, with the member's token), `GET
   /rest/images/{urn}`;
+- `POST /rest/videos?action=initializeUpload` (`fileSizeBytes`; upload instructions in
+  parts of 4 MiB), a PUT of each part (answering its `ETag`), `?action=finalizeUpload`
+  with every part's ETag in order, `GET /rest/videos/{urn}` until `AVAILABLE`;
 - `POST /rest/posts` (JSON; `author`, `commentary`, `visibility`, `distribution` and
   `lifecycleState` required, unknown fields refused, 422 with LinkedIn's messages; the
   author must be the token's member; commentary at most 3,000 characters; images the
@@ -39,6 +42,7 @@ post. `crier emulator linkedin` runs one.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -92,6 +96,8 @@ POST_FIELDS = frozenset(
 REQUIRED = ("author", "commentary", "visibility", "distribution", "lifecycleState")
 VISIBILITIES = frozenset({"PUBLIC", "CONNECTIONS", "LOGGED_IN", "CONTAINER"})
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+PART = 4 * 1024 * 1024
+"""The size of each part of a video upload."""
 _UNESCAPE = regex.compile(r"\\(.)")
 
 
@@ -109,6 +115,8 @@ class Faults:
     """The next posts are stored, then answered 500."""
     processing_polls: int = 0
     """Uploaded images stay PROCESSING for this many reads."""
+    video_polls: int = 1
+    """Finalized videos stay PROCESSING for this many reads."""
     daily_posts: int = 150
     """Posts per member per day (UTC)."""
 
@@ -157,6 +165,17 @@ class Image:
 
 
 @dataclass
+class Video:
+    urn: str
+    owner: str
+    size: int
+    parts: dict[int, bytes] = field(default_factory=dict)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(8))
+    finalized: bool = False
+    polls_left: int = 0
+
+
+@dataclass
 class StoredPost:
     urn: str
     author: str
@@ -182,6 +201,7 @@ class Network:
     grants: dict[str, Grant] = field(default_factory=dict)
     tokens: dict[str, Token] = field(default_factory=dict)
     images: dict[str, Image] = field(default_factory=dict)
+    videos: dict[str, Video] = field(default_factory=dict)
     posts: dict[str, StoredPost] = field(default_factory=dict)
     calls: dict[tuple[str, str, str], int] = field(default_factory=dict)
     ids: Any = field(default_factory=lambda: count(7_300_000_000_000_000_000))
@@ -479,6 +499,12 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
 
     # Images
 
+    def uploader(member: Member, owner: Any) -> str:
+        """The owner of an upload, which must be the token's member."""
+        if owner != f"urn:li:person:{member.id}":
+            raise _refused(403, f"Not enough permissions to upload for {owner}", "ACCESS_DENIED")
+        return str(owner)
+
     async def initialize_upload(request: Request) -> Response:
         versioned(request)
         member = member_of(request, "w_member_social")
@@ -486,8 +512,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
             raise _refused(400, "action must be initializeUpload", "ILLEGAL_ARGUMENT")
         body = await json_body(request)
         owner = (body.get("initializeUploadRequest") or {}).get("owner")
-        if owner != f"urn:li:person:{member.id}":
-            raise _refused(403, f"Not enough permissions to upload for {owner}", "ACCESS_DENIED")
+        owner = uploader(member, owner)
         image = Image(f"urn:li:image:{state.next_id()}", owner)
         state.images[image.urn] = image
         return JSONResponse(
@@ -527,6 +552,88 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
             status = "AVAILABLE"
         return JSONResponse({"id": image.urn, "owner": image.owner, "status": status})
 
+    # Videos
+
+    def own_video(member: Member, urn: str) -> Video:
+        video = state.videos.get(unquote(urn))
+        if video is None or video.owner != f"urn:li:person:{member.id}":
+            raise _refused(404, "Video not found", "NOT_FOUND")
+        return video
+
+    async def videos_action(request: Request) -> Response:
+        versioned(request)
+        member = member_of(request, "w_member_social")
+        action = request.query_params.get("action")
+        body = await json_body(request)
+        if action == "initializeUpload":
+            asked = body.get("initializeUploadRequest") or {}
+            owner, size = asked.get("owner"), asked.get("fileSizeBytes")
+            owner = uploader(member, owner)
+            if not isinstance(size, int) or not 75 * 1024 <= size <= 500 * 1024 * 1024:
+                raise _refused(422, "ERROR :: /fileSizeBytes :: must be 75 KB to 500 MB")
+            video = Video(f"urn:li:video:{state.next_id()}", owner, size)
+            state.videos[video.urn] = video
+            steps = [
+                {
+                    "uploadUrl": f"{base(request)}/dms-uploads/{quote_urn(video.urn)}/{i}",
+                    "firstByte": start,
+                    "lastByte": min(start + PART, size) - 1,
+                }
+                for i, start in enumerate(range(0, size, PART))
+            ]
+            return JSONResponse(
+                {
+                    "value": {
+                        "uploadUrlsExpireAt": int((now() + timedelta(days=1)).timestamp() * 1000),
+                        "video": video.urn,
+                        "uploadInstructions": steps,
+                        "uploadToken": video.token,
+                    }
+                }
+            )
+        if action == "finalizeUpload":
+            asked = body.get("finalizeUploadRequest") or {}
+            video = own_video(member, str(asked.get("video", "")))
+            etags = [_etag(video.parts[i]) for i in sorted(video.parts)]
+            expected = -(-video.size // PART)
+            if (
+                asked.get("uploadToken") != video.token
+                or len(video.parts) != expected
+                or asked.get("uploadedPartIds") != etags
+            ):
+                raise _refused(400, "The upload is incomplete or its part ids do not match")
+            content = b"".join(video.parts[i] for i in sorted(video.parts))
+            if len(content) != video.size or content[4:8] != b"ftyp":
+                raise _refused(400, "The file is not an MP4 video of the declared size")
+            video.finalized = True
+            video.polls_left = state.faults.video_polls
+            return Response(status_code=200)
+        raise _refused(400, "action must be initializeUpload or finalizeUpload", "ILLEGAL_ARGUMENT")
+
+    async def upload_part(request: Request) -> Response:
+        member = member_of(request, "w_member_social")
+        video = own_video(member, request.path_params["urn"])
+        part = int(request.path_params["part"])
+        if video.finalized or part * PART >= video.size:
+            raise _refused(400, "No such part of this upload", "ILLEGAL_ARGUMENT")
+        content = await request.body()
+        if len(content) != min(PART, video.size - part * PART):
+            raise _refused(400, "The part's size is not the one asked for", "ILLEGAL_ARGUMENT")
+        video.parts[part] = content
+        return Response(status_code=200, headers={"ETag": _etag(content)})
+
+    async def get_video(request: Request) -> Response:
+        versioned(request)
+        video = own_video(member_of(request, "w_member_social"), request.path_params["urn"])
+        if not video.finalized:
+            status = "WAITING_UPLOAD"
+        elif video.polls_left > 0:
+            video.polls_left -= 1
+            status = "PROCESSING"
+        else:
+            status = "AVAILABLE"
+        return JSONResponse({"id": video.urn, "owner": video.owner, "status": status})
+
     # Posts
 
     def checked_post(member: Member, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -564,7 +671,15 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
             if not 2 <= len(images) <= 20:
                 raise _refused(422, "ERROR :: /content/multiImage/images :: 2 to 20 images")
         for attached in images:
-            image = state.images.get(str((attached or {}).get("id")))
+            media_id = str((attached or {}).get("id"))
+            if media_id.startswith("urn:li:video:"):
+                video = state.videos.get(media_id)
+                if video is None or video.owner != body["author"] or not video.finalized:
+                    raise _refused(422, f"ERROR :: /content :: {media_id} is not an uploaded video")
+                if "multiImage" in content:
+                    raise _refused(422, "ERROR :: /content/multiImage :: images only")
+                continue
+            image = state.images.get(media_id)
             if image is None or image.owner != body["author"] or not image.uploaded:
                 raise _refused(
                     422, f"ERROR :: /content :: {attached.get('id')} is not an uploaded image"
@@ -667,6 +782,9 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         Route("/rest/images", api(initialize_upload), methods=["POST"]),
         Route("/rest/images/{urn}", api(get_image), methods=["GET"]),
         Route("/dms-uploads/{urn}", api(upload), methods=["PUT"]),
+        Route("/dms-uploads/{urn}/{part:int}", api(upload_part), methods=["PUT"]),
+        Route("/rest/videos", api(videos_action), methods=["POST"]),
+        Route("/rest/videos/{urn}", api(get_video), methods=["GET"]),
         Route("/rest/posts", api(create_post), methods=["POST"]),
         Route("/rest/socialActions/{urn}", api(social_actions), methods=["GET"]),
         Route("/_emulator/posts", control_posts, methods=["GET"]),
@@ -676,6 +794,10 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
     app = Starlette(routes=routes)
     app.state.network = state
     return app
+
+
+def _etag(content: bytes) -> str:
+    return hashlib.md5(content, usedforsecurity=False).hexdigest()
 
 
 def quote_urn(urn: str) -> str:

@@ -4,7 +4,9 @@ linkedin/marketing/community-management/shares/posts-api, images-api, little-tex
 A post's commentary is at most 3,000 characters. It is "little" text: the characters that
 little reserves for mentions and hashtags templates are escaped with a backslash so that
 they stay plain text (`escape`). Up to 9 images (one is `content.media`, several
-`content.multiImage`), JPEG or PNG. Video and GIFs are not sent to LinkedIn yet.
+`content.multiImage`), JPEG or PNG, or one video alone (MP4, up to 500 MB and 30 minutes,
+as LinkedIn's media guidelines are reported by schedulers that publish there; not
+confirmed in LinkedIn's own pages). GIFs are not sent to LinkedIn yet.
 """
 
 from __future__ import annotations
@@ -44,8 +46,11 @@ def escape(text: str) -> str:
 LINKEDIN = PlatformRules(
     max_text=3000,
     max_media=9,
-    media_kinds=frozenset({"image"}),
-    max_videos=0,
+    media_kinds=frozenset({"image", "video"}),
+    max_videos=1,
+    video_alone=True,
+    max_video_bytes=500 * 1024 * 1024,
+    max_video_seconds=30 * 60,
     preferred_crop="landscape",
     text_counting="characters (code points), as written before escaping",
     settings=LinkedInSettings,
