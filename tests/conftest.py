@@ -229,6 +229,9 @@ def build_runtime(
         allow_loopback=True,
         mastodon_media_poll_seconds=0.01,
         bluesky_service_url="http://127.0.0.1:9",  # tests name their server; none is public
+        # Workers refresh only their own posts' accounts: a sweep of every workspace would
+        # touch other tests' accounts (tests/scheduler/test_refresh.py turns it on).
+        worker_refresh_seconds=0,
     )
     if x is not None:  # this server's X app, on the emulator
         settings = settings.model_copy(

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         default=1, gt=0, description="The scheduler's safety-net poll, between wake-ups."
     )
+    worker_refresh_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="How often workers refresh the tokens about to expire of accounts with "
+        "no post due; 0 refreshes them only when a post for them is prepared.",
+    )
     allow_loopback: bool = Field(
         default=False,
         validation_alias=AliasChoices("CRIER_ALLOW_LOOPBACK", "CRIER_WEBHOOK_ALLOW_LOOPBACK"),

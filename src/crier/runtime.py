@@ -120,6 +120,11 @@ class Runtime:
             "lease": timedelta(seconds=self.settings.worker_lease_seconds),
             "poll": timedelta(seconds=self.settings.worker_poll_seconds),
             "webhook_retention": timedelta(days=self.settings.webhook_retention_days),
+            "refresh_every": (
+                timedelta(seconds=self.settings.worker_refresh_seconds)
+                if self.settings.worker_refresh_seconds
+                else None
+            ),
         }
         return Worker(
             self.db,

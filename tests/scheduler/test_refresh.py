@@ -131,12 +131,7 @@ async def test_a_refused_token_that_cannot_be_refreshed_fails_at_once_with_auth_
 ) -> None:
     account = await sandbox_account(tenant)
     await believe_longer(db, tenant, account, clock.now() + timedelta(days=30))
-    async with db.workspace_transaction(UUID(tenant.id)) as session:
-        row = await session.get(SocialAccount, (UUID(tenant.id), UUID(account)))
-        assert row is not None
-        assert row.refresh_token is not None
-        stored = vault.open(row.refresh_token)
-    await runtime.platforms.adapter("sandbox").refresh(stored, None)  # spent elsewhere
+    await spend_refresh_token(db, vault, runtime, tenant, account)
     first = await schedule(tenant, [account], at(clock, hours=3))
     later = await schedule(tenant, [account], at(clock, days=2))
     clock.advance(timedelta(hours=3, seconds=1))
@@ -210,3 +205,54 @@ async def test_a_token_that_ran_out_with_no_refresh_token_expires_the_account_on
     [delivery] = await deliveries(tenant, later["id"])
     assert (delivery["status"], delivery["error_code"]) == ("failed", "auth_expired")
     assert len(await events_of(db, tenant, "social_account.expired")) == 1
+
+
+async def test_an_idle_accounts_token_is_refreshed_ahead_of_expiry(
+    tenant: Tenant, runtime: Runtime, scheduler_db: Database, clock: FakeClock
+) -> None:
+    """No post is due for the account, yet its token is refreshed before it expires, so its
+    refresh token stays alive."""
+    account = await sandbox_account(tenant)
+    before = (await tenant.get(f"/v1/social-accounts/{account}")).json()
+    worker = runtime.worker(scheduler_db, worker_id="sweeper", refresh_every=timedelta(minutes=1))
+    await worker.tick()  # an hour and more to go: left alone
+    assert (await tenant.get(f"/v1/social-accounts/{account}")).json() == before
+    clock.advance(timedelta(hours=1, minutes=55))  # the 2-hour token expires in 5 minutes
+    await worker.tick()
+    after = (await tenant.get(f"/v1/social-accounts/{account}")).json()
+    assert after["status"] == "active"
+    assert after["last_refreshed_at"] > before["last_refreshed_at"]
+    assert after["token_expires_at"] > clock.now().isoformat()
+
+
+async def test_an_idle_account_whose_refresh_is_refused_is_announced_before_its_posts_are_due(
+    tenant: Tenant,
+    runtime: Runtime,
+    scheduler_db: Database,
+    clock: FakeClock,
+    db: Database,
+    vault: Vault,
+) -> None:
+    account = await sandbox_account(tenant)
+    await spend_refresh_token(db, vault, runtime, tenant, account)
+    soon = await schedule(tenant, [account], at(clock, days=3))
+    worker = runtime.worker(scheduler_db, worker_id="sweeper", refresh_every=timedelta(minutes=1))
+    clock.advance(timedelta(hours=1, minutes=55))
+    await worker.tick()
+    assert (await tenant.get(f"/v1/social-accounts/{account}")).json()["status"] == "expired"
+    [expired] = await events_of(db, tenant, "social_account.expired")
+    assert expired["scheduled_posts"] == [soon["id"]]  # days before it is due
+    assert (await tenant.get(f"/v1/posts/{soon['id']}")).json()["status"] == "scheduled"
+
+
+async def spend_refresh_token(
+    db: Database, vault: Vault, runtime: Runtime, tenant: Tenant, account: str
+) -> None:
+    """Spend the account's single-use refresh token elsewhere (as another app of the
+    user's would): the one Crier holds is then refused."""
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        row = await session.get(SocialAccount, (UUID(tenant.id), UUID(account)))
+        assert row is not None
+        assert row.refresh_token is not None
+        stored = vault.open(row.refresh_token)
+    await runtime.platforms.adapter("sandbox").refresh(stored, None)

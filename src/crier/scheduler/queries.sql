@@ -43,3 +43,13 @@ RETURNING workspace_id, id
 SELECT count(*) FROM posts
 WHERE (status = 'scheduled' AND publish_at <= :horizon)
    OR status IN ('queued', 'publishing')
+
+-- name: accounts_to_refresh
+-- Active accounts, of any workspace, whose tokens expire before :before and that no worker
+-- is refreshing, soonest first. Runs as crier_scheduler, which sees no token.
+SELECT workspace_id, id FROM social_accounts
+WHERE status = 'active'
+  AND token_expires_at < :before
+  AND (refreshing_until IS NULL OR refreshing_until <= :now)
+ORDER BY token_expires_at
+LIMIT :limit

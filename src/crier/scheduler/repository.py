@@ -53,6 +53,18 @@ async def renew_leases(scheduler_db: Database, worker: str, now: datetime, lease
         return len(rows.all())
 
 
+async def accounts_to_refresh(
+    scheduler_db: Database, now: datetime, before: datetime, limit: int
+) -> list[tuple[UUID, UUID]]:
+    """Active accounts (workspace and id) whose tokens expire before `before` and that no
+    worker is refreshing, soonest first; at most `limit`."""
+    async with scheduler_db.engine.connect() as conn:
+        rows = await conn.execute(
+            QUERIES["accounts_to_refresh"], {"now": now, "before": before, "limit": limit}
+        )
+        return [(r.workspace_id, r.id) for r in rows]
+
+
 async def queue_depth(scheduler_db: Database, now: datetime) -> int:
     async with scheduler_db.engine.connect() as conn:
         result = await conn.execute(QUERIES["queue_depth"], {"horizon": now + LOCK_WINDOW})

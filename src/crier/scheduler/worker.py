@@ -32,8 +32,8 @@ from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
 from crier.scheduler.metrics import LEASES_HELD, QUEUE_DEPTH
-from crier.scheduler.repository import claim_due, queue_depth, renew_leases
-from crier.scheduler.service import Held, Sender
+from crier.scheduler.repository import accounts_to_refresh, claim_due, queue_depth, renew_leases
+from crier.scheduler.service import REFRESH_MARGIN, Held, Sender
 from crier.webhook import repository as webhook_repository
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ T = TypeVar("T")
 PURGE_EVERY = timedelta(minutes=1)
 FIRE_BATCH = 250
 """Posts of one workspace sent together (their bookkeeping shares transactions)."""
+REFRESH_BATCH = 100
+"""Accounts refreshed in one sweep, at most (the rest wait for the next)."""
 REFIRE_AFTER = timedelta(seconds=1)
 """How long posts whose firing failed (the database was lost) wait before the next try."""
 
@@ -62,6 +64,7 @@ class Worker:
         gather: timedelta = timedelta(milliseconds=20),
         concurrency: int = 64,
         webhook_retention: timedelta = timedelta(days=30),
+        refresh_every: timedelta | None = timedelta(minutes=1),
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
@@ -69,6 +72,10 @@ class Worker:
         self.sender = Sender(app_db, platforms, vault, clock, self.id)
         self.lease, self.batch, self.poll, self.gather = lease, batch, poll, gather
         self.webhook_retention = webhook_retention
+        self.refresh_every = refresh_every
+        """How often the accounts whose tokens are about to expire are refreshed, whether
+        or not a post is due for them (None: only when one is)."""
+        self._next_refresh = datetime.min.replace(tzinfo=UTC)
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._timers: list[tuple[datetime, UUID, UUID]] = []
         """`held` by due time (a heap); entries no longer matching `held` are skipped."""
@@ -116,9 +123,21 @@ class Worker:
                 self.scheduler_db, self.clock.now() - self.webhook_retention
             )
             self._next_purge = self.clock.now() + PURGE_EVERY
+        await self._refresh_expiring()
         LEASES_HELD.set(len(self.held))
         QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
         return len(claimed) >= self.batch
+
+    async def _refresh_expiring(self) -> None:
+        """Every `refresh_every`, refresh the tokens about to expire of accounts of any
+        workspace: a refresh token is kept alive, and access that was withdrawn is found
+        (and announced, with the posts due in the next week) before a post comes due."""
+        now = self.clock.now()
+        if self.refresh_every is None or now < self._next_refresh:
+            return
+        self._next_refresh = now + self.refresh_every
+        due = await accounts_to_refresh(self.scheduler_db, now, now + REFRESH_MARGIN, REFRESH_BATCH)
+        await self._bounded(self.sender.refresh_account(ws, account) for ws, account in due)
 
     def _hold(self, held: Held) -> None:
         self.held[(held.workspace_id, held.post_id)] = held
