@@ -8,6 +8,7 @@ when the call creates something (`sends`).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 
 from crier.kit.outbound import DestinationRefused, Guard
+from crier.kit.storage import Storage
+from crier.platforms.base import MediaRef
 from crier.platforms.errors import ErrorCode, PlatformError
 
 
@@ -78,6 +81,14 @@ def server_failure(response: httpx.Response, message: str, sends: bool) -> Platf
             ErrorCode.PLATFORM_UNAVAILABLE, message, status=status, may_have_succeeded=sends
         )
     return None
+
+
+async def media_bytes(storage: Storage, media: MediaRef) -> bytes:
+    """The file of a post's media, read from Crier's storage (off the event loop), to
+    upload to a network."""
+    if media.path is None:
+        raise PlatformError(ErrorCode.MEDIA_REJECTED, "the media's file is not in storage")
+    return await asyncio.to_thread(storage.local_path(media.path).read_bytes)
 
 
 def json_object(response: httpx.Response) -> dict[str, Any] | None:

@@ -44,6 +44,8 @@ FIRE_BATCH = 250
 """Posts of one workspace sent together (their bookkeeping shares transactions)."""
 REFRESH_BATCH = 100
 """Accounts refreshed in one sweep, at most (the rest wait for the next)."""
+REFRESHES_AT_ONCE = 4
+"""Accounts of a sweep refreshed at once."""
 REFIRE_AFTER = timedelta(seconds=1)
 """How long posts whose firing failed (the database was lost) wait before the next try."""
 
@@ -76,6 +78,8 @@ class Worker:
         """How often the accounts whose tokens are about to expire are refreshed, whether
         or not a post is due for them (None: only when one is)."""
         self._next_refresh = datetime.min.replace(tzinfo=UTC)
+        self._sweep: asyncio.Task[None] | None = None
+        """The refresh sweep under way: it runs beside the loop, never in its way."""
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._timers: list[tuple[datetime, UUID, UUID]] = []
         """`held` by due time (a heap); entries no longer matching `held` are skipped."""
@@ -98,6 +102,8 @@ class Worker:
         to be sent and settled (what tests step through)."""
         await self._claim()
         await asyncio.gather(*self._fire_due())
+        if self._sweep is not None:
+            await self._sweep
 
     async def _claim(self) -> bool:
         """Renew leases when due, claim and prepare what is due soon, purge and measure;
@@ -123,21 +129,43 @@ class Worker:
                 self.scheduler_db, self.clock.now() - self.webhook_retention
             )
             self._next_purge = self.clock.now() + PURGE_EVERY
-        await self._refresh_expiring()
+        self._start_sweep()
         LEASES_HELD.set(len(self.held))
         QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
         return len(claimed) >= self.batch
 
-    async def _refresh_expiring(self) -> None:
-        """Every `refresh_every`, refresh the tokens about to expire of accounts of any
-        workspace: a refresh token is kept alive, and access that was withdrawn is found
-        (and announced, with the posts due in the next week) before a post comes due."""
+    def _start_sweep(self) -> None:
+        """Every `refresh_every`, start refreshing the tokens about to expire of accounts of
+        any workspace, in a task of its own (platform calls must not hold up claims and
+        sends), unless the last sweep is still going."""
         now = self.clock.now()
         if self.refresh_every is None or now < self._next_refresh:
             return
+        if self._sweep is not None and not self._sweep.done():
+            return
         self._next_refresh = now + self.refresh_every
-        due = await accounts_to_refresh(self.scheduler_db, now, now + REFRESH_MARGIN, REFRESH_BATCH)
-        await self._bounded(self.sender.refresh_account(ws, account) for ws, account in due)
+        self._sweep = asyncio.create_task(self._refresh_expiring(now))
+
+    async def _refresh_expiring(self, now: datetime) -> None:
+        """Refresh the tokens about to expire: a refresh token is kept alive, and access
+        that was withdrawn is found (and announced, with the posts due in the next week)
+        before a post comes due."""
+        slots = asyncio.Semaphore(REFRESHES_AT_ONCE)
+
+        async def refresh(workspace_id: UUID, account_id: UUID) -> None:
+            async with slots:
+                await self.sender.refresh_account(workspace_id, account_id)
+
+        try:
+            due = await accounts_to_refresh(
+                self.scheduler_db, now, now + REFRESH_MARGIN, REFRESH_BATCH
+            )
+            await asyncio.gather(*(refresh(ws, account) for ws, account in due))
+        except (DBAPIError, OSError) as error:  # the next sweep tries again
+            log.warning(
+                "token refresh sweep failed",
+                extra={"worker": self.id, "error": type(error).__name__},
+            )
 
     def _hold(self, held: Held) -> None:
         self.held[(held.workspace_id, held.post_id)] = held
@@ -227,6 +255,8 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await asyncio.gather(*sending, return_exceptions=True)
+            if self._sweep is not None:
+                await asyncio.gather(self._sweep, return_exceptions=True)
         log.info("worker stopped", extra={"worker": self.id})
 
     async def _loop(self, stop: asyncio.Event, sending: set[asyncio.Task[None]]) -> None:

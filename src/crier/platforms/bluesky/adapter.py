@@ -39,7 +39,7 @@ from crier.kit.time import Clock, SystemClock
 from crier.platforms.base import Account, MediaRef, Prepared, Published, Tokens
 from crier.platforms.bluesky.richtext import facets
 from crier.platforms.bluesky.rules import BLUESKY
-from crier.platforms.calls import call, named_server, throttled_or_failed
+from crier.platforms.calls import call, media_bytes, named_server, throttled_or_failed
 from crier.platforms.errors import ErrorCode, PlatformError
 
 POST = "app.bsky.feed.post"
@@ -331,10 +331,7 @@ class BlueskyAdapter:
         self, account: Account, server: str, media: MediaRef
     ) -> tuple[dict[str, Any], tuple[int, int] | None]:
         """Upload one file as a blob: the blob, and an image's width and height."""
-        if media.path is None:
-            raise PlatformError(ErrorCode.MEDIA_REJECTED, "the media's file is not in storage")
-        path = self._storage.local_path(media.path)
-        content = await asyncio.to_thread(path.read_bytes)
+        content = await media_bytes(self._storage, media)
         cap = BLUESKY.max_video_bytes if media.kind == "video" else BLUESKY.max_image_bytes
         if cap is not None and len(content) > cap:
             raise PlatformError(

@@ -41,7 +41,7 @@ from crier.platforms.base import (
     Published,
     Tokens,
 )
-from crier.platforms.calls import call, json_object, throttled_or_failed
+from crier.platforms.calls import call, json_object, media_bytes, throttled_or_failed
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.linkedin.rules import escape
 
@@ -197,9 +197,7 @@ class LinkedInAdapter:
 
     async def _upload(self, account: Account, owner: str, media: MediaRef) -> dict[str, Any]:
         """Upload one image; what the post attaches (`id`, `altText`)."""
-        if media.path is None:
-            raise PlatformError(ErrorCode.MEDIA_REJECTED, "the media's file is not in storage")
-        content = await asyncio.to_thread(self._storage.local_path(media.path).read_bytes)
+        content = await media_bytes(self._storage, media)
         begun = _body(
             await self._rest(
                 "POST",
@@ -245,9 +243,7 @@ class LinkedInAdapter:
     async def _upload_video(self, account: Account, owner: str, media: MediaRef) -> dict[str, Any]:
         """Upload a video in the parts LinkedIn asks for, finalize it with their ETags, and
         wait until LinkedIn has processed it; what the post attaches (`id`)."""
-        if media.path is None:
-            raise PlatformError(ErrorCode.MEDIA_REJECTED, "the media's file is not in storage")
-        content = await asyncio.to_thread(self._storage.local_path(media.path).read_bytes)
+        content = await media_bytes(self._storage, media)
         now = self._clock.now
         begun = _body(
             await self._rest(

@@ -34,7 +34,7 @@ from crier.platforms.base import (
     Published,
     Tokens,
 )
-from crier.platforms.calls import call, named_server, throttled_or_failed
+from crier.platforms.calls import call, media_bytes, named_server, throttled_or_failed
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.mastodon.rules import instance_limits
 
@@ -206,12 +206,9 @@ class MastodonAdapter:
 
     async def _upload(self, account: Account, server: str, media: MediaRef) -> str:
         """Upload one file and wait until the instance has processed it; its id."""
-        if media.path is None:
-            raise PlatformError(ErrorCode.MEDIA_REJECTED, "the media's file is not in storage")
-        path = self._storage.local_path(media.path)
-        content = await asyncio.to_thread(path.read_bytes)
+        content = await media_bytes(self._storage, media)
         form = {"description": media.alt_text} if media.alt_text else {}
-        name = PurePosixPath(media.path).name
+        name = PurePosixPath(media.path or "file").name
         answer = await self._json(
             "POST",
             server,

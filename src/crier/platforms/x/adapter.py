@@ -42,7 +42,7 @@ from crier.platforms.base import (
     Published,
     Tokens,
 )
-from crier.platforms.calls import call, json_object, throttled_or_failed
+from crier.platforms.calls import call, json_object, media_bytes, throttled_or_failed
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.x.rules import LINK
 
@@ -227,9 +227,7 @@ class XAdapter:
     async def _upload(self, account: Account, media: MediaRef) -> str:
         """Upload one file in chunks, wait until X has processed it, set its alt text;
         its id."""
-        if media.path is None:
-            raise PlatformError(ErrorCode.MEDIA_REJECTED, "the media's file is not in storage")
-        content = await asyncio.to_thread(self._storage.local_path(media.path).read_bytes)
+        content = await media_bytes(self._storage, media)
         token = account.access_token
         begun = await self._json(
             "POST",
