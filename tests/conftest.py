@@ -248,6 +248,8 @@ def build_runtime(
             update={
                 "linkedin_client_id": linkedin.client.client_id,
                 "linkedin_client_secret": linkedin.client.client_secret,
+                "linkedin_pages_client_id": linkedin.pages_client.client_id,
+                "linkedin_pages_client_secret": linkedin.pages_client.client_secret,
                 "linkedin_api_url": linkedin.url,
                 "linkedin_oauth_url": linkedin.oauth_url,
                 "linkedin_media_poll_seconds": 0.01,

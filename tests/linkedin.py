@@ -13,9 +13,12 @@ import httpx
 
 from crier.kit.time import Clock
 from crier.platforms.linkedin.emulator import (
+    COMMUNITY_MANAGEMENT,
+    SIGN_IN_AND_SHARE,
     Client,
     Faults,
     Network,
+    Organization,
     StoredPost,
     create_emulator_app,
 )
@@ -29,6 +32,9 @@ class LinkedIn:
     url: str
     network: Network
     client: Client
+    """This server's app for members (Sign In with LinkedIn and Share on LinkedIn)."""
+    pages_client: Client
+    """Its app for company pages (the Community Management API alone)."""
     browser: httpx.AsyncClient
 
     @property
@@ -49,15 +55,17 @@ class LinkedIn:
 
 @asynccontextmanager
 async def linkedin_network(clock: Clock, base_url: str) -> AsyncIterator[LinkedIn]:
-    """A LinkedIn emulator with an app (enabled for refresh tokens) whose redirect URI is
-    `base_url`'s callback."""
+    """A LinkedIn emulator with this server's two apps (enabled for refresh tokens), for
+    members and for pages, whose redirect URI is `base_url`'s callback."""
     network = Network(clock)
-    client = network.register_client([redirect_uri(base_url, "linkedin")])
+    callback = [redirect_uri(base_url, "linkedin")]
+    client = network.register_client(callback, scopes=SIGN_IN_AND_SHARE)
+    pages = network.register_client(callback, scopes=COMMUNITY_MANAGEMENT)
     async with (
         serving(create_emulator_app(network)) as url,
         httpx.AsyncClient(base_url=url, follow_redirects=False) as browser,
     ):
-        yield LinkedIn(url, network, client, browser)
+        yield LinkedIn(url, network, client, pages, browser)
 
 
 def new_name() -> str:
@@ -79,3 +87,30 @@ async def connect_linkedin(
     accounts = (await tenant.get("/v1/social-accounts", params={"platform": "linkedin"})).json()
     [account] = [a for a in accounts["data"] if a["handle"] == name]
     return dict(account)
+
+
+def new_page(linkedin: LinkedIn, admin: str, role: str = "ADMINISTRATOR") -> Organization:
+    """A company page on which the member named `admin` holds `role`."""
+    suffix = secrets.token_hex(3)
+    member = linkedin.network.member_named(admin)
+    return linkedin.network.add_organization(f"Acme {suffix}", f"acme-{suffix}", {member.id: role})
+
+
+async def connect_linkedin_page(
+    tenant: Tenant, linkedin: LinkedIn, page: Organization, admin: str, *, by: str | None = None
+) -> dict[str, Any]:
+    """Connect a company page to the tenant through the consent of `admin` (named by its
+    vanity name unless `by` is given). The connected account."""
+    from tests.mastodon import callback_path
+
+    started = await tenant.post(
+        "/v1/social-accounts/connect",
+        json={"platform": "linkedin", "organization": by or page.vanity_name},
+    )
+    assert started.status_code == 200, started.text
+    location = await linkedin.consent(started.json()["authorize_url"], member=admin)
+    done = await tenant.http.get(callback_path(location))
+    assert done.status_code == 200, done.text
+    account = await tenant.get("/v1/social-accounts", params={"platform": "linkedin"})
+    [found] = [a for a in account.json()["data"] if a["external_id"] == page.urn]
+    return dict(found)

@@ -247,7 +247,7 @@ def wait_for(client: httpx.Client, path: str) -> None:
     raise AssertionError("the emulator did not start")
 
 
-def test_the_linkedin_emulator_prints_settings_that_connect_a_member(
+def test_the_linkedin_emulator_prints_settings_that_connect_a_members_page(
     cli_env: dict[str, str],
 ) -> None:
     port = free_port()
@@ -267,13 +267,14 @@ def test_the_linkedin_emulator_prints_settings_that_connect_a_member(
                 "response_type": "code",
                 "client_id": printed["CRIER_LINKEDIN_CLIENT_ID"],
                 "redirect_uri": callback,
-                "scope": "openid profile w_member_social",
+                "scope": "w_organization_social r_organization_social r_organization_admin",
                 "state": "s",
             }
             oauth = printed["CRIER_LINKEDIN_OAUTH_URL"]
             assert client.get(f"{oauth}/authorization", params=query).status_code == 200
             approved = client.post(
-                f"{oauth}/authorization", data=query | {"member": "Amy", "decision": "allow"}
+                f"{oauth}/authorization",
+                data=query | {"member": "Ada Lovelace", "decision": "allow"},
             )
             code = parse_qs(urlsplit(approved.headers["location"]).query)["code"][0]
             token = client.post(
@@ -287,6 +288,18 @@ def test_the_linkedin_emulator_prints_settings_that_connect_a_member(
                 },
             )
             assert token.status_code == 200, token.text
+            headers = {
+                "Authorization": f"Bearer {token.json()['access_token']}",
+                "LinkedIn-Version": "202611",
+                "X-Restli-Protocol-Version": "2.0.0",
+            }
+            roles = client.get(
+                "/rest/organizationAcls", params={"q": "roleAssignee"}, headers=headers
+            )
+            [role] = roles.json()["elements"]  # the page the demo member administers
+            number = role["organization"].rsplit(":", 1)[1]
+            page = client.get(f"/rest/organizations/{number}", headers=headers).json()
+            assert page["vanityName"] == "analytical-engines"
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -410,6 +410,11 @@ def _emulator_with_app(network: EmulatedNetwork, host: str, port: int) -> Any:
     else:
         on_linkedin = linkedin.Network(SystemClock())
         found = on_linkedin.register_client([callback], client_id="crier-emulator")
+        ada = on_linkedin.member_named("Ada Lovelace")  # the consent page's default member
+        on_linkedin.add_organization(
+            "Analytical Engines", "analytical-engines", {ada.id: "ADMINISTRATOR"}
+        )
+        typer.echo('Ada Lovelace administers the page "analytical-engines".')
         app, secret = linkedin.create_emulator_app(on_linkedin), found.client_secret
         urls = {"API_URL": base, "OAUTH_URL": f"{base}/oauth/v2"}
     prefix = f"CRIER_{network.value.upper()}_"

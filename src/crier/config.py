@@ -165,6 +165,15 @@ class Settings(BaseSettings):
     linkedin_client_secret: str | None = Field(
         default=None, repr=False, description="The LinkedIn app's Primary Client Secret."
     )
+    linkedin_pages_client_id: str | None = Field(
+        default=None,
+        description="The Client ID of this server's LinkedIn app with the Community Management "
+        "API, for company pages (LinkedIn grants that product only to an app of its own); "
+        "pages connect through the main app when unset.",
+    )
+    linkedin_pages_client_secret: str | None = Field(
+        default=None, repr=False, description="That app's Primary Client Secret."
+    )
     linkedin_api_url: str = Field(default="https://api.linkedin.com", description="LinkedIn's API.")
     linkedin_oauth_url: str = Field(
         default="https://www.linkedin.com/oauth/v2",

@@ -165,7 +165,9 @@ class RelayAdapter:
     async def metrics(self, account: Account, external_id: str) -> dict[str, int]:
         return {}
 
-    async def refresh(self, refresh_token: str, server_url: str | None = None) -> Tokens:
+    async def refresh(
+        self, refresh_token: str, server_url: str | None = None, external_id: str = ""
+    ) -> Tokens:
         response = await self._http.post(
             f"{self._base}/api/token", json={"refresh_token": refresh_token}
         )

@@ -13,7 +13,7 @@ from crier.kit.db import Database
 from crier.platforms.linkedin.rules import RESERVED
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, Tenant
-from tests.linkedin import LinkedIn, connect_linkedin
+from tests.linkedin import LinkedIn, connect_linkedin, connect_linkedin_page, new_name, new_page
 from tests.media.conftest import box
 from tests.scheduler.test_mastodon import image, publish_due, schedule, schedule_refused
 from tests.scheduler.test_refresh import events_of
@@ -181,3 +181,63 @@ async def test_a_video_goes_up_in_parts_and_is_published_once_processed(
     assert len(video.parts) == 2  # 4 MiB, then the rest
     assert b"".join(video.parts[i] for i in sorted(video.parts)) == content
     assert (video.finalized, video.polls_left) == (True, 0)
+
+
+async def test_a_company_pages_post_is_by_the_page_and_published_once_through_a_timeout(
+    tenant: Tenant, linkedin: LinkedIn, worker: Worker, clock: FakeClock
+) -> None:
+    """The page is the author of its posts and the owner of their images; a send that hung
+    after LinkedIn stored it is settled by the page's own duplicate answer."""
+    admin = new_name()
+    page = new_page(linkedin, admin, role="CONTENT_ADMINISTRATOR")
+    account = await connect_linkedin_page(tenant, linkedin, page, admin)
+    await connect_linkedin(tenant, linkedin, admin)  # the member's own account beside it
+    picture = await image(tenant, alt_text="Our new office")
+    linkedin.network.faults.hang_after_store = 1
+    linkedin.network.faults.hang_seconds = 3
+    post = await schedule(tenant, account, clock, text="We moved", media=[picture])
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["attempts"][0]["error_code"]) == ("pending", "timeout")
+
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    [stored] = linkedin.network.posts_by(page.urn)
+    assert delivery["status"] == "published", delivery
+    assert delivery["platform_post_id"] == stored.urn
+    assert linkedin.network.images[stored.images[0]["id"]].owner == page.urn
+    assert stored.images[0]["altText"] == "Our new office"
+    assert linkedin.posts_of(admin) == []  # nothing on the member's own feed
+
+
+async def test_a_page_whose_member_lost_the_role_fails_its_post_as_revoked(
+    tenant: Tenant, linkedin: LinkedIn, worker: Worker, clock: FakeClock
+) -> None:
+    admin = new_name()
+    page = new_page(linkedin, admin)
+    account = await connect_linkedin_page(tenant, linkedin, page, admin)
+    linkedin.network.acls.clear()  # another administrator took the member's role away
+    post = await schedule(tenant, account, clock, text="No longer ours to say")
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["error_code"]) == ("failed", "auth_revoked")
+    assert linkedin.network.posts_by(page.urn) == []
+
+
+async def test_a_pages_expired_token_is_refreshed_through_the_pages_app(
+    tenant: Tenant, linkedin: LinkedIn, worker: Worker, clock: FakeClock
+) -> None:
+    admin = new_name()
+    page = new_page(linkedin, admin)
+    account = await connect_linkedin_page(tenant, linkedin, page, admin)
+    clock.advance(timedelta(days=61))
+    post = await schedule(tenant, account, clock, text="Two months on, from the page")
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "published", delivery
+    shown = (await tenant.get(f"/v1/social-accounts/{account['id']}")).json()
+    assert shown["token_expires_at"] > account["token_expires_at"]
+    live = [t for t in linkedin.network.tokens.values() if not t.revoked and not t.refresh]
+    assert {t.client_id for t in live if t.expires_at > clock.now()} >= {
+        linkedin.pages_client.client_id
+    }

@@ -1,6 +1,7 @@
 """Connecting LinkedIn members through LinkedIn's consent page, with this server's app:
 the identity from OpenID Connect, tokens sealed, the grant's end shown; a cancelled
-consent or a failed exchange creates nothing; reconnecting keeps the account."""
+consent or a failed exchange creates nothing; reconnecting keeps the account. A company
+page connects through the consent of a member who may post for it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import timedelta
 import httpx
 
 from tests.conftest import FakeClock, Tenant, assert_problem
-from tests.linkedin import LinkedIn, connect_linkedin, new_name
+from tests.linkedin import LinkedIn, connect_linkedin, connect_linkedin_page, new_name, new_page
 from tests.mastodon import callback_path, query_of
 
 
@@ -98,3 +99,57 @@ async def test_linkedin_is_listed_as_configured_with_its_rules(tenant: Tenant) -
         True,
         1800,
     )
+
+
+async def test_a_company_page_connects_through_the_consent_of_a_member_who_may_post_for_it(
+    tenant: Tenant, linkedin: LinkedIn
+) -> None:
+    admin = new_name()
+    page = new_page(linkedin, admin)
+    started = await start(tenant, organization=page.vanity_name)
+    assert started.status_code == 200, started.text
+    scopes = set(query_of(started.json()["authorize_url"])["scope"].split())
+    assert scopes == {"w_organization_social", "r_organization_social", "r_organization_admin"}
+    location = await linkedin.consent(started.json()["authorize_url"], member=admin)
+    done = await tenant.http.get(callback_path(location))
+    assert done.status_code == 200, done.text
+    assert page.vanity_name in done.text
+    [account] = (await tenant.get("/v1/social-accounts", params={"platform": "linkedin"})).json()[
+        "data"
+    ]
+    assert (account["external_id"], account["handle"], account["display_name"]) == (
+        page.urn,
+        page.vanity_name,
+        page.name,
+    )
+    by_id = await connect_linkedin_page(tenant, linkedin, page, admin, by=str(page.id))
+    assert by_id["id"] == account["id"]  # the same page, reconnected in place
+    member = await connect_linkedin(tenant, linkedin, admin)
+    assert member["id"] != account["id"]  # the member is an account of their own
+
+
+async def test_a_page_the_member_may_not_post_for_connects_nothing(
+    tenant: Tenant, linkedin: LinkedIn
+) -> None:
+    admin = new_name()
+    theirs = new_page(linkedin, admin, role="CONTENT_ADMINISTRATOR")
+    watched = new_page(linkedin, admin, role="ANALYST")  # may read it, not post for it
+    for asked in (watched.vanity_name, "no-such-page"):
+        started = await start(tenant, organization=asked)
+        location = await linkedin.consent(started.json()["authorize_url"], member=admin)
+        body = assert_problem(
+            await tenant.http.get(callback_path(location)), 403, "oauth-organization-refused"
+        )
+        assert (body["organization"], body["allowed"]) == (asked, [theirs.vanity_name])
+    listed = (await tenant.get("/v1/social-accounts", params={"platform": "linkedin"})).json()
+    assert listed["data"] == []
+
+
+async def test_a_page_is_only_for_linkedin(tenant: Tenant, linkedin: LinkedIn) -> None:
+    refused = await tenant.post(
+        "/v1/social-accounts/connect", json={"platform": "x", "organization": "acme"}
+    )
+    body = assert_problem(refused, 422, "validation-error")
+    assert body["errors"][0]["loc"] == ["body", "organization"]  # type: ignore[index]
+    malformed = await start(tenant, organization="acme corp/../x")
+    assert_problem(malformed, 422, "validation-error")

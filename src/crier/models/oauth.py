@@ -41,6 +41,8 @@ class OAuthState(TenantModel):
     """The PKCE verifier, sealed."""
     redirect_to: Mapped[str | None] = mapped_column(Text)
     server_url: Mapped[str | None] = mapped_column(Text)
+    organization: Mapped[str | None] = mapped_column(Text)
+    """The organization to connect instead of the member (its id or vanity name)."""
     app_id: Mapped[UUID | None] = mapped_column(ForeignKey("platform_apps.id"))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

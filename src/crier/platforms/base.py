@@ -93,7 +93,12 @@ class Adapter(Protocol):
 
     async def metrics(self, account: Account, external_id: str) -> dict[str, int]: ...
 
-    async def refresh(self, refresh_token: str, server_url: str | None) -> Tokens: ...
+    async def refresh(
+        self, refresh_token: str, server_url: str | None, external_id: str = ""
+    ) -> Tokens:
+        """New tokens for the account (`external_id` on its server); networks whose kinds of
+        account go through different apps (LinkedIn's pages) tell them apart by it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,9 @@ class Consent:
     """The account's server (a Mastodon instance), on networks with many."""
     app: AppCredentials | None = None
     """The app registered on that server; None where the app comes from the settings."""
+    organization: str | None = None
+    """The organization (a LinkedIn company page) to connect instead of the member who
+    consents, by its id or vanity name, on networks that have them."""
 
     def authorize_query(self, client_id: str, scope: str) -> dict[str, str]:
         """The query of the authorization request to send the browser with: a code, for
@@ -144,6 +152,9 @@ class ConnectsWithOAuth(Protocol):
     registers_apps: bool
     """Whether Crier registers an app on each server first (`register_app`), as on
     Mastodon, rather than using one app from the settings."""
+    organizations: bool
+    """Whether a consent can connect an organization the member manages (`organization`
+    in the consent) rather than the member, as on LinkedIn."""
 
     def configured(self) -> bool:
         """Whether this server has what the network needs (app credentials)."""

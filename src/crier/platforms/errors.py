@@ -59,6 +59,17 @@ RETRYABLE = frozenset(
 )
 
 
+class OrganizationRefused(Exception):
+    """The member who consented may not post for the organization asked for: they hold no
+    role on it that allows posting, or it does not exist. `allowed` names the ones they may
+    post for (vanity names)."""
+
+    def __init__(self, organization: str, allowed: list[str]) -> None:
+        super().__init__(f"may not post for {organization}")
+        self.organization = organization
+        self.allowed = allowed
+
+
 class PlatformError(Exception):
     """A platform call failed, with a catalogued code."""
 

@@ -80,6 +80,8 @@ def installed(
                 storage,
                 client_id=settings.linkedin_client_id,
                 client_secret=settings.linkedin_client_secret,
+                pages_client_id=settings.linkedin_pages_client_id,
+                pages_client_secret=settings.linkedin_pages_client_secret,
                 api_url=settings.linkedin_api_url,
                 oauth_url=settings.linkedin_oauth_url,
                 version=settings.linkedin_version,

@@ -140,10 +140,10 @@ class Sender:
             busy = taken is None and await account_repository.refresh_held(session, account_id, now)
         if taken is None:
             return busy  # refreshed already, being refreshed, or no longer usable
-        platform, sealed, server_url = taken
+        platform, sealed, server_url, external_id = taken
         try:
             adapter = self.platforms.adapter(platform)
-            tokens = await adapter.refresh(self.vault.open(sealed), server_url)
+            tokens = await adapter.refresh(self.vault.open(sealed), server_url, external_id)
         except PlatformError as error:
             async with self.db.workspace_transaction(workspace_id) as session:
                 account = await account_repository.get(session, account_id)

@@ -33,7 +33,7 @@ from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.models import Member, OAuthState, PlatformApp, SocialAccount
 from crier.platforms.base import AppCredentials, ConnectsWithOAuth, Consent, Tokens
-from crier.platforms.errors import PlatformError
+from crier.platforms.errors import OrganizationRefused, PlatformError
 from crier.platforms.registry import Platforms, PlatformUnavailable
 from crier.social_account import repository
 from crier.workspace import plans
@@ -95,6 +95,17 @@ class ExchangeFailed(CrierError):
     slug = "oauth-exchange-failed"
     title = "OAuth exchange failed"
     status = 502
+
+
+class OrganizationNotPostable(CrierError):
+    """The member who consented may not post for the organization named when the
+    connection started (no approved administrator, content admin or sponsored content
+    poster role on it, or no such page); `allowed` lists the pages they may post for.
+    Nothing was connected."""
+
+    slug = "oauth-organization-refused"
+    title = "Organization not manageable"
+    status = 403
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,7 @@ async def start(
     allowed_origins: frozenset[str],
     redirect_to: str | None,
     instance_url: str | None,
+    organization: str | None = None,
 ) -> Started:
     """Begin a connection: keep a state for it and answer where to send the browser."""
     adapter = _oauth_adapter(platforms, platform)
@@ -175,6 +187,11 @@ async def start(
         raise ValidationFailed(
             f"{platform} has one server; instance_url is only for Mastodon.",
             [field_error(["body", "instance_url"], "not used by this platform", "extra_forbidden")],
+        )
+    if organization is not None and not adapter.organizations:
+        raise ValidationFailed(
+            f"{platform} accounts are people's own; organization is only for LinkedIn.",
+            [field_error(["body", "organization"], "not used by this platform", "extra_forbidden")],
         )
     try:
         server = await adapter.server(instance_url)
@@ -204,12 +221,13 @@ async def start(
             code_verifier=vault.seal(verifier),
             redirect_to=redirect_to,
             server_url=server,
+            organization=organization,
             app_id=app.id if app else None,
             expires_at=now + STATE_TTL,
         )
     )
     await session.flush()
-    consent = Consent(callback, state, verifier, server, _credentials(vault, app))
+    consent = Consent(callback, state, verifier, server, _credentials(vault, app), organization)
     return Started(adapter.authorize_url(consent), now + STATE_TTL)
 
 
@@ -303,6 +321,7 @@ async def complete(
             vault.open(kept.code_verifier),
             kept.server_url,
             _credentials(vault, app),
+            kept.organization,
         )
         redirect_to, app_id = kept.redirect_to, kept.app_id
     if callback.error or not callback.code:
@@ -316,6 +335,12 @@ async def complete(
     except PlatformError as error:
         raise ExchangeFailed(
             f"{platform} answered: {error.message}", platform_error=error.code.value
+        ) from None
+    except OrganizationRefused as refused:
+        raise OrganizationNotPostable(
+            f"The {platform} member who consented may not post for {refused.organization}.",
+            organization=refused.organization,
+            allowed=refused.allowed,
         ) from None
     async with db.workspace_transaction(workspace_id) as session:
         account = await keep_account(

@@ -105,8 +105,10 @@ async def start_oauth_connect(
     """Start connecting an account through the network's consent screen (OAuth 2.0 with
     PKCE). Send the user's browser to `authorize_url` within 10 minutes; the network sends
     it back to `/v1/oauth/callback/{platform}`, which keeps the account. For Mastodon, name
-    the instance (`instance_url`); Crier registers its app there on first use. Counts
-    against the plan's `social_accounts` limit."""
+    the instance (`instance_url`); Crier registers its app there on first use. For a
+    LinkedIn company page, name it (`organization`): the consent then asks for posting as
+    the pages the member manages, and the page becomes the account. Counts against the
+    plan's `social_accounts` limit."""
     state = request.app.state
     started = await connections.start(
         session,
@@ -119,6 +121,7 @@ async def start_oauth_connect(
         allowed_origins=state.redirect_origins,
         redirect_to=data.redirect_to,
         instance_url=data.instance_url,
+        organization=data.organization,
     )
     return OAuthStarted(authorize_url=started.authorize_url, expires_at=started.expires_at)
 

@@ -101,10 +101,11 @@ async def take_refresh(
     now: datetime,
     before: datetime | None,
     lease: timedelta,
-) -> tuple[str, bytes, str | None] | None:
+) -> tuple[str, bytes, str | None, str] | None:
     """Take the account's refresh in hand until `now + lease`, if it is active, its token
     expires before `before` (whenever it expires, when None) and no other worker holds the
-    refresh: its platform, sealed refresh token and server; None otherwise."""
+    refresh: its platform, sealed refresh token, server and id on the network; None
+    otherwise."""
     due = [] if before is None else [SocialAccount.token_expires_at < before]
     result = await session.execute(
         update(SocialAccount)
@@ -116,10 +117,17 @@ async def take_refresh(
             or_(SocialAccount.refreshing_until.is_(None), SocialAccount.refreshing_until <= now),
         )
         .values(refreshing_until=now + lease)
-        .returning(SocialAccount.platform, SocialAccount.refresh_token, SocialAccount.server_url)
+        .returning(
+            SocialAccount.platform,
+            SocialAccount.refresh_token,
+            SocialAccount.server_url,
+            SocialAccount.external_id,
+        )
     )
     row = result.one_or_none()
-    return (row.platform, row.refresh_token, row.server_url) if row is not None else None
+    if row is None:
+        return None
+    return (row.platform, row.refresh_token, row.server_url, row.external_id)
 
 
 async def refresh_held(session: AsyncSession, account_id: UUID, now: datetime) -> bool:

@@ -130,6 +130,16 @@ class OAuthConnect(BaseModel):
         description="Mastodon only: the instance the account lives on, such as "
         "`https://mastodon.social`.",
     )
+    organization: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="LinkedIn only: connect this company page instead of the member who "
+        "consents, by its id, URN or vanity name (`acme` for linkedin.com/company/acme). The "
+        "member must hold a role on it that lets them post (administrator, content admin or "
+        "sponsored content poster), else `oauth-organization-refused`.",
+    )
 
 
 class OAuthStarted(BaseModel):

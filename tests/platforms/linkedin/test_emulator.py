@@ -62,23 +62,30 @@ async def connected(li: LinkedIn, adapter: LinkedInAdapter) -> tuple[Account, An
     return Account(tokens.access_token, tokens.external_id), tokens
 
 
-async def token_of(li: LinkedIn) -> str:
+async def token_of(
+    li: LinkedIn,
+    scope: str = "openid profile w_member_social",
+    member: str = "Ada Lovelace",
+    client: Client | None = None,
+) -> str:
+    client = client or li.client
     query = {
         "response_type": "code",
-        "client_id": li.client.client_id,
+        "client_id": client.client_id,
         "redirect_uri": REDIRECT,
-        "scope": "openid profile w_member_social",
+        "scope": scope,
         "state": "s",
     }
-    location = await li.consent(str(httpx.URL(f"{li.oauth_url}/authorization", params=query)))
+    authorize = str(httpx.URL(f"{li.oauth_url}/authorization", params=query))
+    location = await li.consent(authorize, member=member)
     answer = await li.browser.post(
         "/oauth/v2/accessToken",
         data={
             "grant_type": "authorization_code",
             "code": query_of(location)["code"],
             "redirect_uri": REDIRECT,
-            "client_id": li.client.client_id,
-            "client_secret": li.client.client_secret,
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
         },
     )
     assert answer.status_code == 200, answer.text
@@ -258,3 +265,115 @@ async def test_a_video_is_finalized_only_with_every_part_and_its_etag(emulated: 
     assert done.status_code == 200, done.text
     state = await emulated.browser.get(f"/rest/videos/{begun['video']}", headers=auth)
     assert state.json()["status"] == "PROCESSING"
+
+
+async def test_a_page_is_posted_for_only_by_a_member_with_a_posting_role_and_the_scope(
+    emulated: LinkedIn,
+) -> None:
+    network = emulated.network
+    grace, alan = network.member_named("Grace Hopper"), network.member_named("Alan Turing")
+    page = network.add_organization("Acme", "acme", {grace.id: "ADMINISTRATOR"})
+    network.add_organization("Other", "other", {grace.id: "ANALYST", alan.id: "ADMINISTRATOR"})
+    scopes = "w_organization_social r_organization_social r_organization_admin"
+    pages = emulated.pages_client
+    auth = {"Authorization": f"Bearer {await token_of(emulated, scopes, 'Grace Hopper', pages)}"}
+    member_only = {"Authorization": f"Bearer {await token_of(emulated, member='Grace Hopper')}"}
+    alans = {"Authorization": f"Bearer {await token_of(emulated, scopes, 'Alan Turing', pages)}"}
+
+    acls = await emulated.browser.get(
+        "/rest/organizationAcls",
+        params={"q": "roleAssignee", "state": "APPROVED", "count": 1},
+        headers=auth | HEADERS,
+    )
+    assert acls.status_code == 200, acls.text
+    assert [(e["organization"], e["role"]) for e in acls.json()["elements"]] == [
+        (page.urn, "ADMINISTRATOR")
+    ]
+    assert acls.json()["paging"]["total"] == 2
+    unscoped = await emulated.browser.get(
+        "/rest/organizationAcls", params={"q": "roleAssignee"}, headers=member_only | HEADERS
+    )
+    assert (unscoped.status_code, unscoped.json()["code"]) == (403, "ACCESS_DENIED")
+    shown = await emulated.browser.get(f"/rest/organizations/{page.id}", headers=auth | HEADERS)
+    assert (shown.json()["vanityName"], shown.json()["localizedName"]) == ("acme", "Acme")
+
+    body = {
+        "author": page.urn,
+        "commentary": "From the page",
+        "visibility": "PUBLIC",
+        "distribution": {"feedDistribution": "MAIN_FEED"},
+        "lifecycleState": "PUBLISHED",
+    }
+    for refused in (member_only, alans):  # no w_organization_social; no role on the page
+        answer = await emulated.browser.post("/rest/posts", json=body, headers=refused | HEADERS)
+        assert (answer.status_code, answer.json()["code"]) == (403, "ACCESS_DENIED")
+    made = await emulated.browser.post("/rest/posts", json=body, headers=auth | HEADERS)
+    assert made.status_code == 201, made.text
+    as_grace = body | {"author": f"urn:li:person:{grace.id}"}
+    own = await emulated.browser.post("/rest/posts", json=as_grace, headers=auth | HEADERS)
+    assert own.status_code == 403  # the page scopes do not post as the member
+    [stored] = network.posts_by(page.urn)
+    assert stored.urn == made.headers["x-restli-id"]
+
+
+async def test_the_adapter_connects_a_page_the_member_may_post_for(
+    emulated: LinkedIn, http: httpx.AsyncClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    network = emulated.network
+    grace = network.member_named("Grace Hopper")
+    for n in range(120):  # more roles than one page of them
+        network.add_organization(f"Watched {n}", f"watched-{n}", {grace.id: "ANALYST"})
+    page = network.add_organization(
+        "Acme", "Acme-Corp", {grace.id: "DIRECT_SPONSORED_CONTENT_POSTER"}
+    )
+    pages = emulated.pages_client
+    adapter = adapter_for(
+        emulated,
+        emulated.client,
+        http,
+        clock,
+        tmp_path,
+        pages_client_id=pages.client_id,
+        pages_client_secret=pages.client_secret,
+    )
+    consent = Consent(REDIRECT, "state-1", "v" * 43, organization="acme-corp")
+    assert query_of(adapter.authorize_url(consent))["client_id"] == pages.client_id
+    location = await emulated.consent(adapter.authorize_url(consent), member="Grace Hopper")
+    tokens = await adapter.exchange(consent, query_of(location)["code"])
+    assert (tokens.external_id, tokens.handle, tokens.display_name) == (
+        page.urn,
+        "Acme-Corp",
+        "Acme",
+    )
+    made = await adapter.publish(
+        Account(tokens.access_token, tokens.external_id), Prepared("Hi"), "k"
+    )
+    assert [p.urn for p in network.posts_by(page.urn)] == [made.external_id]
+    assert await adapter.metrics(Account(tokens.access_token, page.urn), made.external_id) == {
+        "likes": 0,
+        "comments": 0,
+    }
+
+    refreshed = await adapter.refresh(str(tokens.refresh_token), None, page.urn)  # the pages app's
+    assert refreshed.access_token != tokens.access_token
+
+
+async def test_pages_go_through_the_one_app_when_it_has_every_product(
+    emulated: LinkedIn, http: httpx.AsyncClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    network = emulated.network
+    grace = network.member_named("Grace Hopper")
+    page = network.add_organization("Acme", "acme", {grace.id: "ADMINISTRATOR"})
+    page_consent = Consent(REDIRECT, "state-1", "v" * 43, organization="acme")
+    members_only = adapter_for(emulated, emulated.client, http, clock, tmp_path)
+    refused = await emulated.browser.get(members_only.authorize_url(page_consent))
+    # LinkedIn's own refusal, before any consent page
+    assert query_of(refused.headers["location"])["error"] == "unauthorized_scope_error"
+
+    both = network.register_client([REDIRECT])  # an app LinkedIn granted every product
+    adapter = adapter_for(emulated, both, http, clock, tmp_path)
+    location = await emulated.consent(adapter.authorize_url(page_consent), member="Grace Hopper")
+    tokens = await adapter.exchange(page_consent, query_of(location)["code"])
+    assert tokens.external_id == page.urn
+    refreshed = await adapter.refresh(str(tokens.refresh_token), None, page.urn)
+    assert refreshed.reconnect_by == tokens.reconnect_by

@@ -162,7 +162,9 @@ class BlueskyAdapter:
         if not response.is_success:
             raise _error(response, self._clock.now())
 
-    async def refresh(self, refresh_token: str, server_url: str | None) -> Tokens:
+    async def refresh(
+        self, refresh_token: str, server_url: str | None, external_id: str = ""
+    ) -> Tokens:
         if not server_url:
             raise PlatformError(ErrorCode.AUTH_EXPIRED, "the account has no server; reconnect it")
         session = await self._xrpc(

@@ -1,14 +1,20 @@
-"""Crier's adapter for LinkedIn: a member's own posts through the Posts API
-(learn.microsoft.com: linkedin/shared/authentication/authorization-code-flow,
+"""Crier's adapter for LinkedIn: a member's own posts and a company page's, through the
+Posts API (learn.microsoft.com: linkedin/shared/authentication/authorization-code-flow,
 programmatic-refresh-tokens; linkedin/consumer/integrations/self-serve/sign-in-with-linkedin-v2;
-linkedin/marketing/community-management/shares/posts-api, images-api; versioning).
+linkedin/marketing/community-management/shares/posts-api, images-api; organizations/
+organization-access-control-by-role, organization-lookup-api; versioning).
 
 Members connect by LinkedIn's 3-legged OAuth (authorization code and `state`; LinkedIn
-keeps PKCE for native apps), through the one app of this server's settings, which
-authenticates with its client secret. The identity comes from OpenID Connect's
-`/v2/userinfo`: the member is `urn:li:person:{sub}`. An access token lives 60 days; apps
-LinkedIn has enabled for programmatic refresh also get a refresh token whose life (365
-days) runs from the first consent and is never extended: the account shows then that it
+keeps PKCE for native apps), through the app of this server's settings, which
+authenticates with its client secret (pages may go through a second app: LinkedIn grants
+the Community Management API only to an app with no other product). The identity comes
+from OpenID Connect's `/v2/userinfo`: the member is `urn:li:person:{sub}`. A company page
+connects through the consent of a member who may post for it (an approved administrator,
+content administrator or sponsored content poster role, read from `organizationAcls`),
+with the Community Management API's scopes; the page, `urn:li:organization:{id}`, is then
+the account and the author of its posts. An access token lives 60 days; apps LinkedIn has
+enabled for programmatic refresh also get a refresh token whose life (365 days) runs from
+the first consent and is never extended: the account shows then that it
 must be reconnected (`reconnect_by`).
 
 Every call to `/rest` names the API version (`LinkedIn-Version`, a setting) and Rest.li
@@ -42,11 +48,21 @@ from crier.platforms.base import (
     Tokens,
 )
 from crier.platforms.calls import call, json_object, media_bytes, throttled_or_failed
-from crier.platforms.errors import ErrorCode, PlatformError
+from crier.platforms.errors import ErrorCode, OrganizationRefused, PlatformError
 from crier.platforms.linkedin.rules import escape
 
 SCOPES = "openid profile w_member_social"
 """The member's identity, and posting as the member."""
+ORGANIZATION_SCOPES = "w_organization_social r_organization_social r_organization_admin"
+"""Posting as the pages the member manages, reading their posts' counts, and listing them."""
+ORGANIZATION = "urn:li:organization:"
+POSTING_ROLES = frozenset(
+    {"ADMINISTRATOR", "CONTENT_ADMINISTRATOR", "DIRECT_SPONSORED_CONTENT_POSTER"}
+)
+"""The roles on a page that let a member post for it."""
+ACL_PAGE = 100
+MAX_ACL_PAGES = 10
+"""How many pages of a member's roles are read at most (1,000 organizations)."""
 RESTLI = "2.0.0"
 IMAGE_POLLS = 10
 """How many times an image still processing is asked about before the post goes anyway."""
@@ -59,6 +75,7 @@ _REVOKED = frozenset({"REVOKED_ACCESS_TOKEN"})
 class LinkedInAdapter:
     platform = "linkedin"
     registers_apps = False
+    organizations = True
     scopes = SCOPES
     keys_kept = timedelta(hours=24)
     """How long a resend can count on LinkedIn's duplicate refusal (how long it remembers
@@ -71,6 +88,8 @@ class LinkedInAdapter:
         *,
         client_id: str | None,
         client_secret: str | None,
+        pages_client_id: str | None = None,
+        pages_client_secret: str | None = None,
         api_url: str = "https://api.linkedin.com",
         oauth_url: str = "https://www.linkedin.com/oauth/v2",
         version: str = "202611",
@@ -82,6 +101,11 @@ class LinkedInAdapter:
         self._storage = storage
         self._client_id = client_id or ""
         self._client_secret = client_secret or ""
+        self._pages_app = (
+            (pages_client_id, pages_client_secret)
+            if pages_client_id and pages_client_secret
+            else (self._client_id, self._client_secret)
+        )
         self._api = api_url.rstrip("/")
         self._oauth = oauth_url.rstrip("/")
         self._version = version
@@ -101,34 +125,96 @@ class LinkedInAdapter:
     def authorize_url(self, consent: Consent) -> str:
         query = {
             "response_type": "code",
-            "client_id": self._client_id,
+            "client_id": self._app(bool(consent.organization))[0],
             "redirect_uri": consent.redirect_uri,
             "state": consent.state,
-            "scope": SCOPES,
+            "scope": ORGANIZATION_SCOPES if consent.organization else SCOPES,
         }
         return f"{self._oauth}/authorization?{urlencode(query)}"
 
     async def exchange(self, consent: Consent, code: str) -> Tokens:
         token = await self._token(
-            {"grant_type": "authorization_code", "code": code, "redirect_uri": consent.redirect_uri}
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": consent.redirect_uri,
+            },
+            pages=bool(consent.organization),
         )
         access = str(token["access_token"])
-        response = await call(self._http, "GET", f"{self._api}/v2/userinfo", token=access)
-        me = _body(response, self._clock.now())
+        if consent.organization:
+            external_id, handle, name = await self._organization(access, consent.organization)
+        else:
+            response = await call(self._http, "GET", f"{self._api}/v2/userinfo", token=access)
+            me = _body(response, self._clock.now())
+            external_id, handle = str(me["sub"]), str(me.get("name") or me["sub"])
+            name = me.get("name") or None
         expires_at = self._after(token.get("expires_in"))
         refresh_ends = self._after(token.get("refresh_token_expires_in"))
         return Tokens(
             access_token=access,
             refresh_token=str(token["refresh_token"]) if token.get("refresh_token") else None,
             expires_at=expires_at,
-            external_id=str(me["sub"]),
-            handle=str(me.get("name") or me["sub"]),
-            display_name=me.get("name") or None,
+            external_id=external_id,
+            handle=handle,
+            display_name=name,
             reconnect_by=refresh_ends or expires_at,
         )
 
-    async def refresh(self, refresh_token: str, server_url: str | None) -> Tokens:
-        token = await self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
+    async def _organization(self, access: str, asked: str) -> tuple[str, str, str | None]:
+        """The page asked for (by id, URN or vanity name) among those the member may post
+        for: its URN, vanity name and name. `OrganizationRefused` if it is not one."""
+        account = Account(access)
+        wanted = asked.removeprefix(ORGANIZATION).lower()
+        allowed: list[str] = []
+        for urn in await self._postable(account):
+            number = urn.removeprefix(ORGANIZATION)
+            found = _body(
+                await self._rest("GET", f"/rest/organizations/{quote(number)}", account),
+                self._clock.now(),
+            )
+            vanity = str(found.get("vanityName") or number)
+            if wanted in (number, vanity.lower()):
+                return urn, vanity, found.get("localizedName") or vanity
+            allowed.append(vanity)
+        raise OrganizationRefused(asked, allowed)
+
+    async def _postable(self, account: Account) -> list[str]:
+        """The URNs of the organizations on which the member holds an approved role that
+        lets them post, read page by page."""
+        urns: list[str] = []
+        for page in range(MAX_ACL_PAGES):
+            query = urlencode(
+                {
+                    "q": "roleAssignee",
+                    "state": "APPROVED",
+                    "start": page * ACL_PAGE,
+                    "count": ACL_PAGE,
+                }
+            )
+            body = _body(
+                await self._rest("GET", f"/rest/organizationAcls?{query}", account),
+                self._clock.now(),
+            )
+            elements = body.get("elements") or []
+            urns += [
+                str(e["organization"])
+                for e in elements
+                if e.get("role") in POSTING_ROLES
+                and str(e.get("organization", "")).startswith(ORGANIZATION)
+                and str(e["organization"]) not in urns
+            ]
+            if len(elements) < ACL_PAGE:
+                break
+        return urns
+
+    async def refresh(
+        self, refresh_token: str, server_url: str | None, external_id: str = ""
+    ) -> Tokens:
+        token = await self._token(
+            {"grant_type": "refresh_token", "refresh_token": refresh_token},
+            pages=external_id.startswith(ORGANIZATION),
+        )
         return Tokens(
             access_token=str(token["access_token"]),
             refresh_token=str(token.get("refresh_token") or refresh_token),
@@ -143,7 +229,7 @@ class LinkedInAdapter:
         in their LinkedIn settings; Crier erases the tokens."""
 
     async def publish(self, account: Account, post: Prepared, idempotency_key: str) -> Published:
-        author = f"urn:li:person:{account.external_id}"
+        author = _author(account)
         images = [
             await (self._upload_video if m.kind == "video" else self._upload)(account, author, m)
             for m in post.media
@@ -313,13 +399,19 @@ class LinkedInAdapter:
             return None
         return self._clock.now() + timedelta(seconds=float(seconds))
 
-    async def _token(self, form: dict[str, str]) -> dict[str, Any]:
+    def _app(self, pages: bool) -> tuple[str, str]:
+        """The app that connects members, or company pages (the same one unless the
+        settings name an app of its own for pages)."""
+        return self._pages_app if pages else (self._client_id, self._client_secret)
+
+    async def _token(self, form: dict[str, str], *, pages: bool = False) -> dict[str, Any]:
         """A call to the token endpoint, with the app's credentials in the form."""
+        client_id, client_secret = self._app(pages)
         response = await call(
             self._http,
             "POST",
             f"{self._oauth}/accessToken",
-            data={**form, "client_id": self._client_id, "client_secret": self._client_secret},
+            data={**form, "client_id": client_id, "client_secret": client_secret},
         )
         if response.is_success:
             body = json_object(response)
@@ -359,6 +451,13 @@ class LinkedInAdapter:
         if not response.is_success:
             raise _error(response, self._clock.now(), sends=sends, media=media, web=self._web)
         return response
+
+
+def _author(account: Account) -> str:
+    """Who the account's posts are by: its page, or the member."""
+    if account.external_id.startswith(ORGANIZATION):
+        return account.external_id
+    return f"urn:li:person:{account.external_id}"
 
 
 def _body(response: httpx.Response, now: datetime, *, media: bool = False) -> dict[str, Any]:

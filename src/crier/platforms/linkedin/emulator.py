@@ -1,23 +1,32 @@
-"""LinkedIn on loopback: the documented endpoints Crier uses for a member's posts, and
-nothing else.
+"""LinkedIn on loopback: the documented endpoints Crier uses for a member's posts and an
+organization's (a company page's), and nothing else.
 
 Written from LinkedIn's documentation (learn.microsoft.com: linkedin/shared/authentication
 (authorization-code-flow, programmatic-refresh-tokens), sign-in-with-linkedin-v2
 (`/v2/userinfo`), marketing/versioning, community-management/shares (posts-api,
-images-api, little-text-format), shared/api-guide/concepts/error-handling and rate-limits),
+images-api, little-text-format), community-management/organizations
+(organization-access-control-by-role, organization-lookup-api),
+shared/api-guide/concepts/error-handling and rate-limits),
 and as strict as LinkedIn where it is strict:
 
 - `GET /oauth/v2/authorization` shows a consent page for a known client, its exact
-  redirect URI and known scopes; approving redirects with `code` and `state`, cancelling
-  with `error=user_cancelled_authorize`;
+  redirect URI and known scopes that its products grant (else `unauthorized_scope_error`);
+  approving redirects with `code` and `state`, cancelling with
+  `error=user_cancelled_authorize`;
 - `POST /oauth/v2/accessToken` (form-encoded, the client's id and secret in the form): a
   code is single-use, lives 30 minutes and must come with its redirect URI; the access
   token lives 60 days; clients enabled for programmatic refresh also get a refresh token
   that lives 365 days from the consent, which a refresh never extends;
 - `GET /v2/userinfo` (scopes `openid profile`);
+- `GET /rest/organizationAcls?q=roleAssignee` (scope `r_organization_admin` or
+  `rw_organization_admin`): the token's member's roles on organizations, filtered by `role`
+  and `state`, paged by `start` and `count` (at most 100); `GET /rest/organizations/{id}`;
 - under `/rest`, every call must name an active `LinkedIn-Version` (`YYYYMM`; 400
   `VERSION_MISSING`, 426 `NONEXISTENT_VERSION`) and `X-Restli-Protocol-Version: 2.0.0`;
-- `POST /rest/images?action=initializeUpload` for the member as owner, then a PUT of the
+- an author (and an upload's owner) is the token's member (scope `w_member_social`) or an
+  organization on which that member holds an approved ADMINISTRATOR, CONTENT_ADMINISTRATOR
+  or DIRECT_SPONSORED_CONTENT_POSTER role (scope `w_organization_social`); else 403;
+- `POST /rest/images?action=initializeUpload` for such an owner, then a PUT of the
   file to its `uploadUrl` (JPEG, PNG or GIF, with the member's token), `GET
   /rest/images/{urn}`;
 - `POST /rest/videos?action=initializeUpload` (`fileSizeBytes`; upload instructions in
@@ -25,18 +34,19 @@ and as strict as LinkedIn where it is strict:
   with every part's ETag in order, `GET /rest/videos/{urn}` until `AVAILABLE`;
 - `POST /rest/posts` (JSON; `author`, `commentary`, `visibility`, `distribution` and
   `lifecycleState` required, unknown fields refused, 422 with LinkedIn's messages; the
-  author must be the token's member; commentary at most 3,000 characters; images the
-  member's and uploaded): 201 with an empty body and the post's URN in `x-restli-id`. The
-  same commentary as one of the member's posts is 422 `DUPLICATE_POST` naming that post;
-- `GET /rest/socialActions/{urn}`.
+  author as above; commentary at most 3,000 characters; images the author's and uploaded):
+  201 with an empty body and the post's URN in `x-restli-id`. The same commentary as one of
+  the author's posts is 422 `DUPLICATE_POST` naming that post;
+- `GET /rest/socialActions/{urn}` (scope `w_member_social` or `r_organization_social`).
 
 Errors are `{"status", "serviceErrorCode", "code", "message"}`. Rate limits are daily per
 member and endpoint, with no headers: past the quota, 429.
 
 Faults for tests and demos: `faults` (or `PUT /_emulator/faults`) can make the next posts
 hang or fail with a 500 after they were stored, images take polls to process, or quotas
-run out. `POST /_emulator/clients` registers a client; `GET /_emulator/posts` lists every
-post. `crier emulator linkedin` runs one.
+run out. `POST /_emulator/clients` registers a client; `POST /_emulator/organizations`
+makes a page with its administrators; `GET /_emulator/posts` lists every post.
+`crier emulator linkedin` runs one.
 """
 
 from __future__ import annotations
@@ -73,8 +83,26 @@ SCOPES = frozenset(
         "w_organization_social",
         "r_organization_social",
         "rw_organization_admin",
+        "r_organization_admin",
     }
 )
+SIGN_IN_AND_SHARE = frozenset({"openid", "profile", "email", "w_member_social"})
+"""What the self-serve products Sign In with LinkedIn (OpenID Connect) and Share on
+LinkedIn grant an app."""
+COMMUNITY_MANAGEMENT = frozenset(
+    {
+        "w_member_social",
+        "w_organization_social",
+        "r_organization_social",
+        "r_organization_admin",
+        "rw_organization_admin",
+    }
+)
+"""What the Community Management API grants the app it is the only product of."""
+POSTING_ROLES = frozenset(
+    {"ADMINISTRATOR", "CONTENT_ADMINISTRATOR", "DIRECT_SPONSORED_CONTENT_POSTER"}
+)
+"""The roles on an organization that let a member post for it."""
 ACTIVE_VERSIONS = frozenset(f"{year}{month:02d}" for year in (2025, 2026) for month in range(1, 13))
 """The `LinkedIn-Version`s this emulator serves (fixed, whatever today's date)."""
 POST_FIELDS = frozenset(
@@ -128,6 +156,9 @@ class Client:
     redirect_uris: list[str]
     refresh_tokens: bool = True
     """Whether LinkedIn enabled programmatic refresh for the app."""
+    scopes: frozenset[str] = SCOPES
+    """What its products grant (Sign In with OpenID Connect and Share on LinkedIn; the
+    Community Management API, which LinkedIn grants only to an app with no other)."""
     name: str = "Crier"
 
 
@@ -135,6 +166,25 @@ class Client:
 class Member:
     id: str
     name: str
+
+
+@dataclass
+class Organization:
+    id: int
+    name: str
+    vanity_name: str
+
+    @property
+    def urn(self) -> str:
+        return f"urn:li:organization:{self.id}"
+
+
+@dataclass
+class Acl:
+    organization: str
+    member_id: str
+    role: str
+    state: str = "APPROVED"
 
 
 @dataclass
@@ -198,6 +248,8 @@ class Network:
     faults: Faults = field(default_factory=Faults)
     clients: dict[str, Client] = field(default_factory=dict)
     members: dict[str, Member] = field(default_factory=dict)
+    organizations: dict[int, Organization] = field(default_factory=dict)
+    acls: list[Acl] = field(default_factory=list)
     grants: dict[str, Grant] = field(default_factory=dict)
     tokens: dict[str, Token] = field(default_factory=dict)
     images: dict[str, Image] = field(default_factory=dict)
@@ -210,13 +262,19 @@ class Network:
         return str(next(self.ids))
 
     def register_client(
-        self, redirect_uris: list[str], *, refresh_tokens: bool = True, client_id: str | None = None
+        self,
+        redirect_uris: list[str],
+        *,
+        refresh_tokens: bool = True,
+        client_id: str | None = None,
+        scopes: frozenset[str] = SCOPES,
     ) -> Client:
         client = Client(
             client_id or secrets.token_hex(7),
             secrets.token_urlsafe(12),
             list(redirect_uris),
             refresh_tokens,
+            scopes,
         )
         self.clients[client.client_id] = client
         return client
@@ -230,7 +288,30 @@ class Network:
         return member
 
     def posts_of(self, member_id: str) -> list[StoredPost]:
-        return [p for p in self.posts.values() if p.author == f"urn:li:person:{member_id}"]
+        return self.posts_by(f"urn:li:person:{member_id}")
+
+    def posts_by(self, author: str) -> list[StoredPost]:
+        return [p for p in self.posts.values() if p.author == author]
+
+    def add_organization(
+        self, name: str, vanity_name: str, roles: dict[str, str] | None = None
+    ) -> Organization:
+        """A company page, and the roles members hold on it (member id: role)."""
+        organization = Organization(int(next(self.ids)) % 100_000_000, name, vanity_name)
+        self.organizations[organization.id] = organization
+        for member_id, role in (roles or {}).items():
+            self.acls.append(Acl(organization.urn, member_id, role))
+        return organization
+
+    def may_post_for(self, member_id: str, author: str) -> bool:
+        """Whether the member holds an approved role on the organization that lets them post."""
+        return any(
+            a.organization == author
+            and a.member_id == member_id
+            and a.state == "APPROVED"
+            and a.role in POSTING_ROLES
+            for a in self.acls
+        )
 
 
 class Refused(Exception):
@@ -262,7 +343,14 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
     def base(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    def member_of(request: Request, *scopes: str) -> Member:
+    def member_of(request: Request, *scopes: str, any_of: frozenset[str] = frozenset()) -> Member:
+        """The token's member, once the token is valid and has every one of `scopes` and
+        one of `any_of`."""
+        return caller(request, *scopes, any_of=any_of)[0]
+
+    def caller(
+        request: Request, *scopes: str, any_of: frozenset[str] = frozenset()
+    ) -> tuple[Member, Token]:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         token = state.tokens.get(value.strip()) if scheme.lower() == "bearer" else None
         if token is None or token.refresh:
@@ -276,7 +364,10 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
             )
         if token.expires_at <= now():
             raise _refused(401, "The token used in the request has expired", "EXPIRED_ACCESS_TOKEN")
-        if missing := set(scopes) - token.scopes:
+        missing = set(scopes) - token.scopes
+        if any_of and not any_of & token.scopes:
+            missing |= {" or ".join(sorted(any_of))}
+        if missing:
             raise _refused(
                 403,
                 f"Not enough permissions to access: {request.method} {request.url.path} "
@@ -284,7 +375,17 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
                 "ACCESS_DENIED",
                 100,
             )
-        return state.members[token.member_id]
+        return state.members[token.member_id], token
+
+    def acts_for(member: Member, token: Token, author: Any) -> bool:
+        """Whether the token may post (or upload) as `author`."""
+        if author == f"urn:li:person:{member.id}":
+            return "w_member_social" in token.scopes
+        return (
+            isinstance(author, str)
+            and "w_organization_social" in token.scopes
+            and state.may_post_for(member.id, author)
+        )
 
     def versioned(request: Request) -> None:
         version = request.headers.get("linkedin-version")
@@ -358,12 +459,17 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
             )
         return client, redirect_uri
 
-    def problem_of(params: dict[str, str]) -> tuple[str, str] | None:
+    def problem_of(client: Client, params: dict[str, str]) -> tuple[str, str] | None:
         scopes = set(params.get("scope", "").split())
         if params.get("response_type") != "code":
             return "unsupported_response_type", "response_type must be code"
         if not scopes or scopes - SCOPES:
             return "invalid_scope", "Scope is not authorized for your application"
+        if ungranted := sorted(scopes - client.scopes):
+            return (
+                "unauthorized_scope_error",
+                f'Scope "{ungranted[0]}" is not authorized for your application',
+            )
         return None
 
     async def authorize_page(request: Request) -> Response:
@@ -375,7 +481,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
                 f"<h1>Bummer, something went wrong.</h1><p>{refused.body['error_description']}</p>",
                 400,
             )
-        problem = problem_of(params)
+        problem = problem_of(client, params)
         if problem is not None:
             error, description = problem
             return redirect_back(
@@ -398,7 +504,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         async with request.form() as form:
             params = {k: v for k, v in form.items() if isinstance(v, str)}
         client, redirect_uri = authorization(params)
-        problem = problem_of(params)
+        problem = problem_of(client, params)
         if problem is not None or params.get("decision") != "allow":
             error, description = problem or (
                 "user_cancelled_authorize",
@@ -499,20 +605,22 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
 
     # Images
 
-    def uploader(member: Member, owner: Any) -> str:
-        """The owner of an upload, which must be the token's member."""
-        if owner != f"urn:li:person:{member.id}":
+    def uploader(member: Member, token: Token, owner: Any) -> str:
+        """The owner of an upload, which the token must act for."""
+        if not acts_for(member, token, owner):
             raise _refused(403, f"Not enough permissions to upload for {owner}", "ACCESS_DENIED")
         return str(owner)
 
+    writer = frozenset({"w_member_social", "w_organization_social"})
+
     async def initialize_upload(request: Request) -> Response:
         versioned(request)
-        member = member_of(request, "w_member_social")
+        member, token = caller(request, any_of=writer)
         if request.query_params.get("action") != "initializeUpload":
             raise _refused(400, "action must be initializeUpload", "ILLEGAL_ARGUMENT")
         body = await json_body(request)
         owner = (body.get("initializeUploadRequest") or {}).get("owner")
-        owner = uploader(member, owner)
+        owner = uploader(member, token, owner)
         image = Image(f"urn:li:image:{state.next_id()}", owner)
         state.images[image.urn] = image
         return JSONResponse(
@@ -526,9 +634,9 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         )
 
     async def upload(request: Request) -> Response:
-        member = member_of(request, "w_member_social")
+        member, token = caller(request, any_of=writer)
         image = state.images.get(unquote(request.path_params["urn"]))
-        if image is None or image.owner != f"urn:li:person:{member.id}":
+        if image is None or not acts_for(member, token, image.owner):
             raise _refused(404, "No upload is expected here", "NOT_FOUND")
         content = await request.body()
         if not content.startswith(_MAGIC):
@@ -539,9 +647,9 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
 
     async def get_image(request: Request) -> Response:
         versioned(request)
-        member = member_of(request, "w_member_social")
+        member, token = caller(request, any_of=writer)
         image = state.images.get(unquote(request.path_params["urn"]))
-        if image is None or image.owner != f"urn:li:person:{member.id}":
+        if image is None or not acts_for(member, token, image.owner):
             raise _refused(404, "Image not found", "NOT_FOUND")
         if not image.uploaded:
             status = "WAITING_UPLOAD"
@@ -554,21 +662,21 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
 
     # Videos
 
-    def own_video(member: Member, urn: str) -> Video:
+    def own_video(member: Member, token: Token, urn: str) -> Video:
         video = state.videos.get(unquote(urn))
-        if video is None or video.owner != f"urn:li:person:{member.id}":
+        if video is None or not acts_for(member, token, video.owner):
             raise _refused(404, "Video not found", "NOT_FOUND")
         return video
 
     async def videos_action(request: Request) -> Response:
         versioned(request)
-        member = member_of(request, "w_member_social")
+        member, token = caller(request, any_of=writer)
         action = request.query_params.get("action")
         body = await json_body(request)
         if action == "initializeUpload":
             asked = body.get("initializeUploadRequest") or {}
             owner, size = asked.get("owner"), asked.get("fileSizeBytes")
-            owner = uploader(member, owner)
+            owner = uploader(member, token, owner)
             if not isinstance(size, int) or not 75 * 1024 <= size <= 500 * 1024 * 1024:
                 raise _refused(422, "ERROR :: /fileSizeBytes :: must be 75 KB to 500 MB")
             video = Video(f"urn:li:video:{state.next_id()}", owner, size)
@@ -593,7 +701,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
             )
         if action == "finalizeUpload":
             asked = body.get("finalizeUploadRequest") or {}
-            video = own_video(member, str(asked.get("video", "")))
+            video = own_video(member, token, str(asked.get("video", "")))
             etags = [_etag(video.parts[i]) for i in sorted(video.parts)]
             expected = -(-video.size // PART)
             if (
@@ -611,8 +719,8 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         raise _refused(400, "action must be initializeUpload or finalizeUpload", "ILLEGAL_ARGUMENT")
 
     async def upload_part(request: Request) -> Response:
-        member = member_of(request, "w_member_social")
-        video = own_video(member, request.path_params["urn"])
+        member, token = caller(request, any_of=writer)
+        video = own_video(member, token, request.path_params["urn"])
         part = int(request.path_params["part"])
         if video.finalized or part * PART >= video.size:
             raise _refused(400, "No such part of this upload", "ILLEGAL_ARGUMENT")
@@ -624,7 +732,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
 
     async def get_video(request: Request) -> Response:
         versioned(request)
-        video = own_video(member_of(request, "w_member_social"), request.path_params["urn"])
+        video = own_video(*caller(request, any_of=writer), request.path_params["urn"])
         if not video.finalized:
             status = "WAITING_UPLOAD"
         elif video.polls_left > 0:
@@ -636,7 +744,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
 
     # Posts
 
-    def checked_post(member: Member, body: dict[str, Any]) -> list[dict[str, Any]]:
+    def checked_post(member: Member, token: Token, body: dict[str, Any]) -> list[dict[str, Any]]:
         """The post's images, once the post is as LinkedIn requires."""
         problems = [
             f"ERROR :: /{name} :: unrecognized field found but not allowed"
@@ -648,7 +756,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         ]
         if problems:
             raise _refused(422, "\n".join(problems) + "\n")
-        if body["author"] != f"urn:li:person:{member.id}":
+        if not acts_for(member, token, body["author"]):
             raise _refused(
                 403, "Unpermitted fields present in REQUEST_BODY: author", "ACCESS_DENIED"
             )
@@ -690,11 +798,11 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
 
     async def create_post(request: Request) -> Response:
         versioned(request)
-        member = member_of(request, "w_member_social")
+        member, token = caller(request, any_of=writer)
         body = await json_body(request)
-        images = checked_post(member, body)
+        images = checked_post(member, token, body)
         quota(member, "posts", state.faults.daily_posts)
-        for earlier in state.posts_of(member.id):
+        for earlier in state.posts_by(body["author"]):
             if earlier.commentary == body["commentary"]:
                 raise Refused(
                     422,
@@ -733,7 +841,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
 
     async def social_actions(request: Request) -> Response:
         versioned(request)
-        member_of(request, "w_member_social")
+        member_of(request, any_of=frozenset({"w_member_social", "r_organization_social"}))
         urn = unquote(request.path_params["urn"])
         if urn not in state.posts:
             raise _refused(404, f"Not Found: {urn}", "NOT_FOUND")
@@ -742,6 +850,63 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
                 "target": urn,
                 "likesSummary": {"totalLikes": 0, "likedByCurrentUser": False},
                 "commentsSummary": {"aggregatedTotalComments": 0, "totalFirstLevelComments": 0},
+            }
+        )
+
+    # Organizations
+
+    async def organization_acls(request: Request) -> Response:
+        versioned(request)
+        member = member_of(
+            request, any_of=frozenset({"r_organization_admin", "rw_organization_admin"})
+        )
+        params = request.query_params
+        if params.get("q") != "roleAssignee":
+            raise _refused(400, "q must be roleAssignee", "ILLEGAL_ARGUMENT")
+        try:
+            start = int(params.get("start", "0"))
+            size = int(params.get("count", "10"))
+        except ValueError:
+            raise _refused(400, "start and count must be integers", "ILLEGAL_ARGUMENT") from None
+        if start < 0 or not 1 <= size <= 100:
+            raise _refused(400, "count must be 1 to 100", "ILLEGAL_ARGUMENT")
+        found = [
+            a
+            for a in state.acls
+            if a.member_id == member.id
+            and params.get("role", a.role) == a.role
+            and params.get("state", a.state) == a.state
+        ]
+        return JSONResponse(
+            {
+                "paging": {"count": size, "start": start, "total": len(found), "links": []},
+                "elements": [
+                    {
+                        "roleAssignee": f"urn:li:person:{a.member_id}",
+                        "state": a.state,
+                        "role": a.role,
+                        "organization": a.organization,
+                    }
+                    for a in found[start : start + size]
+                ],
+            }
+        )
+
+    async def get_organization(request: Request) -> Response:
+        versioned(request)
+        member_of(request)
+        organization = state.organizations.get(request.path_params["id"])
+        if organization is None:
+            raise _refused(404, "Not Found", "NOT_FOUND")
+        return JSONResponse(
+            {
+                "id": organization.id,
+                "localizedName": organization.name,
+                "vanityName": organization.vanity_name,
+                "name": {
+                    "localized": {"en_US": organization.name},
+                    "preferredLocale": {"country": "US", "language": "en"},
+                },
             }
         )
 
@@ -762,10 +927,24 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         uris = body.get("redirect_uris")
         if not isinstance(uris, list) or not uris:
             raise _refused(400, "redirect_uris: a list of callback URLs")
+        scopes = body.get("scopes", sorted(SCOPES))
+        if not isinstance(scopes, list) or set(map(str, scopes)) - SCOPES:
+            raise _refused(400, f"scopes: a list of {', '.join(sorted(SCOPES))}")
         client = state.register_client(
-            [str(u) for u in uris], refresh_tokens=bool(body.get("refresh_tokens", True))
+            [str(u) for u in uris],
+            refresh_tokens=bool(body.get("refresh_tokens", True)),
+            scopes=frozenset(map(str, scopes)),
         )
-        return JSONResponse(asdict(client), status_code=201)
+        return JSONResponse(asdict(client) | {"scopes": sorted(client.scopes)}, status_code=201)
+
+    async def control_organizations(request: Request) -> Response:
+        body = await json_body(request)
+        name, vanity, admins = body.get("name"), body.get("vanity_name"), body.get("admins")
+        if not isinstance(name, str) or not isinstance(vanity, str) or not isinstance(admins, list):
+            raise _refused(400, "name, vanity_name and admins (member names) are required")
+        roles = {state.member_named(str(n)).id: "ADMINISTRATOR" for n in admins}
+        organization = state.add_organization(name, vanity, roles)
+        return JSONResponse(asdict(organization) | {"urn": organization.urn}, status_code=201)
 
     async def control_faults(request: Request) -> Response:
         body = await json_body(request)
@@ -787,6 +966,9 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         Route("/rest/videos/{urn}", api(get_video), methods=["GET"]),
         Route("/rest/posts", api(create_post), methods=["POST"]),
         Route("/rest/socialActions/{urn}", api(social_actions), methods=["GET"]),
+        Route("/rest/organizationAcls", api(organization_acls), methods=["GET"]),
+        Route("/rest/organizations/{id:int}", api(get_organization), methods=["GET"]),
+        Route("/_emulator/organizations", api(control_organizations), methods=["POST"]),
         Route("/_emulator/posts", control_posts, methods=["GET"]),
         Route("/_emulator/clients", api(control_clients), methods=["POST"]),
         Route("/_emulator/faults", api(control_faults), methods=["PUT"]),

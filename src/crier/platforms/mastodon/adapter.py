@@ -47,6 +47,7 @@ MEDIA_POLLS = 30
 class MastodonAdapter:
     platform = "mastodon"
     registers_apps = True
+    organizations = False
     scopes = SCOPES
     keys_kept = timedelta(hours=1)
     """How long an instance remembers an `Idempotency-Key`: a status whose outcome is
@@ -157,7 +158,9 @@ class MastodonAdapter:
             },
         )
 
-    async def refresh(self, refresh_token: str, server_url: str | None) -> Tokens:
+    async def refresh(
+        self, refresh_token: str, server_url: str | None, external_id: str = ""
+    ) -> Tokens:
         raise PlatformError(
             ErrorCode.AUTH_EXPIRED, "Mastodon tokens are not refreshed; reconnect the account"
         )

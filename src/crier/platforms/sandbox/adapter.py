@@ -41,7 +41,9 @@ class SandboxAdapter:
         )
         return self._tokens(body)
 
-    async def refresh(self, refresh_token: str, server_url: str | None = None) -> Tokens:
+    async def refresh(
+        self, refresh_token: str, server_url: str | None = None, external_id: str = ""
+    ) -> Tokens:
         body = await self._call(
             "POST",
             "/oauth/token",

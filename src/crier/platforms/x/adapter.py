@@ -65,6 +65,7 @@ _ACCESS_PROBLEMS = ("/client-forbidden", "/unsupported-authentication")
 class XAdapter:
     platform = "x"
     registers_apps = False
+    organizations = False
     scopes = SCOPES
     lookup_before_resend = True
     """A resend could make a second post (X has no idempotency key): a delivery whose
@@ -129,7 +130,9 @@ class XAdapter:
             display_name=me.get("name") or None,
         )
 
-    async def refresh(self, refresh_token: str, server_url: str | None) -> Tokens:
+    async def refresh(
+        self, refresh_token: str, server_url: str | None, external_id: str = ""
+    ) -> Tokens:
         token = await self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
         return Tokens(
             access_token=str(token["access_token"]),
