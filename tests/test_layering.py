@@ -103,6 +103,7 @@ def test_sql_files_are_loaded_only_by_their_own_packages_repository() -> None:
     assert loaders == {
         "crier.delivery.repository",
         "crier.post.repository",
+        "crier.review.repository",
         "crier.scheduler.repository",
         "crier.webhook.repository",
     }

@@ -100,6 +100,25 @@ def assert_published_by_the_worker(base: str, key: str, account_id: str) -> None
     assert deliveries.json()["data"][0]["permalink"]
 
 
+def assert_reviews_synced_by_the_worker(base: str, key: str, account_id: str) -> None:
+    """The sandbox account's location has sample reviews, which the worker syncs at once
+    (bounded wait)."""
+    auth = {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + 30
+    reviews: list[dict[str, object]] = []
+    while len(reviews) < 6 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        listed = httpx.get(
+            f"{base}/v1/reviews", headers=auth, params={"social_account_id": account_id}
+        )
+        reviews = listed.json()["data"]
+    assert len(reviews) == 6
+    assert {r["rating"] for r in reviews} == {1, 2, 3, 4, 5}
+    [state] = httpx.get(f"{base}/v1/reviews/sync", headers=auth).json()["data"]
+    assert state["last_error"] is None
+    assert state["network_total"] == 6
+
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -162,6 +181,7 @@ def test_run_starts_everything_prints_a_key_and_stops_cleanly(tmp_path: Path) ->
         token = httpx.post(f"{sandbox}/oauth/token", data={"grant_type": "client_credentials"})
         assert token.status_code == 200
         assert_published_by_the_worker(base, key, account.json()["id"])
+        assert_reviews_synced_by_the_worker(base, key, account.json()["id"])
     finally:
         code = first.interrupt()
     assert code == 0, "".join(first.output)

@@ -9,10 +9,16 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from crier.kit.db import Database
+from crier.kit.time import SystemClock
+from crier.models import SocialAccount
+from crier.platforms.base import NetworkReview
+from crier.review import service as review_service
 from tests.conftest import MakeTenant, Tenant, assert_problem
 from tests.media.conftest import image_bytes
 from tests.post.conftest import create, draft_body, sandbox_account
@@ -53,6 +59,7 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
     endpoint = await add_endpoint(tenant, "https://hooks.example.com/crier")
     sent = await tenant.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
     assert sent.status_code == 202, sent.text
+    review = await read_a_review(tenant, account)
     return Owned(
         {
             "account_id": account,
@@ -62,8 +69,23 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
             "key_id": key.json()["id"],
             "endpoint_id": endpoint["id"],
             "event_id": sent.json()["event_id"],
+            "review_id": review,
         }
     )
+
+
+async def read_a_review(tenant: Tenant, account_id: str) -> str:
+    """A review of the account's location, as a sync stores it; its id in Crier."""
+    db: Database = tenant.http._transport.app.state.db  # type: ignore[attr-defined]
+    now = datetime.now(UTC)
+    review = NetworkReview("rev-1", 4, "Nice", "Ada", now, now)
+    async with db.workspace_transaction(uuid.UUID(tenant.id)) as session:
+        account = await session.get(SocialAccount, (uuid.UUID(tenant.id), uuid.UUID(account_id)))
+        assert account is not None
+        await review_service.ingest(session, SystemClock(), account, [review])
+    [stored] = (await tenant.get("/v1/reviews")).json()["data"]
+    found: str = stored["id"]
+    return found
 
 
 NOT_IDS = {"/v1/oauth/callback/{platform}"}

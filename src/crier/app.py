@@ -41,6 +41,7 @@ from crier.member.endpoints import router as member_router
 from crier.platforms.registry import Platforms
 from crier.post.endpoints import router as post_router
 from crier.problems.endpoints import router as problems_router
+from crier.review.endpoints import router as review_router
 from crier.social_account.endpoints import oauth_router, platforms_router
 from crier.social_account.endpoints import router as social_account_router
 from crier.webhook.endpoints import router as webhook_router
@@ -115,6 +116,7 @@ def create_app(
                 platforms_router,
                 media_router,
                 post_router,
+                review_router,
                 webhook_router,
             )
         ),

@@ -189,6 +189,8 @@ async def _demo_banner(db: Database, settings: Settings, urls: DatabaseUrls) -> 
             f"  Sandbox:    {settings.resolved_sandbox_url} (a local platform; /control to "
             "inject faults)",
             "  Scheduler:  running: due posts are published on time",
+            "  Reviews:    each sandbox account is a location with sample reviews, synced "
+            "every 15 minutes (GET /v1/reviews; POST /v1/reviews/sync for now)",
             "  Webhooks:   sent, signed; receivers on this machine (loopback) are allowed "
             "in this demo",
             f"  Workspace:  {demo.slug} ({demo.workspace_id})"
@@ -261,7 +263,7 @@ def _sandbox_server(settings: Settings) -> uvicorn.Server:
 
     store = Store(settings.resolved_data_dir / "sandbox.sqlite3")
     return _server(
-        create_sandbox_app(store),
+        create_sandbox_app(store, sample_reviews=True),
         settings.sandbox_host,
         settings.sandbox_port,
         settings.shutdown_grace_seconds,

@@ -60,6 +60,18 @@ class Settings(BaseSettings):
         description="How often workers refresh the tokens about to expire of accounts with "
         "no post due; 0 refreshes them only when a post for them is prepared.",
     )
+    review_sync_minutes: float = Field(
+        default=15,
+        gt=0,
+        description="How often workers sync each location's reviews (Google Business Profile, "
+        "the sandbox); `POST /v1/reviews/sync` asks for one at once.",
+    )
+    worker_review_poll_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="How often workers look for locations whose review sync is due (the "
+        "delay of an on-demand sync, at most); 0: these workers sync no reviews.",
+    )
     allow_loopback: bool = Field(
         default=False,
         validation_alias=AliasChoices("CRIER_ALLOW_LOOPBACK", "CRIER_WEBHOOK_ALLOW_LOOPBACK"),

@@ -125,6 +125,12 @@ class Runtime:
                 if self.settings.worker_refresh_seconds
                 else None
             ),
+            "review_poll": (
+                timedelta(seconds=self.settings.worker_review_poll_seconds)
+                if self.settings.worker_review_poll_seconds
+                else None
+            ),
+            "review_sync_every": timedelta(minutes=self.settings.review_sync_minutes),
         }
         return Worker(
             self.db,

@@ -53,8 +53,13 @@ INSERTS: dict[str, str] = {
     "response_status, response_headers, response_body, expires_at) "
     "VALUES (%(ws)s, %(id)s, %(external)s, 'f', 201, '{}', '\\x00', now())",
     "reviews": "INSERT INTO reviews "
-    "(workspace_id, id, social_account_id, location_id, external_id, rating, reviewed_at) "
-    "VALUES (%(ws)s, %(id)s, %(account)s, 'loc', %(external)s, 5, now())",
+    "(workspace_id, id, social_account_id, location_id, external_id, rating, reviewed_at,"
+    " network_updated_at, feed_sequence) "
+    "VALUES (%(ws)s, %(id)s, %(account)s, 'loc', %(external)s, 5, now(), now(), %(number)s)",
+    "review_feeds": "INSERT INTO review_feeds (workspace_id, id, last_sequence) "
+    "VALUES (%(ws)s, %(id)s, 1)",
+    "review_syncs": "INSERT INTO review_syncs (workspace_id, id, social_account_id, next_sync_at) "
+    "VALUES (%(ws)s, %(id)s, %(account)s, now())",
     "scheduled_post_months": "INSERT INTO scheduled_post_months "
     "(workspace_id, id, month_start, scheduled) VALUES (%(ws)s, %(id)s, clock_timestamp(), 0)",
     "analytics_snapshots": "INSERT INTO analytics_snapshots "

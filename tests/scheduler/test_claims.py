@@ -81,6 +81,10 @@ async def test_the_scheduler_sees_only_what_it_needs(
             "UPDATE webhook_deliveries SET status = 'succeeded'",
             "UPDATE webhook_endpoints SET enabled = false",
             "SELECT * FROM webhook_attempts",
+            "SELECT * FROM reviews",
+            "SELECT * FROM review_feeds",
+            "SELECT page_token FROM review_syncs",
+            "UPDATE review_syncs SET leased_until = now()",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
                 conn.execute(forbidden)

@@ -8,7 +8,7 @@ from crier.models.media import MediaAsset
 from crier.models.member import ApiKey, Member, User
 from crier.models.oauth import OAuthState, PlatformApp
 from crier.models.post import Post, PostMedia, PostTarget, ScheduledPostMonth
-from crier.models.review import Review
+from crier.models.review import Review, ReviewFeed, ReviewSync
 from crier.models.social_account import SocialAccount
 from crier.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from crier.models.workspace import Workspace
@@ -28,6 +28,8 @@ __all__ = [
     "PostMedia",
     "PostTarget",
     "Review",
+    "ReviewFeed",
+    "ReviewSync",
     "ScheduledPostMonth",
     "SocialAccount",
     "TenantModel",

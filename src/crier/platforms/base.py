@@ -208,3 +208,41 @@ class ConnectsWithPassword(Protocol):
     async def sign_out(self, refresh_token: str, server: str) -> None:
         """End the session at the network: neither of its tokens works afterwards."""
         ...
+
+
+@dataclass(frozen=True)
+class NetworkReview:
+    """A review of a location as the network shows it."""
+
+    external_id: str
+    rating: int
+    """1 to 5 stars."""
+    text: str | None
+    reviewer_name: str | None
+    created_at: datetime
+    updated_at: datetime
+    """When the network last changed it: its text, its rating or its reply."""
+    reply: str | None = None
+    reply_updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    """One page of a location's reviews, the most recently changed first."""
+
+    reviews: list[NetworkReview]
+    next_page_token: str | None
+    total: int | None = None
+    """How many reviews the location has in all, where the network says."""
+
+
+@runtime_checkable
+class HasReviews(Protocol):
+    """An adapter whose accounts are business locations with reviews (Google Business
+    Profile, the sandbox)."""
+
+    async def reviews(self, account: Account, page_token: str | None) -> ReviewPage:
+        """A page of the location's reviews, the most recently changed first: the first
+        page without `page_token`, the next with the one the last page gave. A token the
+        network no longer takes fails with `ErrorCode.INVALID_REQUEST`."""
+        ...

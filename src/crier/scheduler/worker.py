@@ -18,7 +18,8 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -31,6 +32,7 @@ from crier.kit.idempotency import purge_expired as purge_idempotency_keys
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
+from crier.review.tasks import ReviewSyncer
 from crier.scheduler.metrics import LEASES_HELD, QUEUE_DEPTH
 from crier.scheduler.repository import accounts_to_refresh, claim_due, queue_depth, renew_leases
 from crier.scheduler.service import REFRESH_MARGIN, Held, Sender
@@ -46,8 +48,35 @@ REFRESH_BATCH = 100
 """Accounts refreshed in one sweep, at most (the rest wait for the next)."""
 REFRESHES_AT_ONCE = 4
 """Accounts of a sweep refreshed at once."""
+NEVER = datetime.min.replace(tzinfo=UTC)
 REFIRE_AFTER = timedelta(seconds=1)
 """How long posts whose firing failed (the database was lost) wait before the next try."""
+
+
+@dataclass
+class _Sweep:
+    """Work across workspaces that runs every `every` beside the loop, in a task of its own
+    (platform calls must not hold up claims and sends), never twice at once."""
+
+    name: str
+    every: timedelta | None
+    work: Callable[[], Coroutine[Any, Any, object]]
+    next_at: datetime = NEVER
+    task: asyncio.Task[None] | None = None
+
+    def start(self, now: datetime) -> None:
+        if self.every is None or now < self.next_at:
+            return
+        if self.task is not None and not self.task.done():
+            return
+        self.next_at = now + self.every
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self.work()
+        except (DBAPIError, OSError) as error:  # the next sweep tries again
+            log.warning(f"{self.name} failed", extra={"error": type(error).__name__})
 
 
 class Worker:
@@ -67,6 +96,8 @@ class Worker:
         concurrency: int = 64,
         webhook_retention: timedelta = timedelta(days=30),
         refresh_every: timedelta | None = timedelta(minutes=1),
+        review_poll: timedelta | None = timedelta(seconds=5),
+        review_sync_every: timedelta = timedelta(minutes=15),
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
@@ -74,12 +105,22 @@ class Worker:
         self.sender = Sender(app_db, platforms, vault, clock, self.id)
         self.lease, self.batch, self.poll, self.gather = lease, batch, poll, gather
         self.webhook_retention = webhook_retention
-        self.refresh_every = refresh_every
-        """How often the accounts whose tokens are about to expire are refreshed, whether
-        or not a post is due for them (None: only when one is)."""
-        self._next_refresh = datetime.min.replace(tzinfo=UTC)
-        self._sweep: asyncio.Task[None] | None = None
-        """The refresh sweep under way: it runs beside the loop, never in its way."""
+        self.reviews = ReviewSyncer(
+            app_db,
+            scheduler_db,
+            platforms,
+            vault,
+            clock,
+            every=review_sync_every,
+            refresh=self.sender.refresh_account,
+        )
+        self._sweeps = [
+            # How often the accounts whose tokens are about to expire are refreshed, whether
+            # or not a post is due for them (None: only when one is).
+            _Sweep("token refresh sweep", refresh_every, self._refresh_expiring),
+            # How often the locations due for a review sync are looked for (None: never).
+            _Sweep("review sync sweep", review_poll, self.reviews.sweep),
+        ]
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._timers: list[tuple[datetime, UUID, UUID]] = []
         """`held` by due time (a heap); entries no longer matching `held` are skipped."""
@@ -102,8 +143,7 @@ class Worker:
         to be sent and settled (what tests step through)."""
         await self._claim()
         await asyncio.gather(*self._fire_due())
-        if self._sweep is not None:
-            await self._sweep
+        await self._sweeps_done()
 
     async def _claim(self) -> bool:
         """Renew leases when due, claim and prepare what is due soon, purge and measure;
@@ -129,24 +169,17 @@ class Worker:
                 self.scheduler_db, self.clock.now() - self.webhook_retention
             )
             self._next_purge = self.clock.now() + PURGE_EVERY
-        self._start_sweep()
+        for sweep in self._sweeps:
+            sweep.start(self.clock.now())
         LEASES_HELD.set(len(self.held))
         QUEUE_DEPTH.set(await queue_depth(self.scheduler_db, self.clock.now()))
         return len(claimed) >= self.batch
 
-    def _start_sweep(self) -> None:
-        """Every `refresh_every`, start refreshing the tokens about to expire of accounts of
-        any workspace, in a task of its own (platform calls must not hold up claims and
-        sends), unless the last sweep is still going."""
-        now = self.clock.now()
-        if self.refresh_every is None or now < self._next_refresh:
-            return
-        if self._sweep is not None and not self._sweep.done():
-            return
-        self._next_refresh = now + self.refresh_every
-        self._sweep = asyncio.create_task(self._refresh_expiring(now))
+    async def _sweeps_done(self) -> None:
+        """Wait for the sweeps under way."""
+        await asyncio.gather(*(s.task for s in self._sweeps if s.task is not None))
 
-    async def _refresh_expiring(self, now: datetime) -> None:
+    async def _refresh_expiring(self) -> None:
         """Refresh the tokens about to expire: a refresh token is kept alive, and access
         that was withdrawn is found (and announced, with the posts due in the next week)
         before a post comes due."""
@@ -156,16 +189,9 @@ class Worker:
             async with slots:
                 await self.sender.refresh_account(workspace_id, account_id)
 
-        try:
-            due = await accounts_to_refresh(
-                self.scheduler_db, now, now + REFRESH_MARGIN, REFRESH_BATCH
-            )
-            await asyncio.gather(*(refresh(ws, account) for ws, account in due))
-        except (DBAPIError, OSError) as error:  # the next sweep tries again
-            log.warning(
-                "token refresh sweep failed",
-                extra={"worker": self.id, "error": type(error).__name__},
-            )
+        now = self.clock.now()
+        due = await accounts_to_refresh(self.scheduler_db, now, now + REFRESH_MARGIN, REFRESH_BATCH)
+        await asyncio.gather(*(refresh(ws, account) for ws, account in due))
 
     def _hold(self, held: Held) -> None:
         self.held[(held.workspace_id, held.post_id)] = held
@@ -255,8 +281,9 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await asyncio.gather(*sending, return_exceptions=True)
-            if self._sweep is not None:
-                await asyncio.gather(self._sweep, return_exceptions=True)
+            await asyncio.gather(
+                *(s.task for s in self._sweeps if s.task is not None), return_exceptions=True
+            )
         log.info("worker stopped", extra={"worker": self.id})
 
     async def _loop(self, stop: asyncio.Event, sending: set[asyncio.Task[None]]) -> None:

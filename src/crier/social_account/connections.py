@@ -32,9 +32,10 @@ from crier.kit.outbound import DestinationRefused
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.models import Member, OAuthState, PlatformApp, SocialAccount
-from crier.platforms.base import AppCredentials, ConnectsWithOAuth, Consent, Tokens
+from crier.platforms.base import AppCredentials, ConnectsWithOAuth, Consent, HasReviews, Tokens
 from crier.platforms.errors import OrganizationRefused, PlatformError
 from crier.platforms.registry import Platforms, PlatformUnavailable
+from crier.review import repository as review_repository
 from crier.social_account import repository
 from crier.workspace import plans
 from crier.workspace import repository as workspace_repository
@@ -344,7 +345,14 @@ async def complete(
         ) from None
     async with db.workspace_transaction(workspace_id) as session:
         account = await keep_account(
-            session, vault, clock, workspace_id, platform, tokens, app_id=app_id
+            session,
+            vault,
+            clock,
+            workspace_id,
+            platform,
+            tokens,
+            app_id=app_id,
+            reviews=isinstance(adapter, HasReviews),
         )
     return Completed(account, redirect_to)
 
@@ -359,11 +367,13 @@ async def keep_account(
     *,
     display_name: str | None = None,
     app_id: UUID | None = None,
+    reviews: bool = False,
 ) -> SocialAccount:
     """Store a connected account: the one this workspace already has for the same identity
     on the network is updated in place (its id, and so every post's target, is kept); a
     refresh token the network did not send again is kept. A new or reconnected account
-    counts against the plan."""
+    counts against the plan. With `reviews` (the account is a location with reviews), its
+    reviews are synced at once."""
     workspace = await workspace_repository.lock(session, workspace_id)
     account = await repository.find_identity(
         session, platform, tokens.external_id, tokens.server_url
@@ -395,6 +405,8 @@ async def keep_account(
         setattr(account, name, value)
     await session.flush()
     await session.refresh(account)
+    if reviews:
+        await review_repository.track(session, workspace_id, [account.id], clock.now())
     return account
 
 

@@ -21,6 +21,16 @@ async def get(session: AsyncSession, account_id: UUID) -> SocialAccount | None:
     return result.scalar_one_or_none()
 
 
+async def active_accounts(session: AsyncSession, platforms: Sequence[str]) -> list[SocialAccount]:
+    """The workspace's active accounts on these platforms."""
+    found = await session.scalars(
+        select(SocialAccount).where(
+            SocialAccount.status == "active", any_of(SocialAccount.platform, platforms)
+        )
+    )
+    return list(found)
+
+
 async def list_accounts(
     session: AsyncSession,
     *,

@@ -20,6 +20,7 @@ from crier.platforms.base import (
     ConnectsDirectly,
     ConnectsWithOAuth,
     ConnectsWithPassword,
+    HasReviews,
     Tokens,
 )
 from crier.platforms.errors import ErrorCode, PlatformError
@@ -96,6 +97,7 @@ async def connect(
         data.platform.value,
         tokens,
         display_name=data.display_name,
+        reviews=isinstance(adapter, HasReviews),
     )
 
 

@@ -31,6 +31,8 @@ class EventType(StrEnum):
     POST_DELIVERY_FAILED = "post.delivery.failed"
     SOCIAL_ACCOUNT_EXPIRED = "social_account.expired"
     MEDIA_DELETED = "media.deleted"
+    REVIEW_CREATED = "review.created"
+    REVIEW_UPDATED = "review.updated"
     WEBHOOK_TEST = "webhook.test"
 
 
@@ -51,6 +53,11 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.SOCIAL_ACCOUNT_EXPIRED: "An account's token could not be refreshed: reconnect "
     "it. `data`: the social account.",
     EventType.MEDIA_DELETED: "A media asset was deleted. `data`: the asset as it was.",
+    EventType.REVIEW_CREATED: "A sync found a new review of a location. `data`: the review, "
+    "as `GET /v1/reviews/{id}` shows it.",
+    EventType.REVIEW_UPDATED: "A review changed: its text or rating was edited, a reply was "
+    "made or removed (anywhere), or it was removed from the network (`removed_at`). `data`: "
+    "the review as it is now.",
     EventType.WEBHOOK_TEST: "Sent by `POST /v1/webhook-endpoints/{id}/test`, to that "
     "endpoint only. `data`: `{endpoint_id, message}`.",
 }

@@ -263,3 +263,71 @@ def test_a_store_from_before_received_at_gains_the_column(tmp_path: Path) -> Non
         assert len(store.posts("sbx_a")) == 2
     finally:
         store.close()
+
+
+async def test_reviews_are_listed_most_recently_changed_first_in_pages(
+    sandbox: Sandbox, clock: FakeClock
+) -> None:
+    tokens = await sandbox.connect("cafe")
+    location = tokens["account_id"]
+    made = []
+    for n in range(7):
+        clock.advance(timedelta(seconds=1))
+        added = await sandbox.http.post(
+            f"/control/accounts/{location}/reviews",
+            json={"rating": n % 5 + 1, "comment": f"visit {n}", "reviewer_name": "Ada"},
+        )
+        assert added.status_code == 201
+        made.append(added.json()["id"])
+    clock.advance(timedelta(seconds=1))
+    edited = await sandbox.http.patch(f"/control/reviews/{made[0]}", json={"reply": "Thanks"})
+    assert edited.json()["reply"]["comment"] == "Thanks"
+    assert edited.json()["updated_at"] == clock.now().timestamp()
+
+    seen, token = [], None
+    for _ in range(10):
+        params = {"page_size": 3} | ({"page_token": token} if token else {})
+        page = await sandbox.http.get("/v1/reviews", params=params, headers=sandbox.bearer(tokens))
+        assert page.status_code == 200
+        body = page.json()
+        assert body["total_review_count"] == 7
+        seen += body["reviews"]
+        token = body["next_page_token"]
+        if token is None:
+            break
+    assert [r["id"] for r in seen] == [made[0], *reversed(made[1:])]
+    assert seen[1] == {
+        "id": made[6],
+        "reviewer": {"display_name": "Ada"},
+        "rating": 2,
+        "comment": "visit 6",
+        "created_at": seen[1]["created_at"],
+        "updated_at": seen[1]["created_at"],
+        "reply": None,
+    }
+
+    assert (await sandbox.http.delete(f"/control/reviews/{made[3]}")).status_code == 204
+    after = await sandbox.http.get("/v1/reviews", headers=sandbox.bearer(tokens))
+    assert after.json()["total_review_count"] == 6
+    assert made[3] not in [r["id"] for r in after.json()["reviews"]]
+
+
+async def test_reviews_refuse_big_pages_strange_tokens_and_unknown_reviews(
+    sandbox: Sandbox,
+) -> None:
+    tokens = await sandbox.connect()
+    auth = sandbox.bearer(tokens)
+    big = await sandbox.http.get("/v1/reviews", params={"page_size": 51}, headers=auth)
+    assert (big.status_code, error_code(big)) == (422, "invalid_request")
+    strange = await sandbox.http.get("/v1/reviews", params={"page_token": "abc"}, headers=auth)
+    assert (strange.status_code, error_code(strange)) == (400, "invalid_request")
+    assert (await sandbox.http.get("/v1/reviews")).status_code == 401
+    missing = await sandbox.http.patch("/control/reviews/sbr_none", json={"rating": 2})
+    assert (missing.status_code, error_code(missing)) == (404, "not_found")
+    assert (await sandbox.http.delete("/control/reviews/sbr_none")).status_code == 404
+    nobody = await sandbox.http.post("/control/accounts/sbx_none/reviews", json={"rating": 5})
+    assert nobody.status_code == 404
+    bad = await sandbox.http.post(
+        f"/control/accounts/{tokens['account_id']}/reviews", json={"rating": 6}
+    )
+    assert bad.status_code == 422

@@ -8,7 +8,14 @@ from typing import Any
 import httpx
 
 from crier.kit.time import Clock, SystemClock
-from crier.platforms.base import Account, Prepared, Published, Tokens
+from crier.platforms.base import (
+    Account,
+    NetworkReview,
+    Prepared,
+    Published,
+    ReviewPage,
+    Tokens,
+)
 from crier.platforms.calls import call, throttled_or_failed
 from crier.platforms.errors import ErrorCode, PlatformError
 
@@ -80,6 +87,15 @@ class SandboxAdapter:
         body = await self._call("GET", f"/v1/posts/{external_id}/metrics", account.access_token)
         return {k: int(v) for k, v in body.items() if k not in ("post_id", "measured_at")}
 
+    async def reviews(self, account: Account, page_token: str | None) -> ReviewPage:
+        params = {"page_size": "50"} | ({"page_token": page_token} if page_token else {})
+        body = await self._call("GET", "/v1/reviews", account.access_token, params=params)
+        return ReviewPage(
+            reviews=[_review(r) for r in body["reviews"]],
+            next_page_token=body.get("next_page_token"),
+            total=body.get("total_review_count"),
+        )
+
     def _tokens(self, body: dict[str, Any]) -> Tokens:
         expires_in = body.get("expires_in")
         return Tokens(
@@ -133,4 +149,20 @@ def _published(body: dict[str, Any]) -> Published:
         external_id=body["id"],
         permalink=body["permalink"],
         published_at=datetime.fromtimestamp(body["created_at"], UTC),
+    )
+
+
+def _review(body: dict[str, Any]) -> NetworkReview:
+    reply = body.get("reply") or {}
+    return NetworkReview(
+        external_id=body["id"],
+        rating=int(body["rating"]),
+        text=body.get("comment"),
+        reviewer_name=(body.get("reviewer") or {}).get("display_name"),
+        created_at=datetime.fromtimestamp(body["created_at"], UTC),
+        updated_at=datetime.fromtimestamp(body["updated_at"], UTC),
+        reply=reply.get("comment"),
+        reply_updated_at=(
+            datetime.fromtimestamp(reply["updated_at"], UTC) if reply.get("updated_at") else None
+        ),
     )

@@ -1,8 +1,11 @@
-"""The sandbox platform's HTTP API: OAuth-style tokens, posts, metrics, and a control API.
+"""The sandbox platform's HTTP API: OAuth-style tokens, posts, metrics, reviews, and a
+control API.
 
 It behaves like a small social network: it authenticates with bearer tokens that expire and
 can be refreshed or revoked, accepts posts (one per idempotency key and account), lets a
-client look a post up by that key, and serves metrics that grow with time. Under
+client look a post up by that key, and serves metrics that grow with time. Every account is
+also a business location with reviews, listed the most recently changed first in pages
+(as Google Business Profile lists them), which the control API adds, edits and removes. Under
 `/control` a test or a person can make it slow, failing, throttling, hanging or refusing.
 Errors are `{"error": {"code": ..., "message": ...}}`. See docs/sandbox.md.
 """
@@ -10,6 +13,8 @@ Errors are `{"error": {"code": ..., "message": ...}}`. See docs/sandbox.md.
 # No `from __future__ import annotations` here: the routes' dependencies live in a closure,
 # and FastAPI must see their annotations as objects, not as names to resolve later.
 import asyncio
+import base64
+import binascii
 import hashlib
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -22,10 +27,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crier.kit.time import Clock, SystemClock
 from crier.platforms.sandbox.faults import Faults, FaultState
-from crier.platforms.sandbox.store import SandboxPost, Store
+from crier.platforms.sandbox.store import SandboxPost, SandboxReview, Store
 
 MAX_TEXT = 500
 MAX_MEDIA = 4
+MAX_REVIEW_PAGE = 50
 REFRESH_TOKEN_TTL = 60 * 24 * 3600
 # The `error.code` of what FastAPI itself answers (unknown paths, methods, bodies).
 _HTTP_CODES = {
@@ -58,10 +64,48 @@ class PostIn(BaseModel):
     media: list[MediaIn] = Field(default_factory=list, description="Attached media.")
 
 
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reviewer_name: str | None = Field(default=None, max_length=200, description="Who wrote it.")
+    rating: int = Field(ge=1, le=5, description="1 to 5 stars.")
+    comment: str | None = Field(default=None, max_length=4096, description="Its text, if any.")
+    reply: str | None = Field(
+        default=None, max_length=4096, description="A reply the business already made."
+    )
+
+
+class ReviewEdit(BaseModel):
+    """What changes; fields left out stay as they are (`null` removes a comment or reply)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rating: int | None = Field(default=None, ge=1, le=5, description="1 to 5 stars.")
+    comment: str | None = Field(default=None, max_length=4096, description="Its text.")
+    reply: str | None = Field(default=None, max_length=4096, description="The reply.")
+
+
+SAMPLE_REVIEWS = (
+    ("Maria K.", 5, "Wonderful service, the staff went out of their way to help us.", None),
+    ("Tom B.", 2, "Waited forty minutes and nobody told us why. Disappointing.", None),
+    ("Aiko S.", 4, "Good value and a friendly team. Parking is hard to find.", "Thank you, Aiko!"),
+    ("Jonas W.", 1, "Rude staff and a dirty table. I will not come back.", None),
+    ("Lena P.", 5, None, None),
+    ("Carlos M.", 3, "It was fine, nothing special.", None),
+)
+"""What a new account's location has been told, in `crier run` (`sample_reviews`)."""
+
+
 def create_sandbox_app(
-    store: Store, clock: Clock | None = None, seed: int | None = None
+    store: Store,
+    clock: Clock | None = None,
+    seed: int | None = None,
+    *,
+    sample_reviews: bool = False,
 ) -> FastAPI:
-    """The sandbox platform over `store`; `clock` drives token expiry and metric growth."""
+    """The sandbox platform over `store`; `clock` drives token expiry and metric growth.
+    With `sample_reviews`, each new account's location starts with a few reviews, written
+    over the days before it opened (so the reviews inbox has something to show)."""
     clock = clock or SystemClock()
     faults = FaultState(seed)
     app = FastAPI(
@@ -74,6 +118,8 @@ def create_sandbox_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.store, app.state.faults = store, faults
+    calls: dict[str, int] = {}
+    """Platform API calls received, by method and path (route template)."""
 
     def now() -> float:
         return clock.now().timestamp()
@@ -107,6 +153,9 @@ def create_sandbox_app(
     async def platform_call(request: Request) -> None:
         """Latency and injected faults, applied to every call of the platform API."""
         request.state.received_at = now()
+        route = request.scope.get("route")
+        key = f"{request.method} {getattr(route, 'path', request.url.path)}"
+        calls[key] = calls.get(key, 0) + 1
         f = faults.faults
         if f.latency_ms:
             await asyncio.sleep(f.latency_ms / 1000)
@@ -156,7 +205,12 @@ def create_sandbox_app(
         """`client_credentials` (with `handle`) opens a new account; `refresh_token` trades a
         refresh token for new tokens (the old refresh token stops working)."""
         if grant_type == "client_credentials":
-            return tokens_for(store.create_account(handle or "sandbox", now()))
+            account_id = store.create_account(handle or "sandbox", now())
+            if sample_reviews:
+                for days, (name, rating, comment, reply) in enumerate(SAMPLE_REVIEWS):
+                    written = now() - (len(SAMPLE_REVIEWS) - days) * 86400
+                    store.add_review(account_id, name, rating, comment, written, reply)
+            return tokens_for(account_id)
         if grant_type == "refresh_token" and refresh_token:
             found = store.token(refresh_token)
             if (
@@ -235,6 +289,25 @@ def create_sandbox_app(
             raise SandboxError(404, "not_found", "No such post.")
         return {"post_id": post.id, "measured_at": now(), **grown_metrics(post, now())}
 
+    @app.get("/v1/reviews", dependencies=[Call])
+    async def list_reviews(
+        account_id: Account,
+        page_size: Annotated[int, Query(ge=1, le=MAX_REVIEW_PAGE)] = MAX_REVIEW_PAGE,
+        page_token: Annotated[str | None, Query(max_length=100)] = None,
+    ) -> dict[str, Any]:
+        """The location's reviews, the most recently changed first, `page_size` (at most
+        50) at a time; `next_page_token` asks for the next page. A page token is a position
+        in that order, so reviews changed meanwhile move ahead of it."""
+        offset = _offset(page_token) if page_token else 0
+        found, total, average = store.reviews(account_id, offset, page_size + 1)
+        more = len(found) > page_size
+        return {
+            "reviews": [_review_json(r) for r in found[:page_size]],
+            "next_page_token": _page_token(offset + page_size) if more else None,
+            "total_review_count": total,
+            "average_rating": round(average, 2) if average is not None else None,
+        }
+
     # The control API: for tests and people, never for Crier's adapter.
     @app.get("/control/faults")
     async def get_faults() -> Faults:
@@ -255,6 +328,33 @@ def create_sandbox_app(
         """Revoke every token of an account, as a user removing the app would."""
         return {"revoked": store.revoke_account(account_id)}
 
+    @app.post("/control/accounts/{account_id}/reviews", status_code=201)
+    async def add_review(account_id: str, review: ReviewIn) -> dict[str, Any]:
+        """A customer reviews the account's location (with the business's reply, if given)."""
+        if store.account(account_id) is None:
+            raise SandboxError(404, "not_found", "No such account.")
+        return _review_json(
+            store.add_review(
+                account_id, review.reviewer_name, review.rating, review.comment, now(), review.reply
+            )
+        )
+
+    @app.patch("/control/reviews/{review_id}")
+    async def edit_review(review_id: str, edit: ReviewEdit) -> dict[str, Any]:
+        """The customer edits the review, or the business replies elsewhere: the review
+        becomes the most recently changed."""
+        given = edit.model_dump(exclude_unset=True)
+        changed = store.edit_review(review_id, now(), **given)
+        if changed is None:
+            raise SandboxError(404, "not_found", "No such review.")
+        return _review_json(changed)
+
+    @app.delete("/control/reviews/{review_id}", status_code=204)
+    async def remove_review(review_id: str) -> None:
+        """The review is taken down (by its author or by the network)."""
+        if not store.remove_review(review_id):
+            raise SandboxError(404, "not_found", "No such review.")
+
     @app.get("/control/received")
     async def received() -> dict[str, Any]:
         """Every post received, oldest first, with duplicates per idempotency key counted."""
@@ -269,10 +369,16 @@ def create_sandbox_app(
             "duplicate_keys": sorted(k for k, n in keys.items() if n > 1),
         }
 
+    @app.get("/control/calls")
+    async def calls_received() -> dict[str, int]:
+        """How many platform API calls arrived, by method and path (`GET /v1/reviews`)."""
+        return dict(calls)
+
     @app.post("/control/reset", status_code=204)
     async def reset() -> None:
         store.reset()
         faults.reset()
+        calls.clear()
 
     return app
 
@@ -287,6 +393,38 @@ def grown_metrics(post: SandboxPost, at: float) -> dict[str, int]:
         "likes": likes,
         "reposts": likes // 6,
         "replies": likes // 9,
+    }
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(page_token: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(page_token + "=" * (-len(page_token) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind == "offset" and value.isdigit():
+            return int(value)
+    except (binascii.Error, UnicodeDecodeError):
+        pass
+    raise SandboxError(400, "invalid_request", "The page token is not one the sandbox gave.")
+
+
+def _review_json(review: SandboxReview) -> dict[str, Any]:
+    reply = (
+        {"comment": review.reply, "updated_at": review.reply_updated_at}
+        if review.reply is not None
+        else None
+    )
+    return {
+        "id": review.id,
+        "reviewer": {"display_name": review.reviewer_name},
+        "rating": review.rating,
+        "comment": review.comment,
+        "created_at": review.created_at,
+        "updated_at": review.updated_at,
+        "reply": reply,
     }
 
 

@@ -1,4 +1,4 @@
-"""What the sandbox platform remembers: accounts, tokens and posts, in SQLite.
+"""What the sandbox platform remembers: accounts, tokens, posts and reviews, in SQLite.
 
 A file keeps them across restarts of `crier sandbox`; tests use memory. SQLite (in WAL mode)
 is plenty for one local process and keeps the sandbox independent of Crier's own database,
@@ -28,7 +28,17 @@ CREATE TABLE IF NOT EXISTS posts (
     received_at REAL,
     UNIQUE (account_id, idempotency_key)
 );
+CREATE TABLE IF NOT EXISTS reviews (
+    id TEXT PRIMARY KEY, account_id TEXT NOT NULL, reviewer_name TEXT,
+    rating INTEGER NOT NULL, comment TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    reply TEXT, reply_updated_at REAL, change INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reviews_by_change ON reviews (account_id, updated_at, change);
 """
+_REVIEW_COLUMNS = (
+    "id, account_id, reviewer_name, rating, comment, created_at, updated_at, reply,"
+    " reply_updated_at"
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,26 @@ class SandboxPost:
     """When the call that made it arrived, before any latency the sandbox was told to add."""
 
 
+@dataclass(frozen=True)
+class SandboxReview:
+    """A review of an account's location (every sandbox account is also a location)."""
+
+    id: str
+    account_id: str
+    reviewer_name: str | None
+    rating: int
+    comment: str | None
+    created_at: float
+    updated_at: float
+    reply: str | None = None
+    reply_updated_at: float | None = None
+
+
+_UNSET: object = object()
+
+
 class Store:
-    """Accounts, tokens and posts of the sandbox platform."""
+    """Accounts, tokens, posts and reviews of the sandbox platform."""
 
     def __init__(self, path: Path | None) -> None:
         if path is not None:
@@ -145,8 +173,92 @@ class Store:
             ).fetchall()
         return [_post(r) for r in rows]
 
+    def add_review(
+        self,
+        account_id: str,
+        reviewer_name: str | None,
+        rating: int,
+        comment: str | None,
+        now: float,
+        reply: str | None = None,
+    ) -> SandboxReview:
+        review_id = "sbr_" + secrets.token_hex(10)
+        self._db.execute(
+            f"INSERT INTO reviews ({_REVIEW_COLUMNS}, change) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"  # noqa: S608 - constants
+            " (SELECT coalesce(max(change), 0) + 1 FROM reviews))",
+            (
+                review_id,
+                account_id,
+                reviewer_name,
+                rating,
+                comment,
+                now,
+                now,
+                reply,
+                now if reply is not None else None,
+            ),
+        )
+        found = self.review(review_id)
+        assert found is not None
+        return found
+
+    def review(self, review_id: str) -> SandboxReview | None:
+        row = self._db.execute(
+            f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE id = ?",  # noqa: S608 - constants
+            (review_id,),
+        ).fetchone()
+        return SandboxReview(*row) if row else None
+
+    def edit_review(
+        self,
+        review_id: str,
+        now: float,
+        *,
+        rating: int | None = None,
+        comment: object = _UNSET,
+        reply: object = _UNSET,
+    ) -> SandboxReview | None:
+        """Change a review (what is left out stays); it becomes the most recently changed."""
+        found = self.review(review_id)
+        if found is None:
+            return None
+        new_reply = found.reply if reply is _UNSET else reply
+        self._db.execute(
+            "UPDATE reviews SET rating = ?, comment = ?, reply = ?, reply_updated_at = ?,"
+            " updated_at = ?, change = (SELECT max(change) + 1 FROM reviews) WHERE id = ?",
+            (
+                found.rating if rating is None else rating,
+                found.comment if comment is _UNSET else comment,
+                new_reply,
+                found.reply_updated_at if reply is _UNSET else (now if new_reply else None),
+                now,
+                review_id,
+            ),
+        )
+        return self.review(review_id)
+
+    def remove_review(self, review_id: str) -> bool:
+        return self._db.execute("DELETE FROM reviews WHERE id = ?", (review_id,)).rowcount > 0
+
+    def reviews(
+        self, account_id: str, offset: int = 0, limit: int = -1
+    ) -> tuple[list[SandboxReview], int, float | None]:
+        """The account's reviews, most recently changed first, from `offset`: (page, how
+        many in all, their average rating)."""
+        rows = self._db.execute(
+            f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE account_id = ?"  # noqa: S608 - constants
+            " ORDER BY updated_at DESC, change DESC LIMIT ? OFFSET ?",
+            (account_id, limit, offset),
+        ).fetchall()
+        total, average = self._db.execute(
+            "SELECT count(*), avg(rating) FROM reviews WHERE account_id = ?", (account_id,)
+        ).fetchone()
+        return [SandboxReview(*r) for r in rows], int(total), average
+
     def reset(self) -> None:
-        self._db.executescript("DELETE FROM posts; DELETE FROM tokens; DELETE FROM accounts;")
+        self._db.executescript(
+            "DELETE FROM posts; DELETE FROM tokens; DELETE FROM accounts; DELETE FROM reviews;"
+        )
 
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,1 @@
+"""Reviews of business locations: the inbox, its sync from the networks, and replies."""
