@@ -28,15 +28,15 @@ def network_review(external_id: str, clock: FakeClock, rating: int = 4) -> Netwo
     )
 
 
-async def waiting_on_a_lock(db: Database, application_name_hint: str) -> bool:
-    """Whether a backend of this database is waiting on a lock right now."""
+async def waiting_on_a_lock(db: Database, query_hint: str) -> bool:
+    """Whether a backend running a query that mentions `query_hint` waits on a lock now."""
     async with db.engine.connect() as conn:
         waiting = await conn.scalar(
             text(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                 " AND query LIKE :hint"
             ),
-            {"hint": f"%{application_name_hint}%"},
+            {"hint": f"%{query_hint}%"},
         )
         return bool(waiting)
 

@@ -304,11 +304,8 @@ async def test_a_location_whose_account_expired_is_not_synced_and_says_why(
     assert (await whole_feed(location.tenant))[0] == []
 
 
-async def test_a_refused_token_is_refreshed_and_the_sync_goes_on(
-    location: Location,
-    syncer: ReviewSyncer,
-    clock: FakeClock,
-    control: httpx.AsyncClient,
+async def test_a_token_about_to_expire_is_refreshed_before_the_run(
+    location: Location, syncer: ReviewSyncer, clock: FakeClock
 ) -> None:
     await location.review(2, "Slow service")
     clock.advance(timedelta(hours=3))  # the 2-hour access token has run out
@@ -317,6 +314,33 @@ async def test_a_refused_token_is_refreshed_and_the_sync_goes_on(
     account = (await location.tenant.get(f"/v1/social-accounts/{location.account_id}")).json()
     assert account["status"] == "active"
     assert account["token_expires_at"] > clock.now().isoformat()
+
+
+async def test_a_token_the_network_refuses_mid_run_is_refreshed_and_the_run_goes_on(
+    location: Location,
+    syncer: ReviewSyncer,
+    clock: FakeClock,
+    db: Database,
+    control: httpx.AsyncClient,
+) -> None:
+    """Crier thought the token good for a day, but the network let it lapse: the page it
+    refused is asked for again with fresh tokens."""
+    from crier.models import SocialAccount
+
+    await location.review(2, "Slow service")
+    clock.advance(timedelta(hours=3))  # the sandbox's 2-hour token has run out
+    async with db.workspace_transaction(location.workspace) as session:
+        await session.execute(
+            update(SocialAccount)
+            .where(SocialAccount.id == UUID(location.account_id))
+            .values(token_expires_at=clock.now() + timedelta(days=1))
+        )
+    pages = await review_calls(control)
+    assert await syncer.sync(location.workspace, UUID(location.account_id))
+    assert await review_calls(control) - pages == 2  # refused, then read
+    assert len(await reviews_of(location.tenant)) == 1
+    account = (await location.tenant.get(f"/v1/social-accounts/{location.account_id}")).json()
+    assert account["last_refreshed_at"] == instant(clock.now())
 
 
 async def sync_every_due_location_for_a_year(new_syncer: NewSyncer) -> None:

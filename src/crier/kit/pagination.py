@@ -40,15 +40,20 @@ def encode_cursor(last_id: UUID) -> str:
     return base64.urlsafe_b64encode(last_id.bytes).decode().rstrip("=")
 
 
+def invalid_cursor() -> ValidationFailed:
+    """The problem of a `cursor` this API did not return."""
+    return ValidationFailed(
+        "The cursor is not one this API returned.",
+        [field_error(["query", "cursor"], "not a valid cursor", "invalid_cursor")],
+    )
+
+
 def decode_cursor(cursor: str) -> UUID:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         return UUID(bytes=raw)
     except (binascii.Error, ValueError) as exc:
-        raise ValidationFailed(
-            "The cursor is not one this API returned.",
-            [field_error(["query", "cursor"], "not a valid cursor", "invalid_cursor")],
-        ) from exc
+        raise invalid_cursor() from exc
 
 
 async def page_request(

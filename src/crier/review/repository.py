@@ -144,7 +144,11 @@ async def syncs(session: AsyncSession, account_id: UUID | None = None) -> list[R
     """The workspace's location syncs (or one location's), by account."""
     where = [] if account_id is None else [ReviewSync.social_account_id == account_id]
     found = await session.scalars(
-        select(ReviewSync).where(*where).order_by(ReviewSync.social_account_id)
+        select(ReviewSync)
+        .where(*where)
+        .order_by(ReviewSync.social_account_id)
+        # Rows just written with a plain INSERT replace what the session held of them.
+        .execution_options(populate_existing=True)
     )
     return list(found)
 

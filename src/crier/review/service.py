@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.errors import NotFound, ValidationFailed, field_error
+from crier.kit.pagination import invalid_cursor
 from crier.kit.time import Clock
 from crier.models import Review, ReviewSync, SocialAccount
 from crier.platforms.base import HasReviews, NetworkReview
@@ -35,14 +36,11 @@ def encode_feed_cursor(sequence: int) -> str:
 def decode_feed_cursor(cursor: str) -> int:
     try:
         position = int.from_bytes(base64.urlsafe_b64decode(cursor + "="), "big")
-        if position >= 2**63:  # no position is this great: not a cursor this API gave
-            raise ValueError(cursor)
-        return position
     except (binascii.Error, ValueError) as exc:
-        raise ValidationFailed(
-            "The cursor is not one this API returned.",
-            [field_error(["query", "cursor"], "not a valid cursor", "invalid_cursor")],
-        ) from exc
+        raise invalid_cursor() from exc
+    if position >= 2**63:  # no position is this great: not a cursor this API gave
+        raise invalid_cursor()
+    return position
 
 
 def review_out(review: Review) -> ReviewOut:
@@ -152,8 +150,6 @@ async def _announce(
     session: AsyncSession, now: datetime, type_: EventType, reviews: Sequence[Review]
 ) -> None:
     if reviews:
-        for row in reviews:
-            await session.refresh(row)
         await events.emit_many(session, now, type_, [(review_out(r), None) for r in reviews])
         await events.notify(session)
 
@@ -228,7 +224,4 @@ async def request_sync(
         with_reviews = [p for p in platforms.names if has_reviews(platforms, p)]
         accounts = await account_repository.active_accounts(session, with_reviews)
     await repository.track(session, workspace_id, [a.id for a in accounts], clock.now())
-    found = await repository.syncs(session, account_id)
-    for sync in found:
-        await session.refresh(sync)
-    return found
+    return await repository.syncs(session, account_id)

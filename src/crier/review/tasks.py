@@ -64,6 +64,8 @@ class _Run:
     adapter: HasReviews
     target: Account
     lease: datetime
+    page_token: str | None
+    """Where the run goes on (None: from the newest)."""
 
 
 class ReviewSyncer:
@@ -112,13 +114,10 @@ class ReviewSyncer:
         refreshed = False
         restarted = False
         for _ in range(self.pages_per_run):
-            page_token = await self._page_token(run)
-            if page_token is None:
-                return False  # another worker took the location over
             try:
-                page = await run.adapter.reviews(run.target, page_token or None)
+                page = await run.adapter.reviews(run.target, run.page_token)
             except PlatformError as error:
-                if error.code == ErrorCode.INVALID_REQUEST and page_token and not restarted:
+                if error.code == ErrorCode.INVALID_REQUEST and run.page_token and not restarted:
                     restarted = True  # the network forgot the token: start the run over
                     if not await self._restart(run):
                         return False
@@ -157,6 +156,7 @@ class ReviewSyncer:
                 adapter,
                 self._target(account),
                 now + SYNC_LEASE,
+                sync.page_token,
             )
             sync.leased_until = run.lease
         if self.refresh is not None and expires is not None and expires <= now + REFRESH_AHEAD:
@@ -196,23 +196,13 @@ class ReviewSyncer:
             return None
         return sync
 
-    async def _page_token(self, run: _Run) -> str | None:
-        """Where the run goes on ('' from the newest), renewing its lease; None when the
-        run no longer holds the location."""
-        async with self.db.workspace_transaction(run.workspace_id) as session:
-            sync = await self._held(session, run)
-            if sync is None:
-                return None
-            run.lease = self.clock.now() + SYNC_LEASE
-            sync.leased_until = run.lease
-            return sync.page_token or ""
-
     async def _restart(self, run: _Run) -> bool:
         async with self.db.workspace_transaction(run.workspace_id) as session:
             sync = await self._held(session, run)
             if sync is None:
                 return False
             sync.page_token, sync.run_top = None, None
+            run.page_token = None
             return True
 
     async def _store(self, run: _Run, page: ReviewPage) -> bool | None:
@@ -241,7 +231,8 @@ class ReviewSyncer:
             tops = [r.updated_at for r in changed] + ([sync.run_top] if sync.run_top else [])
             sync.run_top = max(tops) if tops else None
             if not reached and page.next_page_token is not None:
-                sync.page_token = page.next_page_token
+                sync.page_token = run.page_token = page.next_page_token
+                run.lease = sync.leased_until = now + SYNC_LEASE  # renewed at every page
                 return None
             full = sync.full_scan
             if full:
@@ -254,6 +245,8 @@ class ReviewSyncer:
                 # Crier's count differs from the network's: a review was removed there (or
                 # one was passed while pages shifted). Read them all once more.
                 sync.full_scan, sync.scan = True, sync.scan + 1
+                run.page_token = None
+                run.lease = sync.leased_until = now + SYNC_LEASE
                 return None
             sync.full_scan = False
             sync.network_total = page.total
