@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from crier.platforms.sandbox.server import SAMPLE_REVIEWS
+
 START_TIMEOUT = 90.0
 
 
@@ -106,17 +108,25 @@ def assert_reviews_synced_by_the_worker(base: str, key: str, account_id: str) ->
     auth = {"Authorization": f"Bearer {key}"}
     deadline = time.monotonic() + 30
     reviews: list[dict[str, object]] = []
-    while len(reviews) < 6 and time.monotonic() < deadline:
+    while len(reviews) < len(SAMPLE_REVIEWS) and time.monotonic() < deadline:
         time.sleep(0.2)
         listed = httpx.get(
             f"{base}/v1/reviews", headers=auth, params={"social_account_id": account_id}
         )
         reviews = listed.json()["data"]
-    assert len(reviews) == 6
+    assert len(reviews) == len(SAMPLE_REVIEWS)
     assert {r["rating"] for r in reviews} == {1, 2, 3, 4, 5}
+    scored = {
+        r["reviewer_name"]: (r["sentiment_label"], r["sentiment_source"], r["language"])
+        for r in reviews
+    }
+    assert scored["Maria K."] == ("positive", "text", "en")
+    assert scored["Jonas W."] == ("negative", "text", "en")
+    assert scored["Lena P."] == ("positive", "rating", None)  # stars alone
+    assert scored["Sofía R."] == ("positive", "rating", "es")
     [state] = httpx.get(f"{base}/v1/reviews/sync", headers=auth).json()["data"]
     assert state["last_error"] is None
-    assert state["network_total"] == 6
+    assert state["network_total"] == len(SAMPLE_REVIEWS)
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"

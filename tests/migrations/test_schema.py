@@ -176,3 +176,52 @@ def test_upgrading_marks_the_deliveries_that_may_have_reached_their_platform(
         name: case[4] for name, case in cases.items()
     }
     assert forced == (True,)
+
+
+def test_upgrading_rescans_the_locations_whose_reviews_have_no_sentiment(
+    scratch: DatabaseUrls,
+) -> None:
+    """0017: a location with a review stored before sentiment was scored is due at once,
+    as a full scan (which scores every review it reads); one whose reviews all have a
+    sentiment, or that holds none, keeps its schedule."""
+    migrations.upgrade(scratch.owner, "0016")
+    later = "now() + interval '10 minutes'"
+    with psycopg.connect(libpq(scratch.owner)) as conn, conn.transaction():
+        params = _seed_account(conn)
+        ws, unscored = params["ws"], params["account"]
+        scored, empty = uuid.uuid4(), uuid.uuid4()
+        for account in (scored, empty):
+            conn.execute(INSERTS["social_accounts"], {**params, "id": account})
+        for number, account in enumerate((unscored, scored, empty)):
+            conn.execute(
+                INSERTS["review_syncs"], {**params, "id": uuid.uuid4(), "account": account}
+            )
+            conn.execute(
+                f"UPDATE review_syncs SET next_sync_at = {later}, scan = 3 "
+                "WHERE social_account_id = %s",
+                [account],
+            )
+            if account != empty:
+                review = {"id": uuid.uuid4(), "external": f"r{number}", "number": number}
+                conn.execute(INSERTS["reviews"], {**params, **review, "account": account})
+                if account == scored:
+                    conn.execute("UPDATE reviews SET sentiment = 0.5 WHERE id = %s", [review["id"]])
+    migrations.upgrade(scratch.owner)
+    with psycopg.connect(libpq(scratch.owner)) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.workspace_id', %s, true)", [str(ws)])
+        found = {
+            account: (full, scan, due)
+            for account, full, scan, due in conn.execute(
+                "SELECT social_account_id, full_scan, scan, next_sync_at <= now() FROM review_syncs"
+            ).fetchall()
+        }
+        forced = conn.execute(
+            "SELECT bool_and(relforcerowsecurity) FROM pg_class "
+            "WHERE relname IN ('reviews', 'review_syncs')"
+        ).fetchone()
+    assert found == {
+        unscored: (True, 4, True),
+        scored: (False, 3, False),
+        empty: (False, 3, False),
+    }
+    assert forced == (True,)

@@ -40,6 +40,7 @@ class Review(TenantModel):
         CheckConstraint(
             "sentiment_label IN ('negative', 'neutral', 'positive')", name="sentiment_label_known"
         ),
+        CheckConstraint("sentiment_source IN ('text', 'rating')", name="sentiment_source_known"),
         Index(None, "workspace_id", "social_account_id", "reviewed_at"),
     )
 
@@ -51,8 +52,11 @@ class Review(TenantModel):
     body: Mapped[str | None] = mapped_column(Text)
     sentiment: Mapped[float | None] = mapped_column(Float)
     sentiment_label: Mapped[str | None] = mapped_column(Text)
+    sentiment_source: Mapped[str | None] = mapped_column(Text)
+    """What the sentiment was scored from: `text` or `rating` (see `review.sentiment`)."""
     language: Mapped[str | None] = mapped_column(Text)
-    """The language of `body` (ISO 639-1), where it could be told."""
+    """The language of `body` (ISO 639, two letters where there is a code of two), where it
+    could be told."""
     reviewer_name: Mapped[str | None] = mapped_column(Text)
     reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     """When the review was first written (the network's create time)."""

@@ -20,6 +20,11 @@ class SentimentLabel(StrEnum):
     POSITIVE = "positive"
 
 
+class SentimentSource(StrEnum):
+    TEXT = "text"
+    RATING = "rating"
+
+
 class ReviewReply(BaseModel):
     text: str = Field(description="The reply the network shows.")
     updated_at: datetime | None = Field(description="When the network says it was last set.")
@@ -36,10 +41,17 @@ class Review(BaseModel):
     body: str | None = Field(description="What the reviewer wrote; null for a rating alone.")
     reviewer_name: str | None = Field(description="The reviewer's name, as the network shows it.")
     sentiment: float | None = Field(
-        description="From -1 (negative) to 1 (positive), scored when the review is read."
+        ge=-1, le=1, description="From -1 (negative) to 1 (positive), scored when it is read."
     )
     sentiment_label: SentimentLabel | None = Field(description="negative, neutral or positive.")
-    language: str | None = Field(description="The language of `body` (ISO 639-1), if told.")
+    sentiment_source: SentimentSource | None = Field(
+        description="What the sentiment was scored from: the review's `text` (English text "
+        "that carries sentiment), or its `rating` (no text, or text in another language)."
+    )
+    language: str | None = Field(
+        description="The language of `body` (ISO 639, two letters where there is a code of "
+        "two), when it could be told with confidence."
+    )
     reviewed_at: datetime = Field(description="When the review was first written.")
     network_updated_at: datetime = Field(
         description="When the network last changed it (text, rating or reply)."

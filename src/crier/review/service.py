@@ -16,7 +16,7 @@ from crier.kit.time import Clock
 from crier.models import Review, ReviewSync, SocialAccount
 from crier.platforms.base import HasReviews, NetworkReview
 from crier.platforms.registry import Platforms
-from crier.review import repository
+from crier.review import repository, sentiment
 from crier.review.repository import FeedFilters
 from crier.review.schemas import Review as ReviewOut
 from crier.review.schemas import ReviewReply, ReviewSyncState
@@ -60,6 +60,16 @@ def review_out(review: Review) -> ReviewOut:
     )
 
 
+def _scored(review: NetworkReview) -> dict[str, object]:
+    found = sentiment.score(review.text, review.rating)
+    return {
+        "sentiment": found.score,
+        "sentiment_label": found.label,
+        "sentiment_source": found.source,
+        "language": found.language,
+    }
+
+
 def _differs(review: Review, fields: dict[str, object]) -> bool:
     return review.removed_at is not None or any(
         getattr(review, name) != value for name, value in fields.items()
@@ -76,7 +86,8 @@ async def ingest(
     """Store reviews of the location as the network shows them: a new one is added, a
     changed one (text, rating, reply, or back after being removed) updated, and each
     change takes the feed's next number and is announced (`review.created`,
-    `review.updated`); one that has not changed is left as it is. With `scan`, each is
+    `review.updated`); one that has not changed is left as it is. Sentiment is scored
+    when the text or rating is new (or was never scored). With `scan`, each is
     marked seen by that full scan. Returns how many changed."""
     now = clock.now()
     existing = await repository.by_external_ids(
@@ -96,7 +107,14 @@ async def ingest(
         row = existing.get(seen.external_id)
         if row is not None and scan is not None:
             row.seen_in_scan = scan
-        if row is None or _differs(row, fields):
+        rescore = (
+            row is None
+            or row.sentiment is None
+            or (row.rating, row.body) != (fields["rating"], fields["body"])
+        )
+        if rescore or (row is not None and _differs(row, fields)):
+            if rescore:
+                fields |= _scored(seen)
             changes.append((row, fields | {"external_id": seen.external_id}))
     if not changes:
         return 0

@@ -92,6 +92,7 @@ SAMPLE_REVIEWS = (
     ("Jonas W.", 1, "Rude staff and a dirty table. I will not come back.", None),
     ("Lena P.", 5, None, None),
     ("Carlos M.", 3, "It was fine, nothing special.", None),
+    ("Sofía R.", 4, "Muy buena atención y el café estaba riquísimo.", None),
 )
 """What a new account's location has been told, in `crier run` (`sample_reviews`)."""
 
