@@ -30,6 +30,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "MediaUpdate": {"alt_text": "Changed"},
     "MemberUpdate": {"name": "Renamed"},
     "PostUpdate": {"payload": {"text": "Changed"}},
+    "ReplyRequest": {"text": "Thank you!"},
+    "ReviewTemplatePreview": {"review_id": str(uuid.uuid4())},
+    "ReviewTemplateUpdate": {"name": "Renamed"},
     "WebhookEndpointUpdate": {"description": "Changed"},
 }
 
@@ -60,6 +63,8 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
     sent = await tenant.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
     assert sent.status_code == 202, sent.text
     review = await read_a_review(tenant, account)
+    template = await tenant.post("/v1/review-templates", json={"name": "Mine", "text": "Hi"})
+    assert template.status_code == 201, template.text
     return Owned(
         {
             "account_id": account,
@@ -70,6 +75,7 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
             "endpoint_id": endpoint["id"],
             "event_id": sent.json()["event_id"],
             "review_id": review,
+            "template_id": template.json()["id"],
         }
     )
 
@@ -116,7 +122,8 @@ async def call(
     if body is None or not body.get("required"):
         return await tenant.http.request(method, url, headers=headers)
     [content] = body["content"].values()
-    ref = content["schema"].get("$ref", "").rsplit("/", 1)[-1]
+    schema = content["schema"]  # a model, or a union of models by its title
+    ref = schema.get("$ref", "").rsplit("/", 1)[-1] or schema.get("title", "")
     assert ref in BODIES, f"{method} {path}: the sweep has no body for {ref or content}"
     return await tenant.http.request(method, url, headers=headers, json=BODIES[ref])
 

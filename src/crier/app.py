@@ -42,6 +42,7 @@ from crier.platforms.registry import Platforms
 from crier.post.endpoints import router as post_router
 from crier.problems.endpoints import router as problems_router
 from crier.review.endpoints import router as review_router
+from crier.review.endpoints import templates_router as review_templates_router
 from crier.social_account.endpoints import oauth_router, platforms_router
 from crier.social_account.endpoints import router as social_account_router
 from crier.webhook.endpoints import router as webhook_router
@@ -117,6 +118,7 @@ def create_app(
                 media_router,
                 post_router,
                 review_router,
+                review_templates_router,
                 webhook_router,
             )
         ),

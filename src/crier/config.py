@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     worker_review_poll_seconds: float = Field(
         default=5,
         ge=0,
-        description="How often workers look for locations whose review sync is due (the "
-        "delay of an on-demand sync, at most); 0: these workers sync no reviews.",
+        description="How often workers look for locations whose review sync is due and for "
+        "replies to reviews to send (the delay of an on-demand sync or a reply, at most); 0: "
+        "these workers sync no reviews and send no replies.",
     )
     allow_loopback: bool = Field(
         default=False,

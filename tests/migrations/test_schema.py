@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from psycopg.types.json import Jsonb
 from sqlalchemy import create_engine, pool
 
 from crier.kit.db import DatabaseUrls
@@ -225,3 +226,47 @@ def test_upgrading_rescans_the_locations_whose_reviews_have_no_sentiment(
         empty: (False, 3, False),
     }
     assert forced == (True,)
+
+
+def test_upgrading_renames_the_permission_to_reply_to_reviews_in_grants_and_scopes(
+    scratch: DatabaseUrls,
+) -> None:
+    """0018: `reviews:respond` becomes `reviews:reply` wherever it was stored (a member's
+    grants and denials, a key's scopes), in every workspace, and back on downgrade."""
+    migrations.upgrade(scratch.owner, "0017")
+    with psycopg.connect(libpq(scratch.owner)) as conn, conn.transaction():
+        params = _seed_account(conn)
+        ws, member = params["ws"], params["member"]
+        conn.execute(
+            "UPDATE members SET permissions = %s WHERE id = %s",
+            [
+                Jsonb({"grant": ["reviews:respond", "posts:read"], "deny": ["reviews:respond"]}),
+                member,
+            ],
+        )
+        conn.execute(
+            "INSERT INTO api_keys (workspace_id, id, member_id, name, prefix, secret_hash, scopes) "
+            "VALUES (%s, %s, %s, 'k', 'crier_sk_k', %s, %s)",
+            [ws, uuid.uuid4(), member, secrets.token_bytes(32), ["reviews:respond", "posts:read"]],
+        )
+
+    def stored() -> tuple[object, ...]:
+        with psycopg.connect(libpq(scratch.owner)) as conn, conn.transaction():
+            conn.execute("SELECT set_config('app.workspace_id', %s, true)", [str(ws)])
+            row = conn.execute(
+                "SELECT m.permissions, k.scopes FROM members m "
+                "JOIN api_keys k ON k.member_id = m.id"
+            ).fetchone()
+            assert row is not None
+            return tuple(row)
+
+    migrations.upgrade(scratch.owner)
+    assert stored() == (
+        {"grant": ["reviews:reply", "posts:read"], "deny": ["reviews:reply"]},
+        ["reviews:reply", "posts:read"],
+    )
+    migrations.downgrade(scratch.owner, "0017")
+    assert stored() == (
+        {"grant": ["reviews:respond", "posts:read"], "deny": ["reviews:respond"]},
+        ["reviews:respond", "posts:read"],
+    )

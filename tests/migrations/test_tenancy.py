@@ -60,6 +60,11 @@ INSERTS: dict[str, str] = {
     "VALUES (%(ws)s, %(id)s, 1)",
     "review_syncs": "INSERT INTO review_syncs (workspace_id, id, social_account_id, next_sync_at) "
     "VALUES (%(ws)s, %(id)s, %(account)s, now())",
+    "review_replies": "INSERT INTO review_replies "
+    "(workspace_id, id, review_id, action, text, origin, status) "
+    "VALUES (%(ws)s, %(id)s, %(review)s, 'reply', 'Thanks', 'crier', 'pending')",
+    "review_templates": "INSERT INTO review_templates (workspace_id, id, name, text) "
+    "VALUES (%(ws)s, %(id)s, %(external)s, 'Thank you, {reviewer_name}!')",
     "scheduled_post_months": "INSERT INTO scheduled_post_months "
     "(workspace_id, id, month_start, scheduled) VALUES (%(ws)s, %(id)s, clock_timestamp(), 0)",
     "analytics_snapshots": "INSERT INTO analytics_snapshots "
@@ -144,6 +149,8 @@ def seed(urls: DatabaseUrls, ws: uuid.UUID) -> Seeded:
                 seeded.refs["event"] = params["id"]
             if table == "webhook_deliveries":
                 seeded.refs["webhook_delivery"] = params["id"]
+            if table == "reviews":
+                seeded.refs["review"] = params["id"]
         return seeded
 
 

@@ -19,6 +19,7 @@ from tests.post.conftest import (
     utc,
     with_etag,
 )
+from tests.test_tenancy_sweep import read_a_review
 
 
 async def test_a_draft_is_created_with_its_author_and_an_etag(tenant: Tenant) -> None:
@@ -460,6 +461,7 @@ async def test_if_match_is_documented_as_it_is_enforced(tenant: Tenant) -> None:
     optional, it is not; an empty one is 428 everywhere, and every such operation lists 428."""
     schema = (await tenant.http.get("/openapi.json")).json()
     account = await sandbox_account(tenant)
+    review = await read_a_review(tenant, account)
     checked = 0
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
@@ -471,14 +473,20 @@ async def test_if_match_is_documented_as_it_is_enforced(tenant: Tenant) -> None:
             where = f"{method.upper()} {path}"
             assert "428" in operation["responses"], where
             post = (await create(tenant, draft_body(account))).json()
-            url = path.replace("{post_id}", post["id"])
+            url = path.replace("{post_id}", post["id"]).replace("{review_id}", review)
             for etag in (None, ""):
                 headers = {**tenant.auth, **({} if etag is None else {"If-Match": etag})}
-                body: dict[str, object] | None = {} if "requestBody" in operation else None
+                # A valid body where one is taken, so that the answer is about the header.
+                body: dict[str, object] | None = (
+                    ({"text": "Hi"} if path.endswith("/reply") else {})
+                    if "requestBody" in operation
+                    else None
+                )
                 answer = await tenant.http.request(method, url, headers=headers, json=body)
                 if etag is None and not declared["required"]:
                     assert answer.status_code != 428, where
                 else:
                     assert_problem(answer, 428, "precondition-required")
             checked += 1
-    assert checked == 6  # PATCH, DELETE, schedule, unschedule, cancel, retry
+    # Posts: PATCH, DELETE, schedule, unschedule, cancel, retry; a review's reply: PUT, DELETE.
+    assert checked == 8

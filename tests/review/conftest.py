@@ -11,10 +11,13 @@ from uuid import UUID
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from crier.kit.db import Database
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
+from crier.models import WebhookEvent
+from crier.review.sending import ReplySender
 from crier.review.tasks import ReviewSyncer
 from crier.runtime import Runtime
 from tests.conftest import FakeClock, Tenant, build_runtime
@@ -54,6 +57,36 @@ def new_syncer(runtime: Runtime, scheduler_db: Database, clock: FakeClock) -> Ne
 def syncer(runtime: Runtime, scheduler_db: Database) -> ReviewSyncer:
     """The review syncer of a worker (which refreshes tokens through the worker's sender)."""
     return runtime.worker(scheduler_db, worker_id="review-worker").reviews
+
+
+@pytest.fixture
+def sender(runtime: Runtime, scheduler_db: Database) -> ReplySender:
+    """The reply sender of a worker (which refreshes tokens through the worker's sender)."""
+    return runtime.worker(scheduler_db, worker_id="reply-worker").replies
+
+
+NewSender = Callable[..., ReplySender]
+
+
+@pytest.fixture
+def new_sender(runtime: Runtime, scheduler_db: Database, clock: FakeClock) -> NewSender:
+    """Another worker's reply sender, with these options (`attempts`, `policy`...)."""
+
+    def make(**options: Any) -> ReplySender:
+        return ReplySender(
+            runtime.db, scheduler_db, runtime.platforms, runtime.vault, clock, **options
+        )
+
+    return make
+
+
+async def events_of(db: Database, tenant: Tenant, type_: str) -> list[dict[str, Any]]:
+    """The `data` of the tenant's events of this type, oldest first."""
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        found = await session.scalars(
+            select(WebhookEvent).where(WebhookEvent.type == type_).order_by(WebhookEvent.id)
+        )
+        return [e.payload["data"] for e in found]
 
 
 @pytest.fixture

@@ -8,16 +8,17 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from crier.kit.db import Database
-from crier.models import ReviewSync, WebhookEvent
+from crier.models import ReviewSync
 from crier.review.tasks import SYNC_LEASE, ReviewSyncer
 from crier.runtime import Runtime
 from tests.conftest import FakeClock, Tenant
 from tests.review.conftest import (
     Location,
     NewSyncer,
+    events_of,
     new_location,
     review_calls,
     whole_feed,
@@ -51,14 +52,6 @@ async def sync_state(tenant: Tenant, account_id: str) -> dict[str, Any]:
     [state] = [s for s in found if s["social_account_id"] == account_id]
     assert isinstance(state, dict)
     return state
-
-
-async def events_of(db: Database, tenant: Tenant, type_: str) -> list[dict[str, Any]]:
-    async with db.workspace_transaction(UUID(tenant.id)) as session:
-        found = await session.scalars(
-            select(WebhookEvent).where(WebhookEvent.type == type_).order_by(WebhookEvent.id)
-        )
-        return [e.payload["data"] for e in found]
 
 
 async def test_a_first_sync_reads_every_review_of_the_location(

@@ -31,7 +31,7 @@ class Permission(StrEnum):
     MEDIA_DELETE = "media:delete"
     ANALYTICS_READ = "analytics:read"
     REVIEWS_READ = "reviews:read"
-    REVIEWS_RESPOND = "reviews:respond"
+    REVIEWS_REPLY = "reviews:reply"
     WEBHOOKS_MANAGE = "webhooks:manage"
 
 
@@ -54,7 +54,7 @@ DESCRIPTIONS: Mapping[Permission, str] = {
     Permission.MEDIA_DELETE: "Delete media.",
     Permission.ANALYTICS_READ: "Read analytics and saved views.",
     Permission.REVIEWS_READ: "Read reviews.",
-    Permission.REVIEWS_RESPOND: "Reply to reviews.",
+    Permission.REVIEWS_REPLY: "Reply to reviews, and manage reply templates.",
     Permission.WEBHOOKS_MANAGE: "Manage webhook endpoints and replay events.",
 }
 
@@ -81,7 +81,7 @@ _VIEWER = frozenset(
     }
 )
 _CONTRIBUTOR = _VIEWER | {P.POSTS_WRITE, P.MEDIA_UPLOAD}
-_EDITOR = _CONTRIBUTOR | {P.POSTS_SCHEDULE, P.POSTS_DELETE, P.MEDIA_DELETE, P.REVIEWS_RESPOND}
+_EDITOR = _CONTRIBUTOR | {P.POSTS_SCHEDULE, P.POSTS_DELETE, P.MEDIA_DELETE, P.REVIEWS_REPLY}
 _ADMIN = _EDITOR | {
     P.WORKSPACE_UPDATE,
     P.MEMBERS_MANAGE,

@@ -8,7 +8,13 @@ from crier.models.media import MediaAsset
 from crier.models.member import ApiKey, Member, User
 from crier.models.oauth import OAuthState, PlatformApp
 from crier.models.post import Post, PostMedia, PostTarget, ScheduledPostMonth
-from crier.models.review import Review, ReviewFeed, ReviewSync
+from crier.models.review import (
+    Review,
+    ReviewFeed,
+    ReviewReplyRecord,
+    ReviewSync,
+    ReviewTemplate,
+)
 from crier.models.social_account import SocialAccount
 from crier.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from crier.models.workspace import Workspace
@@ -29,7 +35,9 @@ __all__ = [
     "PostTarget",
     "Review",
     "ReviewFeed",
+    "ReviewReplyRecord",
     "ReviewSync",
+    "ReviewTemplate",
     "ScheduledPostMonth",
     "SocialAccount",
     "TenantModel",

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crier.models.base import TenantModel
@@ -41,6 +42,7 @@ class Review(TenantModel):
             "sentiment_label IN ('negative', 'neutral', 'positive')", name="sentiment_label_known"
         ),
         CheckConstraint("sentiment_source IN ('text', 'rating')", name="sentiment_source_known"),
+        CheckConstraint("reply_status IN ('pending', 'failed')", name="reply_status_known"),
         Index(None, "workspace_id", "social_account_id", "reviewed_at"),
     )
 
@@ -67,6 +69,12 @@ class Review(TenantModel):
     reply_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the business first replied, as the network confirmed it."""
+    reply_status: Mapped[str | None] = mapped_column(Text)
+    """`pending` while a reply (or its removal) asked of Crier is on its way to the network,
+    `failed` when the last one failed for good; None otherwise."""
+    reply_error: Mapped[str | None] = mapped_column(Text)
+    """The error code of the reply that failed (with `reply_status` `failed`)."""
+    reply_error_message: Mapped[str | None] = mapped_column(Text)
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When a sync found the review gone from the network."""
     feed_sequence: Mapped[int] = mapped_column(BigInteger)
@@ -122,3 +130,63 @@ class ReviewSync(TenantModel):
     last_error: Mapped[str | None] = mapped_column(Text)
     """The error code of the last run that failed, until one succeeds."""
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+REPLY_ACTIONS = ("reply", "delete")
+REPLY_ORIGINS = ("crier", "network")
+REPLY_STATUSES = ("pending", "sent", "failed", "superseded")
+
+
+class ReviewReplyRecord(TenantModel):
+    """A reply to a review, or its removal: asked of Crier and sent by the workers (the
+    row is its job: attempts, lease, next try), or seen made on the network itself. The
+    rows of a review are its reply history."""
+
+    __tablename__ = "review_replies"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["workspace_id", "review_id"],
+            ["reviews.workspace_id", "reviews.id"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("action IN ('reply', 'delete')", name="action_known"),
+        CheckConstraint("origin IN ('crier', 'network')", name="origin_known"),
+        CheckConstraint(
+            "status IN ('pending', 'sent', 'failed', 'superseded')", name="status_known"
+        ),
+        CheckConstraint("(action = 'reply') = (text IS NOT NULL)", name="text_for_reply"),
+        Index(None, "workspace_id", "review_id", "created_at"),
+        Index(
+            "ix_review_replies_due",
+            "next_attempt_at",
+            postgresql_where=sql("status = 'pending'"),
+        ),
+    )
+
+    review_id: Mapped[UUID] = mapped_column()
+    action: Mapped[str] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[UUID | None] = mapped_column()
+    """The member who asked for it (for Crier's own)."""
+    template_id: Mapped[UUID | None] = mapped_column()
+    """The template its text was made from, if any."""
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """A worker is sending it until then: no other reply of the review is sent meanwhile."""
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the network confirmed it (or, for one made there, when the network made it)."""
+
+
+class ReviewTemplate(TenantModel):
+    """A reply with placeholders (`{reviewer_name}`, `{location_name}`, `{rating}`)."""
+
+    __tablename__ = "review_templates"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    name: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)

@@ -236,6 +236,14 @@ class ReviewPage:
     """How many reviews the location has in all, where the network says."""
 
 
+@dataclass(frozen=True)
+class ReplyReceipt:
+    """A reply as the network stored it."""
+
+    text: str
+    updated_at: datetime
+
+
 @runtime_checkable
 class HasReviews(Protocol):
     """An adapter whose accounts are business locations with reviews (Google Business
@@ -245,4 +253,13 @@ class HasReviews(Protocol):
         """A page of the location's reviews, the most recently changed first: the first
         page without `page_token`, the next with the one the last page gave. A token the
         network no longer takes fails with `ErrorCode.INVALID_REQUEST`."""
+        ...
+
+    async def reply(self, account: Account, review_id: str, text: str) -> ReplyReceipt:
+        """Make `text` the business's reply to the review, replacing any reply it had: an
+        upsert, so sending it again leaves one reply."""
+        ...
+
+    async def delete_reply(self, account: Account, review_id: str) -> None:
+        """Remove the business's reply to the review (done, too, if it had none)."""
         ...

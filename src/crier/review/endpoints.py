@@ -5,29 +5,59 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 from pydantic import Field
 
-from crier.auth.dependencies import requires
+from crier.auth.dependencies import acting_with, requires
 from crier.auth.permissions import Permission
-from crier.auth.principal import Principal
+from crier.auth.principal import Acting, Principal
 from crier.kit.body import JsonRoute
+from crier.kit.concurrency import IF_MATCH_PATTERN, IfMatch, etag_of
 from crier.kit.http import DbSession, RequestClock, problem_responses
-from crier.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from crier.kit.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Page,
+    PageRequest,
+    make_page,
+    page_request,
+)
 from crier.kit.time import Timestamp
-from crier.review import repository, service
+from crier.review import replies, repository, service
 from crier.review.schemas import (
+    RenderedReply,
+    ReplyRequest,
     Review,
+    ReviewDetail,
     ReviewFeedPage,
     ReviewId,
     ReviewSyncRequest,
     ReviewSyncs,
+    ReviewTemplate,
+    ReviewTemplateCreate,
+    ReviewTemplatePreview,
+    ReviewTemplateUpdate,
     SentimentLabel,
+    TemplateId,
 )
+from crier.social_account import repository as account_repository
 
 router = APIRouter(prefix="/reviews", tags=["Reviews"], route_class=JsonRoute)
+templates_router = APIRouter(prefix="/review-templates", tags=["Reviews"], route_class=JsonRoute)
 CanRead = Annotated[Principal, requires(Permission.REVIEWS_READ)]
+Replying = Annotated[Acting, acting_with(Permission.REVIEWS_REPLY)]
 Stars = Annotated[int, Field(ge=1, le=5)]
+# Required, but its absence answers 428 `precondition-required`, not 422 (see crier.app).
+IfMatchHeader = Annotated[
+    str,
+    Header(
+        alias="If-Match",
+        pattern=IF_MATCH_PATTERN,
+        description="The ETag of your last read of the review: without it (or empty) 428, "
+        "stale 412, malformed 422.",
+    ),
+]
+_REPLY_ERRORS = problem_responses(401, 403, 404, 409, 412, 422, 428)
 
 
 @router.get("", response_model=ReviewFeedPage, responses=problem_responses(401, 403, 422))
@@ -118,7 +148,160 @@ async def request_sync(
     return ReviewSyncs(data=[service.sync_state(s) for s in syncs])
 
 
-@router.get("/{review_id}", response_model=Review, responses=problem_responses(401, 403, 404, 422))
-async def get_review(review_id: ReviewId, _: CanRead, session: DbSession) -> Review:
-    """One review, with the reply the network shows."""
-    return service.review_out(await service.get(session, review_id))
+@router.get(
+    "/{review_id}", response_model=ReviewDetail, responses=problem_responses(401, 403, 404, 422)
+)
+async def get_review(
+    review_id: ReviewId, _: CanRead, session: DbSession, response: Response
+) -> ReviewDetail:
+    """One review, with the reply the network shows and the reply history (replies asked
+    through Crier and those seen made on the network). Its `ETag` header is what
+    `If-Match` must carry to reply."""
+    review = await service.get(session, review_id)
+    response.headers["ETag"] = etag_of(review.feed_sequence)
+    return await replies.detail(session, review)
+
+
+async def _ask(
+    acting: Acting,
+    request: Request,
+    response: Response,
+    review_id: UUID,
+    if_match: str,
+    asked: ReplyRequest | None,
+) -> Review:
+    """Ask for the reply (`asked`) or its removal (None); the review, with its new ETag."""
+    review = await replies.request(
+        acting.session,
+        request.app.state.platforms,
+        acting.clock,
+        acting.principal,
+        review_id,
+        IfMatch.parse(if_match),
+        asked,
+    )
+    response.headers["ETag"] = etag_of(review.feed_sequence)
+    return service.review_out(review)
+
+
+@router.put(
+    "/{review_id}/reply",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Review,
+    responses=_REPLY_ERRORS,
+)
+async def put_reply(
+    review_id: ReviewId,
+    data: Annotated[ReplyRequest, Body(title="ReplyRequest")],
+    acting: Replying,
+    request: Request,
+    response: Response,
+    if_match: IfMatchHeader,
+) -> Review:
+    """Reply to the review as the business, or replace its reply: with `text`, or a
+    `template_id` filled from the review. Accepted at once (`reply_status: pending`) and
+    sent by a worker within seconds, retried on transient failures; `review.replied` when
+    the network confirms it (with `responded_at`), `review.reply_failed` if it fails for
+    good. A reply asked earlier and not yet sent is replaced. Requires `If-Match`; a
+    removed review is `review-removed`, an expired or disconnected location
+    `location-unavailable`."""
+    return await _ask(acting, request, response, review_id, if_match, data)
+
+
+@router.delete(
+    "/{review_id}/reply",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Review,
+    responses=_REPLY_ERRORS,
+)
+async def delete_reply(
+    review_id: ReviewId,
+    acting: Replying,
+    request: Request,
+    response: Response,
+    if_match: IfMatchHeader,
+) -> Review:
+    """Remove the business's reply from the network, as `PUT` makes one (accepted at once,
+    sent by a worker, `review.updated` when done). Requires `If-Match`."""
+    return await _ask(acting, request, response, review_id, if_match, None)
+
+
+@templates_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReviewTemplate,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_template(
+    data: ReviewTemplateCreate, acting: Replying, response: Response
+) -> ReviewTemplate:
+    """Add a reply template. Placeholders `{reviewer_name}`, `{location_name}` and
+    `{rating}` are filled from the review replied to; `{reviewer_name|there}` gives the
+    text to use where a review has no such value. An unknown placeholder or a lone brace
+    is refused (`{{` and `}}` are braces)."""
+    template = await replies.create_template(acting.session, acting.principal.workspace_id, data)
+    response.headers["Location"] = f"/v1/review-templates/{template.id}"
+    return ReviewTemplate.model_validate(template)
+
+
+@templates_router.get(
+    "", response_model=Page[ReviewTemplate], responses=problem_responses(401, 403, 422)
+)
+async def list_templates(
+    _: CanRead, session: DbSession, page: Annotated[PageRequest, Depends(page_request)]
+) -> Page[ReviewTemplate]:
+    """The workspace's reply templates, oldest first."""
+    rows = await replies.list_templates(session, page.after, page.limit + 1)
+    items, cursor = make_page(
+        [ReviewTemplate.model_validate(r) for r in rows], page.limit, lambda t: t.id
+    )
+    return Page[ReviewTemplate](data=items, next_cursor=cursor)
+
+
+@templates_router.get(
+    "/{template_id}", response_model=ReviewTemplate, responses=problem_responses(401, 403, 404, 422)
+)
+async def get_template(template_id: TemplateId, _: CanRead, session: DbSession) -> ReviewTemplate:
+    """One reply template."""
+    return ReviewTemplate.model_validate(await replies.get_template(session, template_id))
+
+
+@templates_router.patch(
+    "/{template_id}",
+    response_model=ReviewTemplate,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def update_template(
+    template_id: TemplateId, data: ReviewTemplateUpdate, acting: Replying
+) -> ReviewTemplate:
+    """Rename a template or change its text (replies already asked keep theirs)."""
+    template = await replies.update_template(acting.session, acting.clock, template_id, data)
+    return ReviewTemplate.model_validate(template)
+
+
+@templates_router.delete(
+    "/{template_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def delete_template(template_id: TemplateId, acting: Replying) -> Response:
+    """Delete a template (replies made from it keep their text and its id)."""
+    await replies.delete_template(acting.session, template_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@templates_router.post(
+    "/{template_id}/preview",
+    response_model=RenderedReply,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def preview_template(
+    template_id: TemplateId, data: ReviewTemplatePreview, _: CanRead, session: DbSession
+) -> RenderedReply:
+    """The template filled from a review, as a reply to it would be sent (nothing is
+    sent)."""
+    template = await replies.get_template(session, template_id)
+    review = await service.get(session, data.review_id)
+    account = await account_repository.get(session, review.social_account_id)
+    assert account is not None
+    return RenderedReply(text=replies.fill(template, review, account))

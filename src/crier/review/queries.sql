@@ -23,3 +23,19 @@ WHERE next_sync_at <= :now
   AND (leased_until IS NULL OR leased_until <= :now)
 ORDER BY next_sync_at
 LIMIT :limit
+
+-- name: due_review_replies
+-- Replies of any workspace due to be sent, the longest due first: not held by a worker, and
+-- of a review none of whose other replies a worker holds (a review's replies go out one at
+-- a time, in the order they were asked for). Runs as crier_scheduler, which sees nothing
+-- of their text.
+SELECT r.workspace_id, r.id FROM review_replies r
+WHERE r.status = 'pending' AND r.next_attempt_at <= :now
+  AND (r.leased_until IS NULL OR r.leased_until <= :now)
+  AND NOT EXISTS (
+      SELECT FROM review_replies o
+      WHERE o.workspace_id = r.workspace_id AND o.review_id = r.review_id AND o.id <> r.id
+        AND o.leased_until > :now
+  )
+ORDER BY r.next_attempt_at
+LIMIT :limit

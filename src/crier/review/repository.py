@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db import Database
 from crier.kit.sql import any_of, queries
-from crier.models import Review, ReviewSync
+from crier.models import Review, ReviewReplyRecord, ReviewSync, ReviewTemplate
 
 QUERIES = queries(__file__, "queries.sql")
 
@@ -31,8 +31,9 @@ async def committed_sequence(session: AsyncSession) -> int:
     return int((await session.execute(QUERIES["committed_sequence"])).scalar_one())
 
 
-async def get(session: AsyncSession, review_id: UUID) -> Review | None:
-    return await session.scalar(select(Review).where(Review.id == review_id))
+async def get(session: AsyncSession, review_id: UUID, *, lock: bool = False) -> Review | None:
+    query = select(Review).where(Review.id == review_id)
+    return await session.scalar(query.with_for_update() if lock else query)
 
 
 async def by_external_ids(
@@ -185,3 +186,72 @@ async def due_syncs(scheduler_db: Database, now: datetime, limit: int) -> list[t
     async with scheduler_db.engine.connect() as conn:
         rows = await conn.execute(QUERIES["due_review_syncs"], {"now": now, "limit": limit})
         return [(r.workspace_id, r.social_account_id) for r in rows]
+
+
+async def replies(session: AsyncSession, review_id: UUID) -> list[ReviewReplyRecord]:
+    """The review's reply history, the newest first."""
+    found = await session.scalars(
+        select(ReviewReplyRecord)
+        .where(ReviewReplyRecord.review_id == review_id)
+        .order_by(ReviewReplyRecord.created_at.desc(), ReviewReplyRecord.id.desc())
+    )
+    return list(found)
+
+
+async def supersede_pending(session: AsyncSession, review_id: UUID) -> None:
+    """The review's replies asked of Crier and not yet sent give way to a newer one."""
+    await session.execute(
+        update(ReviewReplyRecord)
+        .where(
+            ReviewReplyRecord.review_id == review_id,
+            ReviewReplyRecord.status == "pending",
+        )
+        .values(status="superseded", next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def held_reply(session: AsyncSession, reply_id: UUID) -> ReviewReplyRecord | None:
+    """A reply, locked for update."""
+    return await session.scalar(
+        select(ReviewReplyRecord)
+        .where(ReviewReplyRecord.id == reply_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def another_in_flight(
+    session: AsyncSession, review_id: UUID, reply_id: UUID, now: datetime
+) -> bool:
+    """Whether a worker holds another reply of the review."""
+    found = await session.scalar(
+        select(func.count())
+        .select_from(ReviewReplyRecord)
+        .where(
+            ReviewReplyRecord.review_id == review_id,
+            ReviewReplyRecord.id != reply_id,
+            ReviewReplyRecord.leased_until > now,
+        )
+    )
+    return bool(found)
+
+
+async def due_replies(scheduler_db: Database, now: datetime, limit: int) -> list[tuple[UUID, UUID]]:
+    """Replies (workspace and id) of any workspace due to be sent; at most `limit`."""
+    async with scheduler_db.engine.connect() as conn:
+        rows = await conn.execute(QUERIES["due_review_replies"], {"now": now, "limit": limit})
+        return [(r.workspace_id, r.id) for r in rows]
+
+
+async def templates(
+    session: AsyncSession, after: UUID | None, limit: int
+) -> Sequence[ReviewTemplate]:
+    query = select(ReviewTemplate).order_by(ReviewTemplate.id).limit(limit)
+    if after is not None:
+        query = query.where(ReviewTemplate.id > after)
+    return (await session.scalars(query)).all()
+
+
+async def template(session: AsyncSession, template_id: UUID) -> ReviewTemplate | None:
+    return await session.scalar(select(ReviewTemplate).where(ReviewTemplate.id == template_id))

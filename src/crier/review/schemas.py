@@ -7,11 +7,15 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from crier.review import templates
 from crier.social_account.schemas import SocialAccountId
 
 ReviewId = Annotated[UUID, Field(description="Identifier of a review.")]
+TemplateId = Annotated[UUID, Field(description="Identifier of a reply template.")]
+MAX_REPLY_BYTES = 4096
+"""The longest reply, in UTF-8 bytes (Google Business Profile's limit)."""
 
 
 class SentimentLabel(StrEnum):
@@ -23,6 +27,16 @@ class SentimentLabel(StrEnum):
 class SentimentSource(StrEnum):
     TEXT = "text"
     RATING = "rating"
+
+
+class ReplyStatus(StrEnum):
+    PENDING = "pending"
+    FAILED = "failed"
+
+
+class ReplyError(BaseModel):
+    code: str = Field(description="The error code (see docs/errors.md).")
+    message: str | None = Field(description="What the network said, where it said something.")
 
 
 class ReviewReply(BaseModel):
@@ -60,14 +74,169 @@ class Review(BaseModel):
     responded_at: datetime | None = Field(
         description="When the business first replied, as the network confirmed it."
     )
+    reply_status: ReplyStatus | None = Field(
+        description="`pending` while a reply (or its removal) asked of Crier is on its way to "
+        "the network; `failed` when the last one failed for good (see `reply_error`); null "
+        "otherwise."
+    )
+    reply_error: ReplyError | None = Field(description="Why the last reply asked failed.")
     removed_at: datetime | None = Field(
         description="When a sync found the review gone from the network (it stays here)."
     )
     sequence: int = Field(
-        description="The review's place in the change feed: greater after every change."
+        description="The review's place in the change feed: greater after every change. Its "
+        'ETag is this number in quotes ("42").'
     )
     created_at: datetime = Field(description="When Crier first read it.")
     updated_at: datetime = Field(description="When Crier last changed it.")
+
+
+class ReplyAction(StrEnum):
+    REPLY = "reply"
+    DELETE = "delete"
+
+
+class ReplyOrigin(StrEnum):
+    CRIER = "crier"
+    NETWORK = "network"
+
+
+class ReplyRecordStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+class ReplyRecord(BaseModel):
+    """A reply or its removal, asked of Crier or seen made on the network."""
+
+    id: UUID = Field(description="Identifier of this reply record.")
+    action: ReplyAction = Field(description="`reply` (made or replaced) or `delete`.")
+    text: str | None = Field(description="The reply's text (null for `delete`).")
+    origin: ReplyOrigin = Field(
+        description="`crier` (asked through this API) or `network` (made elsewhere, seen by "
+        "a sync)."
+    )
+    status: ReplyRecordStatus = Field(
+        description="`pending` (on its way), `sent` (the network confirmed it), `failed` "
+        "(for good: see `error`), `superseded` (a newer one was asked before it was sent)."
+    )
+    attempts: int = Field(description="How many times Crier has sent it.")
+    error: ReplyError | None = Field(description="The last failure, if any.")
+    requested_by: UUID | None = Field(description="The member who asked for it.")
+    template_id: TemplateId | None = Field(description="The template it was made from.")
+    requested_at: datetime = Field(description="When it was asked for (or seen).")
+    sent_at: datetime | None = Field(description="When the network confirmed (or made) it.")
+
+
+class ReviewDetail(Review):
+    replies: list[ReplyRecord] = Field(description="The reply history, the newest first.")
+
+
+def _check_reply(text: str) -> str:
+    if not text.strip():
+        raise ValueError("A reply has some text.")
+    if len(text.encode()) > MAX_REPLY_BYTES:
+        raise ValueError(f"A reply is at most {MAX_REPLY_BYTES} bytes in UTF-8.")
+    return text
+
+
+NOT_BLANK = r"\S"
+"""Some character that is not white space."""
+
+
+class ReplyText(BaseModel):
+    """A reply written out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_REPLY_BYTES,
+        pattern=NOT_BLANK,
+        description="The reply: not blank, 4096 bytes of UTF-8 at most.",
+    )
+
+    _text = field_validator("text")(_check_reply)
+
+
+class ReplyFromTemplate(BaseModel):
+    """A reply made from a template, filled from the review."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template_id: TemplateId = Field(description="A reply template of the workspace.")
+
+
+ReplyRequest = ReplyText | ReplyFromTemplate
+"""The reply to make: its `text`, or a `template_id` to fill from the review."""
+
+
+def _check_template(text: str) -> str:
+    try:
+        templates.check(text)
+    except templates.TemplateError as exc:
+        raise ValueError(str(exc)) from exc
+    return _check_reply(text)
+
+
+class ReviewTemplate(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: TemplateId
+    name: str = Field(description="Unique in the workspace.")
+    text: str = Field(
+        description="The reply, with placeholders `{reviewer_name}`, `{location_name}`, "
+        "`{rating}`; `{reviewer_name|there}` gives a fallback; `{{` and `}}` are braces."
+    )
+    created_at: datetime = Field(description="When it was made.")
+    updated_at: datetime = Field(description="When it was last changed.")
+
+
+class ReviewTemplateCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1, max_length=200, pattern=NOT_BLANK, description="Unique in the workspace."
+    )
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_REPLY_BYTES,
+        pattern=NOT_BLANK,
+        description="The reply, with placeholders.",
+    )
+
+    _text = field_validator("text")(_check_template)
+
+
+class ReviewTemplateUpdate(BaseModel):
+    """What changes; fields left out (or null) stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=NOT_BLANK, description="A new name."
+    )
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_REPLY_BYTES,
+        pattern=NOT_BLANK,
+        description="A new text.",
+    )
+
+    _text = field_validator("text")(lambda text: _check_template(text) if text else text)
+
+
+class ReviewTemplatePreview(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    review_id: ReviewId = Field(description="The review to fill the template from.")
+
+
+class RenderedReply(BaseModel):
+    text: str = Field(description="The template filled from the review, as it would be sent.")
 
 
 class ReviewFeedPage(BaseModel):

@@ -11,15 +11,16 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.errors import NotFound, ValidationFailed, field_error
+from crier.kit.ids import new_id
 from crier.kit.pagination import invalid_cursor
 from crier.kit.time import Clock
-from crier.models import Review, ReviewSync, SocialAccount
+from crier.models import Review, ReviewReplyRecord, ReviewSync, SocialAccount
 from crier.platforms.base import HasReviews, NetworkReview
 from crier.platforms.registry import Platforms
 from crier.review import repository, sentiment
 from crier.review.repository import FeedFilters
+from crier.review.schemas import ReplyError, ReviewReply, ReviewSyncState
 from crier.review.schemas import Review as ReviewOut
-from crier.review.schemas import ReviewReply, ReviewSyncState
 from crier.social_account import repository as account_repository
 from crier.webhook import events
 from crier.webhook.events import EventType
@@ -50,13 +51,18 @@ def review_out(review: Review) -> ReviewOut:
         if review.reply is not None
         else None
     )
+    error = (
+        ReplyError(code=review.reply_error, message=review.reply_error_message)
+        if review.reply_error is not None
+        else None
+    )
     return ReviewOut.model_validate(
         {
             name: getattr(review, name)
             for name in ReviewOut.model_fields
-            if name not in ("reply", "sequence")
+            if name not in ("reply", "sequence", "reply_error")
         }
-        | {"reply": reply, "sequence": review.feed_sequence}
+        | {"reply": reply, "sequence": review.feed_sequence, "reply_error": error}
     )
 
 
@@ -68,6 +74,21 @@ def _scored(review: NetworkReview) -> dict[str, object]:
         "sentiment_source": found.source,
         "language": found.language,
     }
+
+
+def _seen_reply(review: Review, fields: dict[str, object], now: datetime) -> ReviewReplyRecord:
+    """The reply history's record of a reply made (or removed) on the network itself."""
+    text = fields["reply"]
+    made = fields["reply_updated_at"]
+    return ReviewReplyRecord(
+        workspace_id=review.workspace_id,
+        review_id=review.id,
+        action="reply" if text is not None else "delete",
+        text=text,
+        origin="network",
+        status="sent",
+        sent_at=made if isinstance(made, datetime) else now,
+    )
 
 
 def _differs(review: Review, fields: dict[str, object]) -> bool:
@@ -107,6 +128,8 @@ async def ingest(
         row = existing.get(seen.external_id)
         if row is not None and scan is not None:
             row.seen_in_scan = scan
+        if row is not None and seen.updated_at < row.network_updated_at:
+            continue  # read before a change Crier already holds (a reply it just sent)
         rescore = (
             row is None
             or row.sentiment is None
@@ -122,9 +145,11 @@ async def ingest(
     numbers = await repository.take_sequences(session, len(changes))
     created: list[Review] = []
     updated: list[Review] = []
+    replies: list[ReviewReplyRecord] = []
     for (row, fields), number in zip(changes, numbers, strict=True):
         if row is None:
             row = Review(
+                id=new_id(),  # now, for its reply history
                 workspace_id=account.workspace_id,
                 social_account_id=account.id,
                 location_id=account.external_id,
@@ -134,12 +159,15 @@ async def ingest(
             created.append(row)
         else:
             updated.append(row)
+        if row.reply != fields["reply"]:
+            replies.append(_seen_reply(row, fields, now))
         for name, value in fields.items():
             setattr(row, name, value)
         if row.reply is not None and row.responded_at is None:
             row.responded_at = row.reply_updated_at or now
         row.removed_at = None
         row.feed_sequence = number
+    session.add_all(replies)
     await session.flush()
     await _announce(session, now, EventType.REVIEW_CREATED, created)
     await _announce(session, now, EventType.REVIEW_UPDATED, updated)

@@ -50,6 +50,49 @@ _UNUSABLE = {
     "disconnected": ErrorCode.ACCOUNT_DISCONNECTED,
 }
 
+
+def unusable(platforms: Platforms, account: SocialAccount | None) -> ErrorCode | None:
+    """Why the location cannot be reached now (to sync its reviews or reply), if it cannot."""
+    if account is None:
+        return ErrorCode.ACCOUNT_DISCONNECTED
+    if account.status in _UNUSABLE:
+        return _UNUSABLE[account.status]
+    if account.access_token is None or not service.has_reviews(platforms, account.platform):
+        return ErrorCode.PLATFORM_NOT_CONFIGURED
+    return None
+
+
+def reach(vault: Vault, account: SocialAccount) -> Account:
+    """How an adapter reaches the location: its token, unsealed."""
+    assert account.access_token is not None
+    return Account(vault.open(account.access_token), account.external_id, account.server_url)
+
+
+async def reload_target(
+    db: Database, vault: Vault, workspace_id: UUID, account_id: UUID
+) -> Account | None:
+    """The location as its account is now (after a refresh stored new tokens)."""
+    async with db.workspace_transaction(workspace_id) as session:
+        account = await account_repository.get(session, account_id)
+        return reach(vault, account) if account is not None and account.access_token else None
+
+
+async def each_at_most(
+    slots: asyncio.Semaphore,
+    due: list[tuple[UUID, UUID]],
+    work: Callable[[UUID, UUID], Awaitable[object]],
+) -> int:
+    """`work(workspace_id, id)` for each of `due`, as many at once as `slots` allows;
+    returns how many were due."""
+
+    async def one(workspace_id: UUID, item: UUID) -> None:
+        async with slots:
+            await work(workspace_id, item)
+
+    await asyncio.gather(*(one(ws, item) for ws, item in due))
+    return len(due)
+
+
 Refresh = Callable[..., Awaitable[bool]]
 """`refresh(workspace_id, account_id, force=...)`: new tokens for the account (the
 scheduler's, so that a single-use refresh token is spent once)."""
@@ -97,13 +140,7 @@ class ReviewSyncer:
         """Sync the locations due now (at most `batch`, a few at once); returns how many
         were due."""
         due = await repository.due_syncs(self.scheduler_db, self.clock.now(), self.batch)
-
-        async def one(workspace_id: UUID, account_id: UUID) -> None:
-            async with self._slots:
-                await self.sync(workspace_id, account_id)
-
-        await asyncio.gather(*(one(ws, account) for ws, account in due))
-        return len(due)
+        return await each_at_most(self._slots, due, self.sync)
 
     async def sync(self, workspace_id: UUID, account_id: UUID) -> bool:
         """Run the location's sync, if it is due and no other worker holds it: whether a
@@ -142,7 +179,7 @@ class ReviewSyncer:
             if sync is None:
                 return None
             account = await account_repository.get(session, account_id)
-            problem = self._unusable(account)
+            problem = unusable(self.platforms, account)
             if problem is not None:
                 self._settle(sync, now, error=problem)
                 return None
@@ -154,7 +191,7 @@ class ReviewSyncer:
                 workspace_id,
                 account_id,
                 adapter,
-                self._target(account),
+                reach(self.vault, account),
                 now + SYNC_LEASE,
                 sync.page_token,
             )
@@ -164,29 +201,9 @@ class ReviewSyncer:
             await self._reload_token(run)
         return run
 
-    def _unusable(self, account: SocialAccount | None) -> ErrorCode | None:
-        """Why the location cannot be synced now, if it cannot."""
-        if account is None:
-            return ErrorCode.ACCOUNT_DISCONNECTED
-        if account.status in _UNUSABLE:
-            return _UNUSABLE[account.status]
-        if account.access_token is None or not service.has_reviews(
-            self.platforms, account.platform
-        ):
-            return ErrorCode.PLATFORM_NOT_CONFIGURED
-        return None
-
-    def _target(self, account: SocialAccount) -> Account:
-        assert account.access_token is not None
-        return Account(
-            self.vault.open(account.access_token), account.external_id, account.server_url
-        )
-
     async def _reload_token(self, run: _Run) -> None:
-        async with self.db.workspace_transaction(run.workspace_id) as session:
-            account = await account_repository.get(session, run.account_id)
-            if account is not None and account.access_token is not None:
-                run.target = self._target(account)
+        target = await reload_target(self.db, self.vault, run.workspace_id, run.account_id)
+        run.target = target or run.target
 
     async def _held(self, session: AsyncSession, run: _Run) -> ReviewSync | None:
         """The location's sync, locked, if this run still holds it."""

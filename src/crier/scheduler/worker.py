@@ -32,6 +32,7 @@ from crier.kit.idempotency import purge_expired as purge_idempotency_keys
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
+from crier.review.sending import ReplySender
 from crier.review.tasks import ReviewSyncer
 from crier.scheduler.metrics import LEASES_HELD, QUEUE_DEPTH
 from crier.scheduler.repository import accounts_to_refresh, claim_due, queue_depth, renew_leases
@@ -114,12 +115,17 @@ class Worker:
             every=review_sync_every,
             refresh=self.sender.refresh_account,
         )
+        self.replies = ReplySender(
+            app_db, scheduler_db, platforms, vault, clock, refresh=self.sender.refresh_account
+        )
         self._sweeps = [
             # How often the accounts whose tokens are about to expire are refreshed, whether
             # or not a post is due for them (None: only when one is).
             _Sweep("token refresh sweep", refresh_every, self._refresh_expiring),
             # How often the locations due for a review sync are looked for (None: never).
             _Sweep("review sync sweep", review_poll, self.reviews.sweep),
+            # And the replies to reviews due to be sent (None: never).
+            _Sweep("review reply sweep", review_poll, self.replies.sweep),
         ]
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._timers: list[tuple[datetime, UUID, UUID]] = []

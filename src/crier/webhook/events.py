@@ -33,6 +33,8 @@ class EventType(StrEnum):
     MEDIA_DELETED = "media.deleted"
     REVIEW_CREATED = "review.created"
     REVIEW_UPDATED = "review.updated"
+    REVIEW_REPLIED = "review.replied"
+    REVIEW_REPLY_FAILED = "review.reply_failed"
     WEBHOOK_TEST = "webhook.test"
 
 
@@ -58,6 +60,10 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.REVIEW_UPDATED: "A review changed: its text or rating was edited, a reply was "
     "made or removed (anywhere), or it was removed from the network (`removed_at`). `data`: "
     "the review as it is now.",
+    EventType.REVIEW_REPLIED: "The network confirmed a reply asked through Crier "
+    "(`PUT /v1/reviews/{id}/reply`). `data`: the review, with its `reply` and `responded_at`.",
+    EventType.REVIEW_REPLY_FAILED: "A reply (or its removal) asked through Crier failed for "
+    "good. `data`: the review, with `reply_status: failed` and `reply_error`.",
     EventType.WEBHOOK_TEST: "Sent by `POST /v1/webhook-endpoints/{id}/test`, to that "
     "endpoint only. `data`: `{endpoint_id, message}`.",
 }

@@ -331,3 +331,39 @@ async def test_reviews_refuse_big_pages_strange_tokens_and_unknown_reviews(
         f"/control/accounts/{tokens['account_id']}/reviews", json={"rating": 6}
     )
     assert bad.status_code == 422
+
+
+async def test_a_reply_is_an_upsert_of_the_locations_own_reviews(
+    sandbox: Sandbox, clock: FakeClock
+) -> None:
+    tokens = await sandbox.connect("cafe")
+    auth = sandbox.bearer(tokens)
+    added = await sandbox.http.post(
+        f"/control/accounts/{tokens['account_id']}/reviews", json={"rating": 4, "comment": "Ok"}
+    )
+    review = added.json()["id"]
+    path = f"/v1/reviews/{review}/reply"
+    for _ in range(2):  # the same reply twice is one reply
+        clock.advance(timedelta(seconds=1))
+        put = await sandbox.http.put(path, json={"comment": "Thanks!"}, headers=auth)
+        assert put.status_code == 200, put.text
+        assert put.json() == {"comment": "Thanks!", "updated_at": clock.now().timestamp()}
+    [listed] = (await sandbox.http.get("/v1/reviews", headers=auth)).json()["reviews"]
+    assert listed["reply"] == put.json()
+    assert listed["updated_at"] == clock.now().timestamp()  # now the most recently changed
+
+    other = sandbox.bearer(await sandbox.connect("shop"))
+    foreign = await sandbox.http.put(path, json={"comment": "Mine"}, headers=other)
+    assert (foreign.status_code, error_code(foreign)) == (404, "not_found")
+    for body in ({}, {"comment": ""}, {"comment": "x" * 4097}, {"comment": "Hi", "x": 1}):
+        bad = await sandbox.http.put(path, json=body, headers=auth)
+        assert (bad.status_code, error_code(bad)) == (422, "invalid_request"), body
+    assert (await sandbox.http.put(path, json={"comment": "Hi"})).status_code == 401
+
+    for _ in range(2):  # removing a reply that is gone is done too
+        deleted = await sandbox.http.delete(path, headers=auth)
+        assert (deleted.status_code, deleted.json()) == (200, {})
+    [listed] = (await sandbox.http.get("/v1/reviews", headers=auth)).json()["reviews"]
+    assert listed["reply"] is None
+    missing = await sandbox.http.delete("/v1/reviews/sbr_none/reply", headers=auth)
+    assert (missing.status_code, error_code(missing)) == (404, "not_found")

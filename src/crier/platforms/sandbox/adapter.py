@@ -13,6 +13,7 @@ from crier.platforms.base import (
     NetworkReview,
     Prepared,
     Published,
+    ReplyReceipt,
     ReviewPage,
     Tokens,
 )
@@ -95,6 +96,15 @@ class SandboxAdapter:
             next_page_token=body.get("next_page_token"),
             total=body.get("total_review_count"),
         )
+
+    async def reply(self, account: Account, review_id: str, text: str) -> ReplyReceipt:
+        body = await self._call(
+            "PUT", f"/v1/reviews/{review_id}/reply", account.access_token, json={"comment": text}
+        )
+        return ReplyReceipt(body["comment"], datetime.fromtimestamp(body["updated_at"], UTC))
+
+    async def delete_reply(self, account: Account, review_id: str) -> None:
+        await self._call("DELETE", f"/v1/reviews/{review_id}/reply", account.access_token)
 
     def _tokens(self, body: dict[str, Any]) -> Tokens:
         expires_in = body.get("expires_in")

@@ -30,17 +30,19 @@ class Faults(BaseModel):
     hang_after_accept_next: int = Field(
         default=0,
         ge=0,
-        description="The next N post creations store the post, then hang: the client cannot "
-        "know it was accepted.",
+        description="The next N post creations (or replies to reviews) store what they were "
+        "sent, then hang: the client cannot know it was accepted.",
     )
     hang_seconds: float = Field(
         default=120.0, gt=0, le=600, description="How long a hanging call waits before answering."
     )
     reject_next: int = Field(
-        default=0, ge=0, description="The next N post creations answer 422 content_rejected."
+        default=0,
+        ge=0,
+        description="The next N post creations (or replies) answer 422 content_rejected.",
     )
     reject_text: str | None = Field(
-        default=None, description="Posts containing this text are rejected."
+        default=None, description="Posts (or replies) containing this text are rejected."
     )
     token_ttl_seconds: int = Field(
         default=7200, ge=1, description="Lifetime of access tokens issued from now on."

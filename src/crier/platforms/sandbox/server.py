@@ -32,6 +32,7 @@ from crier.platforms.sandbox.store import SandboxPost, SandboxReview, Store
 MAX_TEXT = 500
 MAX_MEDIA = 4
 MAX_REVIEW_PAGE = 50
+MAX_REPLY = 4096
 REFRESH_TOKEN_TTL = 60 * 24 * 3600
 # The `error.code` of what FastAPI itself answers (unknown paths, methods, bodies).
 _HTTP_CODES = {
@@ -73,6 +74,12 @@ class ReviewIn(BaseModel):
     reply: str | None = Field(
         default=None, max_length=4096, description="A reply the business already made."
     )
+
+
+class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field(min_length=1, max_length=MAX_REPLY, description="The reply.")
 
 
 class ReviewEdit(BaseModel):
@@ -308,6 +315,34 @@ def create_sandbox_app(
             "total_review_count": total,
             "average_rating": round(average, 2) if average is not None else None,
         }
+
+    def own_review(account_id: str, review_id: str) -> SandboxReview:
+        found = store.review(review_id)
+        if found is None or found.account_id != account_id:
+            raise SandboxError(404, "not_found", "No such review of this location.")
+        return found
+
+    @app.put("/v1/reviews/{review_id}/reply", dependencies=[Call])
+    async def put_reply(account_id: Account, review_id: str, reply: ReplyIn) -> dict[str, Any]:
+        """Reply to a review as the business, replacing any reply it had (an upsert:
+        the same reply sent twice is one reply)."""
+        own_review(account_id, review_id)
+        if faults.reject(reply.comment):
+            raise SandboxError(422, "content_rejected", "The sandbox refused this reply.")
+        changed = store.edit_review(review_id, now(), reply=reply.comment)
+        assert changed is not None
+        if faults.hang_after_accept():
+            await asyncio.sleep(faults.faults.hang_seconds)
+        return {"comment": changed.reply, "updated_at": changed.reply_updated_at}
+
+    @app.delete("/v1/reviews/{review_id}/reply", dependencies=[Call])
+    async def delete_reply(account_id: Account, review_id: str) -> dict[str, Any]:
+        """Remove the business's reply to a review (done, too, if it had none)."""
+        if own_review(account_id, review_id).reply is not None:
+            store.edit_review(review_id, now(), reply=None)
+        if faults.hang_after_accept():
+            await asyncio.sleep(faults.faults.hang_seconds)
+        return {}
 
     # The control API: for tests and people, never for Crier's adapter.
     @app.get("/control/faults")
