@@ -31,6 +31,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "MemberUpdate": {"name": "Renamed"},
     "PostUpdate": {"payload": {"text": "Changed"}},
     "ReplyRequest": {"text": "Thank you!"},
+    "ReviewAlertRuleUpdate": {"enabled": False},
     "ReviewTemplatePreview": {"review_id": str(uuid.uuid4())},
     "ReviewTemplateUpdate": {"name": "Renamed"},
     "WebhookEndpointUpdate": {"description": "Changed"},
@@ -65,6 +66,8 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
     review = await read_a_review(tenant, account)
     template = await tenant.post("/v1/review-templates", json={"name": "Mine", "text": "Hi"})
     assert template.status_code == 201, template.text
+    alert = await tenant.post("/v1/review-alert-rules", json={"name": "Low", "max_rating": 2})
+    assert alert.status_code == 201, alert.text
     return Owned(
         {
             "account_id": account,
@@ -76,6 +79,7 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
             "event_id": sent.json()["event_id"],
             "review_id": review,
             "template_id": template.json()["id"],
+            "rule_id": alert.json()["id"],
         }
     )
 

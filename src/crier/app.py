@@ -41,6 +41,7 @@ from crier.member.endpoints import router as member_router
 from crier.platforms.registry import Platforms
 from crier.post.endpoints import router as post_router
 from crier.problems.endpoints import router as problems_router
+from crier.review.endpoints import alerts_router as review_alerts_router
 from crier.review.endpoints import router as review_router
 from crier.review.endpoints import templates_router as review_templates_router
 from crier.social_account.endpoints import oauth_router, platforms_router
@@ -119,6 +120,7 @@ def create_app(
                 post_router,
                 review_router,
                 review_templates_router,
+                review_alerts_router,
                 webhook_router,
             )
         ),

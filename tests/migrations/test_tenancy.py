@@ -63,6 +63,11 @@ INSERTS: dict[str, str] = {
     "review_replies": "INSERT INTO review_replies "
     "(workspace_id, id, review_id, action, text, origin, status) "
     "VALUES (%(ws)s, %(id)s, %(review)s, 'reply', 'Thanks', 'crier', 'pending')",
+    "review_alert_rules": "INSERT INTO review_alert_rules "
+    "(workspace_id, id, name, max_rating, active_from) "
+    "VALUES (%(ws)s, %(id)s, %(external)s, 2, now())",
+    "review_alerts": "INSERT INTO review_alerts (workspace_id, id, rule_id, review_id) "
+    "VALUES (%(ws)s, %(id)s, %(rule)s, %(review)s)",
     "review_templates": "INSERT INTO review_templates (workspace_id, id, name, text) "
     "VALUES (%(ws)s, %(id)s, %(external)s, 'Thank you, {reviewer_name}!')",
     "scheduled_post_months": "INSERT INTO scheduled_post_months "
@@ -151,6 +156,8 @@ def seed(urls: DatabaseUrls, ws: uuid.UUID) -> Seeded:
                 seeded.refs["webhook_delivery"] = params["id"]
             if table == "reviews":
                 seeded.refs["review"] = params["id"]
+            if table == "review_alert_rules":
+                seeded.refs["rule"] = params["id"]
         return seeded
 
 

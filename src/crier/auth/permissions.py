@@ -54,7 +54,7 @@ DESCRIPTIONS: Mapping[Permission, str] = {
     Permission.MEDIA_DELETE: "Delete media.",
     Permission.ANALYTICS_READ: "Read analytics and saved views.",
     Permission.REVIEWS_READ: "Read reviews.",
-    Permission.REVIEWS_REPLY: "Reply to reviews, and manage reply templates.",
+    Permission.REVIEWS_REPLY: "Reply to reviews; manage reply templates and alert rules.",
     Permission.WEBHOOKS_MANAGE: "Manage webhook endpoints and replay events.",
 }
 

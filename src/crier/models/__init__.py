@@ -10,6 +10,8 @@ from crier.models.oauth import OAuthState, PlatformApp
 from crier.models.post import Post, PostMedia, PostTarget, ScheduledPostMonth
 from crier.models.review import (
     Review,
+    ReviewAlert,
+    ReviewAlertRule,
     ReviewFeed,
     ReviewReplyRecord,
     ReviewSync,
@@ -34,6 +36,8 @@ __all__ = [
     "PostMedia",
     "PostTarget",
     "Review",
+    "ReviewAlert",
+    "ReviewAlertRule",
     "ReviewFeed",
     "ReviewReplyRecord",
     "ReviewSync",

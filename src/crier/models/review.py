@@ -18,8 +18,10 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     UniqueConstraint,
+    Uuid,
 )
 from sqlalchemy import text as sql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crier.models.base import TenantModel
@@ -190,3 +192,51 @@ class ReviewTemplate(TenantModel):
 
     name: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
+
+
+class ReviewAlertRule(TenantModel):
+    """Conditions on reviews (all must hold) whose matches are announced (`review.alert`)."""
+
+    __tablename__ = "review_alert_rules"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "name"),
+        CheckConstraint(
+            "max_rating IS NOT NULL OR sentiment_below IS NOT NULL", name="has_condition"
+        ),
+        CheckConstraint("max_rating BETWEEN 1 AND 5", name="max_rating_range"),
+        CheckConstraint("sentiment_below BETWEEN -1 AND 1", name="sentiment_below_range"),
+    )
+
+    name: Mapped[str] = mapped_column(Text)
+    max_rating: Mapped[int | None] = mapped_column(SmallInteger)
+    """Reviews of at most this many stars."""
+    sentiment_below: Mapped[float | None] = mapped_column(Float)
+    """Reviews whose sentiment is under this."""
+    social_account_ids: Mapped[list[UUID] | None] = mapped_column(ARRAY(Uuid))
+    """Only these locations (None: every location)."""
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    active_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """Only reviews the network changed from then on raise the alert."""
+
+
+class ReviewAlert(TenantModel):
+    """A rule's alert for a review, raised once."""
+
+    __tablename__ = "review_alerts"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["workspace_id", "rule_id"],
+            ["review_alert_rules.workspace_id", "review_alert_rules.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["workspace_id", "review_id"],
+            ["reviews.workspace_id", "reviews.id"],
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("workspace_id", "rule_id", "review_id"),
+        Index(None, "workspace_id", "review_id"),
+    )
+
+    rule_id: Mapped[UUID] = mapped_column()
+    review_id: Mapped[UUID] = mapped_column()

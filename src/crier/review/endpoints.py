@@ -23,11 +23,15 @@ from crier.kit.pagination import (
     page_request,
 )
 from crier.kit.time import Timestamp
-from crier.review import replies, repository, service
+from crier.review import alerts, replies, repository, service
 from crier.review.schemas import (
+    AlertRuleId,
     RenderedReply,
     ReplyRequest,
     Review,
+    ReviewAlertRule,
+    ReviewAlertRuleCreate,
+    ReviewAlertRuleUpdate,
     ReviewDetail,
     ReviewFeedPage,
     ReviewId,
@@ -305,3 +309,72 @@ async def preview_template(
     account = await account_repository.get(session, review.social_account_id)
     assert account is not None
     return RenderedReply(text=replies.fill(template, review, account))
+
+
+alerts_router = APIRouter(prefix="/review-alert-rules", tags=["Reviews"], route_class=JsonRoute)
+
+
+@alerts_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReviewAlertRule,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_alert_rule(
+    data: ReviewAlertRuleCreate, acting: Replying, response: Response
+) -> ReviewAlertRule:
+    """Add an alert rule: a review that meets all its conditions (`max_rating`: at most
+    so many stars; `sentiment_below`: a sentiment under this), on its locations (all, if
+    none are named), raises `review.alert` once. Only reviews written or changed on the
+    network from now on are looked at."""
+    rule = await alerts.create_rule(
+        acting.session, acting.clock, acting.principal.workspace_id, data
+    )
+    response.headers["Location"] = f"/v1/review-alert-rules/{rule.id}"
+    return ReviewAlertRule.model_validate(rule)
+
+
+@alerts_router.get(
+    "", response_model=Page[ReviewAlertRule], responses=problem_responses(401, 403, 422)
+)
+async def list_alert_rules(
+    _: CanRead, session: DbSession, page: Annotated[PageRequest, Depends(page_request)]
+) -> Page[ReviewAlertRule]:
+    """The workspace's alert rules, oldest first."""
+    rows = await repository.alert_rules(session, after=page.after, limit=page.limit + 1)
+    items, cursor = make_page(
+        [ReviewAlertRule.model_validate(r) for r in rows], page.limit, lambda r: r.id
+    )
+    return Page[ReviewAlertRule](data=items, next_cursor=cursor)
+
+
+@alerts_router.get(
+    "/{rule_id}", response_model=ReviewAlertRule, responses=problem_responses(401, 403, 404, 422)
+)
+async def get_alert_rule(rule_id: AlertRuleId, _: CanRead, session: DbSession) -> ReviewAlertRule:
+    """One alert rule."""
+    return ReviewAlertRule.model_validate(await alerts.get_rule(session, rule_id))
+
+
+@alerts_router.patch(
+    "/{rule_id}",
+    response_model=ReviewAlertRule,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def update_alert_rule(
+    rule_id: AlertRuleId, data: ReviewAlertRuleUpdate, acting: Replying
+) -> ReviewAlertRule:
+    """Change a rule (alerts already raised stay raised)."""
+    rule = await alerts.update_rule(acting.session, acting.clock, rule_id, data)
+    return ReviewAlertRule.model_validate(rule)
+
+
+@alerts_router.delete(
+    "/{rule_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def delete_alert_rule(rule_id: AlertRuleId, acting: Replying) -> Response:
+    """Delete a rule; it raises no more alerts."""
+    await alerts.delete_rule(acting.session, rule_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,7 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db import Database
 from crier.kit.sql import any_of, queries
-from crier.models import Review, ReviewReplyRecord, ReviewSync, ReviewTemplate
+from crier.models import (
+    Review,
+    ReviewAlertRule,
+    ReviewReplyRecord,
+    ReviewSync,
+    ReviewTemplate,
+)
 
 QUERIES = queries(__file__, "queries.sql")
 
@@ -255,3 +261,34 @@ async def templates(
 
 async def template(session: AsyncSession, template_id: UUID) -> ReviewTemplate | None:
     return await session.scalar(select(ReviewTemplate).where(ReviewTemplate.id == template_id))
+
+
+async def alert_rules(
+    session: AsyncSession,
+    *,
+    enabled: bool | None = None,
+    after: UUID | None = None,
+    limit: int = 1000,
+) -> Sequence[ReviewAlertRule]:
+    """The workspace's alert rules, oldest first (only the enabled ones, with `enabled`)."""
+    query = select(ReviewAlertRule).order_by(ReviewAlertRule.id).limit(limit)
+    if enabled is not None:
+        query = query.where(ReviewAlertRule.enabled.is_(enabled))
+    if after is not None:
+        query = query.where(ReviewAlertRule.id > after)
+    return (await session.scalars(query)).all()
+
+
+async def alert_rule(session: AsyncSession, rule_id: UUID) -> ReviewAlertRule | None:
+    return await session.scalar(select(ReviewAlertRule).where(ReviewAlertRule.id == rule_id))
+
+
+async def location_ids(session: AsyncSession, account_ids: Sequence[UUID]) -> set[UUID]:
+    """Which of these are the ids of the workspace's locations (accounts with a review
+    sync)."""
+    found = await session.scalars(
+        select(ReviewSync.social_account_id).where(
+            any_of(ReviewSync.social_account_id, account_ids)
+        )
+    )
+    return set(found)

@@ -7,7 +7,8 @@ from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from crier.review import templates
 from crier.social_account.schemas import SocialAccountId
@@ -275,3 +276,94 @@ class ReviewSyncState(BaseModel):
 
 class ReviewSyncs(BaseModel):
     data: list[ReviewSyncState] = Field(description="Each location's sync.")
+
+
+AlertRuleId = Annotated[UUID, Field(description="Identifier of a review alert rule.")]
+Sentiment = Annotated[float, Field(ge=-1, le=1)]
+Stars = Annotated[int, Field(ge=1, le=5)]
+
+
+class ReviewAlertRule(BaseModel):
+    """Conditions a review must all meet to raise an alert (`review.alert`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: AlertRuleId
+    name: str = Field(description="Unique in the workspace.")
+    max_rating: int | None = Field(description="Reviews of at most this many stars.")
+    sentiment_below: float | None = Field(description="Reviews whose sentiment is under this.")
+    social_account_ids: list[SocialAccountId] | None = Field(
+        description="Only these locations; null for every location."
+    )
+    enabled: bool = Field(description="Whether it raises alerts.")
+    active_from: datetime = Field(
+        description="Only reviews written or changed on the network from then on raise it."
+    )
+    created_at: datetime = Field(description="When it was made.")
+    updated_at: datetime = Field(description="When it was last changed.")
+
+
+_LOCATIONS = Field(
+    default=None,
+    min_length=1,
+    max_length=100,
+    description="Only these locations (their account ids); null or left out for every one.",
+)
+
+
+class ReviewAlertRuleCreate(BaseModel):
+    """A rule: at least one condition (`max_rating`, `sentiment_below`), all of which a
+    review must meet."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [{"required": ["max_rating"]}, {"required": ["sentiment_below"]}]
+        },
+    )
+
+    name: str = Field(
+        min_length=1, max_length=200, pattern=NOT_BLANK, description="Unique in the workspace."
+    )
+    # Not null here (left out, if not wanted), so that the schema's anyOf says it all.
+    max_rating: Stars | SkipJsonSchema[None] = Field(
+        default=None, description="At most this many stars."
+    )
+    sentiment_below: Sentiment | SkipJsonSchema[None] = Field(
+        default=None, description="A sentiment under this (from -1 to 1)."
+    )
+    social_account_ids: list[SocialAccountId] | None = _LOCATIONS
+    enabled: bool = Field(default=True, description="Whether it raises alerts.")
+
+    @model_validator(mode="after")
+    def _a_condition(self) -> ReviewAlertRuleCreate:
+        if self.max_rating is None and self.sentiment_below is None:
+            raise ValueError("Give `max_rating`, `sentiment_below` or both.")
+        return self
+
+
+class ReviewAlertRuleUpdate(BaseModel):
+    """What changes; fields left out stay. `max_rating`, `sentiment_below` and
+    `social_account_ids` set to null are removed (the rule keeps at least one condition)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=NOT_BLANK, description="A new name."
+    )
+    max_rating: int | None = Field(default=None, ge=1, le=5, description="At most this many stars.")
+    sentiment_below: Sentiment | None = Field(default=None, description="A sentiment under this.")
+    social_account_ids: list[SocialAccountId] | None = _LOCATIONS
+    enabled: bool | None = Field(default=None, description="Whether it raises alerts.")
+
+
+class AlertedRule(BaseModel):
+    id: AlertRuleId
+    name: str = Field(description="The rule's name.")
+
+
+class ReviewAlertEvent(BaseModel):
+    """What `review.alert` carries."""
+
+    rule: AlertedRule = Field(description="The rule the review met.")
+    review: Review = Field(description="The review, as it is now.")

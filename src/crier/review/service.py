@@ -17,7 +17,7 @@ from crier.kit.time import Clock
 from crier.models import Review, ReviewReplyRecord, ReviewSync, SocialAccount
 from crier.platforms.base import HasReviews, NetworkReview
 from crier.platforms.registry import Platforms
-from crier.review import repository, sentiment
+from crier.review import alerts, repository, sentiment
 from crier.review.repository import FeedFilters
 from crier.review.schemas import ReplyError, ReviewReply, ReviewSyncState
 from crier.review.schemas import Review as ReviewOut
@@ -171,6 +171,7 @@ async def ingest(
     await session.flush()
     await _announce(session, now, EventType.REVIEW_CREATED, created)
     await _announce(session, now, EventType.REVIEW_UPDATED, updated)
+    await alerts.evaluate(session, now, created + updated, review_out)
     return len(changes)
 
 

@@ -35,6 +35,7 @@ class EventType(StrEnum):
     REVIEW_UPDATED = "review.updated"
     REVIEW_REPLIED = "review.replied"
     REVIEW_REPLY_FAILED = "review.reply_failed"
+    REVIEW_ALERT = "review.alert"
     WEBHOOK_TEST = "webhook.test"
 
 
@@ -64,6 +65,8 @@ DESCRIPTIONS: dict[EventType, str] = {
     "(`PUT /v1/reviews/{id}/reply`). `data`: the review, with its `reply` and `responded_at`.",
     EventType.REVIEW_REPLY_FAILED: "A reply (or its removal) asked through Crier failed for "
     "good. `data`: the review, with `reply_status: failed` and `reply_error`.",
+    EventType.REVIEW_ALERT: "A review met an alert rule (once per rule and review). `data`: "
+    "`rule` (`id`, `name`) and `review`, as it is now.",
     EventType.WEBHOOK_TEST: "Sent by `POST /v1/webhook-endpoints/{id}/test`, to that "
     "endpoint only. `data`: `{endpoint_id, message}`.",
 }
