@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from importlib.resources import files
 from typing import Annotated, Any, Protocol
@@ -109,3 +109,23 @@ Timestamp = Annotated[
     ),
 ]
 """A datetime the API accepts only with an explicit offset (`naive-timestamp` otherwise)."""
+
+
+def _iso_day(value: Any) -> Any:
+    """Accept a calendar day only as ISO 8601 `YYYY-MM-DD` (not a number of seconds)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and len(value) == 10 and value[4] == value[7] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("invalid_day", "not a day in the form YYYY-MM-DD")
+
+
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_day),
+    WithJsonSchema({"type": "string", "format": "date", "example": "2026-11-01"}),
+]
+"""A calendar day, written `YYYY-MM-DD`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 from pydantic import Field
@@ -22,8 +23,8 @@ from crier.kit.pagination import (
     make_page,
     page_request,
 )
-from crier.kit.time import Timestamp
-from crier.review import alerts, replies, repository, service
+from crier.kit.time import Day, Timestamp
+from crier.review import alerts, replies, repository, service, stats
 from crier.review.schemas import (
     AlertRuleId,
     RenderedReply,
@@ -35,6 +36,7 @@ from crier.review.schemas import (
     ReviewDetail,
     ReviewFeedPage,
     ReviewId,
+    ReviewStats,
     ReviewSyncRequest,
     ReviewSyncs,
     ReviewTemplate,
@@ -150,6 +152,49 @@ async def request_sync(
         session, request.app.state.platforms, clock, principal.workspace_id, account_id
     )
     return ReviewSyncs(data=[service.sync_state(s) for s in syncs])
+
+
+@router.get("/stats", response_model=ReviewStats, responses=problem_responses(401, 403, 404, 422))
+async def review_stats(
+    principal: CanRead,
+    session: DbSession,
+    clock: RequestClock,
+    first: Annotated[
+        Day | None,
+        Query(
+            alias="from",
+            description="The first day counted, in the workspace's timezone; 89 days before "
+            "`to` without it.",
+        ),
+    ] = None,
+    last: Annotated[
+        Day | None,
+        Query(
+            alias="to",
+            description="The last day counted (included); today in the workspace's timezone "
+            "without it. A range is at most 731 days.",
+        ),
+    ] = None,
+    social_account_id: Annotated[
+        UUID | None, Query(description="Only this location (Crier's id of its account).")
+    ] = None,
+    location_id: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=500,
+            description="Only this location, by its id on the network (a review's `location_id`).",
+        ),
+    ] = None,
+) -> ReviewStats:
+    """How the reviews written in a range of days went: how many, their mean rating and how
+    many gave each, how many were answered and the median time to answer, and their
+    sentiment week by week (from Monday). Days and weeks are the workspace's timezone's;
+    removed reviews are left out."""
+    timezone = principal.workspace_timezone
+    today = clock.now().astimezone(ZoneInfo(timezone)).date()
+    scope = stats.Scope(social_account_id=social_account_id, location_id=location_id)
+    return await stats.stats(session, timezone, today, first, last, scope)
 
 
 @router.get(

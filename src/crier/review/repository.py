@@ -20,6 +20,7 @@ from crier.models import (
     ReviewReplyRecord,
     ReviewSync,
     ReviewTemplate,
+    SocialAccount,
 )
 
 QUERIES = queries(__file__, "queries.sql")
@@ -290,5 +291,16 @@ async def location_ids(session: AsyncSession, account_ids: Sequence[UUID]) -> se
         select(ReviewSync.social_account_id).where(
             any_of(ReviewSync.social_account_id, account_ids)
         )
+    )
+    return set(found)
+
+
+async def locations_named(session: AsyncSession, external_id: str) -> set[UUID]:
+    """The ids of the workspace's locations (accounts with a review sync) that the network
+    knows as `external_id`."""
+    found = await session.scalars(
+        select(ReviewSync.social_account_id)
+        .join(SocialAccount, SocialAccount.id == ReviewSync.social_account_id)
+        .where(SocialAccount.external_id == external_id)
     )
     return set(found)

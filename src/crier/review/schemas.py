@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
@@ -367,3 +368,73 @@ class ReviewAlertEvent(BaseModel):
 
     rule: AlertedRule = Field(description="The rule the review met.")
     review: Review = Field(description="The review, as it is now.")
+
+
+class RatingDistribution(BaseModel):
+    """How many reviews gave each number of stars."""
+
+    one: int = Field(serialization_alias="1", ge=0, description="Reviews of 1 star.")
+    two: int = Field(serialization_alias="2", ge=0, description="Reviews of 2 stars.")
+    three: int = Field(serialization_alias="3", ge=0, description="Reviews of 3 stars.")
+    four: int = Field(serialization_alias="4", ge=0, description="Reviews of 4 stars.")
+    five: int = Field(serialization_alias="5", ge=0, description="Reviews of 5 stars.")
+
+    @classmethod
+    def of(cls, counts: Sequence[int]) -> RatingDistribution:
+        """From the counts of one to five stars, in that order."""
+        one, two, three, four, five = counts
+        return cls(one=one, two=two, three=three, four=four, five=five)
+
+
+class WeekSentiment(BaseModel):
+    week: date = Field(description="The week's Monday, in the workspace's timezone.")
+    days: int = Field(
+        ge=1,
+        le=7,
+        description="How many of the range's days fall in this week: 7, but in a first or "
+        "last week the range cuts.",
+    )
+    count: int = Field(ge=0, description="Reviews written in those days.")
+    average_sentiment: float | None = Field(
+        ge=-1, le=1, description="Their mean `sentiment`; null without reviews scored."
+    )
+    negative: int = Field(ge=0, description="Reviews labelled negative.")
+    neutral: int = Field(ge=0, description="Reviews labelled neutral.")
+    positive: int = Field(ge=0, description="Reviews labelled positive.")
+
+
+class ReviewStats(BaseModel):
+    """Reviews written from `from` to `to` (days in `timezone`, both included), removed
+    ones left out."""
+
+    from_: date = Field(serialization_alias="from", description="The range's first day.")
+    to: date = Field(description="The range's last day.")
+    timezone: str = Field(description="The workspace's timezone, which the days are in.")
+    social_account_id: SocialAccountId | None = Field(
+        description="The location counted; null for all of them."
+    )
+    location_id: str | None = Field(
+        description="The location counted, by its id on the network, if asked so."
+    )
+    count: int = Field(ge=0, description="Reviews written in the range.")
+    average_rating: float | None = Field(
+        ge=1, le=5, description="Their mean rating; null without reviews."
+    )
+    rating_distribution: RatingDistribution = Field(
+        description='How many gave each rating: {"1": 0, ..., "5": 12}.'
+    )
+    responded: int = Field(ge=0, description="Those the business has answered.")
+    response_rate: float | None = Field(
+        ge=0, le=1, description="`responded` / `count`; null without reviews."
+    )
+    median_response_seconds: float | None = Field(
+        ge=0,
+        description="The median time from a review to its first reply (`responded_at` - "
+        "`reviewed_at`), over those answered; null when none was.",
+    )
+    average_sentiment: float | None = Field(
+        ge=-1, le=1, description="Their mean `sentiment`; null without reviews scored."
+    )
+    weeks: list[WeekSentiment] = Field(
+        description="Each week (from Monday) the range touches, in order, with no gaps."
+    )
