@@ -40,6 +40,7 @@ from crier.workspace.service import create_workspace
 from tests.servers import serving
 
 if TYPE_CHECKING:
+    from tests.google import Google
     from tests.linkedin import LinkedIn
     from tests.x import X
 
@@ -217,6 +218,7 @@ def build_runtime(
     platform_timeout: httpx.Timeout = TIMEOUT,
     x: X | None = None,
     linkedin: LinkedIn | None = None,
+    google: Google | None = None,
 ) -> Runtime:
     """The runtime of a test, built by the composition root every process uses, on the
     test's database, vault, media storage and clock. Webhook receivers in tests run on
@@ -255,6 +257,18 @@ def build_runtime(
                 "linkedin_api_url": linkedin.url,
                 "linkedin_oauth_url": linkedin.oauth_url,
                 "linkedin_media_poll_seconds": 0.01,
+            }
+        )
+    if google is not None:  # this server's Google OAuth client, on the emulator
+        settings = settings.model_copy(
+            update={
+                "google_client_id": google.client.client_id,
+                "google_client_secret": google.client.client_secret,
+                "google_authorize_url": google.authorize_url,
+                "google_oauth_url": google.url,
+                "google_accounts_url": google.url,
+                "google_information_url": google.url,
+                "google_business_url": google.url,
             }
         )
     return Runtime.build(
@@ -302,6 +316,23 @@ def linkedin(linkedin_server: LinkedIn) -> Iterator[LinkedIn]:
 
 
 @pytest.fixture(scope="session")
+async def google_server(clock: FakeClock) -> AsyncIterator[Google]:
+    """Google Business Profile (the project's emulator) on loopback, on the test clock,
+    with this server's OAuth client: one for the session, as the API's settings name it."""
+    from tests.google import google_network
+
+    async with google_network(clock, Settings().base_url) as network:
+        yield network
+
+
+@pytest.fixture
+def google(google_server: Google) -> Iterator[Google]:
+    """The session's Google, its faults cleared after the test."""
+    yield google_server
+    google_server.reset()
+
+
+@pytest.fixture(scope="session")
 async def http(
     db: Database,
     vault: Vault,
@@ -310,6 +341,7 @@ async def http(
     sandbox_url: str,
     x_server: X,
     linkedin_server: LinkedIn,
+    google_server: Google,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[httpx.AsyncClient]:
     runtime = build_runtime(
@@ -321,6 +353,7 @@ async def http(
         Path(tmp_path_factory.mktemp("data")),
         x=x_server,
         linkedin=linkedin_server,
+        google=google_server,
     )
     transport = httpx.ASGITransport(app=runtime.api(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://crier.test") as client:

@@ -25,6 +25,7 @@ HTTP_LAYER = {
     "crier.platforms.bluesky.emulator",
     "crier.platforms.x.emulator",
     "crier.platforms.linkedin.emulator",
+    "crier.platforms.google_business.emulator",
     "crier.platforms.emulation",
 }
 """Modules beside the `endpoints` modules that may know the web framework."""

@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 
 from crier.kit.db import Database
+from crier.kit.ids import new_id
 from crier.kit.time import SystemClock
-from crier.models import SocialAccount
+from crier.models import OAuthGrant, SocialAccount
 from crier.platforms.base import NetworkReview
 from crier.review import service as review_service
 from tests.conftest import MakeTenant, Tenant, assert_problem
@@ -35,6 +36,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "ReviewTemplatePreview": {"review_id": str(uuid.uuid4())},
     "ReviewTemplateUpdate": {"name": "Renamed"},
     "WebhookEndpointUpdate": {"description": "Changed"},
+    "GrantConnect": {"external_ids": ["accounts/1/locations/2"]},
 }
 
 
@@ -80,8 +82,28 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
             "review_id": review,
             "template_id": template.json()["id"],
             "rule_id": alert.json()["id"],
+            "grant_id": await a_grant(tenant),
         }
     )
+
+
+async def a_grant(tenant: Tenant) -> str:
+    """A consent of the tenant's owner that reaches one Google location, as the callback
+    keeps it; its id."""
+    state = tenant.http._transport.app.state  # type: ignore[attr-defined]
+    grant = OAuthGrant(
+        id=new_id(),
+        workspace_id=uuid.UUID(tenant.id),
+        member_id=uuid.UUID(tenant.owner_id),
+        platform="google_business",
+        access_token=state.vault.seal("ya29.token"),
+        refresh_token=None,
+        choices=[{"external_id": "accounts/1/locations/2", "name": "Shop"}],
+        expires_at=datetime(9000, 1, 1, tzinfo=UTC),  # open whatever the test clock says
+    )
+    async with state.db.workspace_transaction(grant.workspace_id) as session:
+        session.add(grant)
+    return str(grant.id)
 
 
 async def read_a_review(tenant: Tenant, account_id: str) -> str:

@@ -356,6 +356,7 @@ class EmulatedNetwork(StrEnum):
     BLUESKY = "bluesky"
     X = "x"
     LINKEDIN = "linkedin"
+    GOOGLE_BUSINESS = "google_business"
 
 
 @cli.command()
@@ -373,15 +374,20 @@ def emulator(
     (it answers an app password), then connect with `service_url` http://127.0.0.1:8002.
     For X, it registers an app for this server's callback and prints the settings to run
     Crier with (`CRIER_X_CLIENT_ID` and the rest); connect with `platform` x and approve
-    on its consent page. LinkedIn is the same, with `CRIER_LINKEDIN_*`.
+    on its consent page. LinkedIn is the same, with `CRIER_LINKEDIN_*`, and Google
+    Business Profile with `CRIER_GOOGLE_*` (ada@example.com manages two locations).
     State lives in memory and is gone when it stops.
     """
     from crier.platforms.bluesky import emulator as bluesky
     from crier.platforms.mastodon import emulator as mastodon
 
-    if network in (EmulatedNetwork.X, EmulatedNetwork.LINKEDIN):
+    if network in (EmulatedNetwork.X, EmulatedNetwork.LINKEDIN, EmulatedNetwork.GOOGLE_BUSINESS):
         app = _emulator_with_app(network, host, port)
-        name = {EmulatedNetwork.X: "X", EmulatedNetwork.LINKEDIN: "LinkedIn"}[network]
+        name = {
+            EmulatedNetwork.X: "X",
+            EmulatedNetwork.LINKEDIN: "LinkedIn",
+            EmulatedNetwork.GOOGLE_BUSINESS: "Google Business Profile",
+        }[network]
     else:
         make = {EmulatedNetwork.MASTODON: mastodon, EmulatedNetwork.BLUESKY: bluesky}[network]
         app = make.create_emulator_app()
@@ -395,9 +401,10 @@ def emulator(
 
 
 def _emulator_with_app(network: EmulatedNetwork, host: str, port: int) -> Any:
-    """The X or LinkedIn emulator, with an app registered for this server's callback, and
-    the settings to run Crier with printed."""
+    """The X, LinkedIn or Google emulator, with an app registered for this server's
+    callback, and the settings to run Crier with printed."""
     from crier.kit.time import SystemClock
+    from crier.platforms.google_business import emulator as google
     from crier.platforms.linkedin import emulator as linkedin
     from crier.platforms.x import emulator as x
     from crier.social_account.connections import redirect_uri
@@ -409,6 +416,23 @@ def _emulator_with_app(network: EmulatedNetwork, host: str, port: int) -> Any:
         client = on_x.register_client([callback], client_id="crier-emulator")
         app, secret = x.create_emulator_app(on_x), client.client_secret
         urls = {"API_URL": base, "AUTHORIZE_URL": f"{base}/i/oauth2/authorize"}
+    elif network == EmulatedNetwork.GOOGLE_BUSINESS:
+        on_google = google.Network(SystemClock())
+        made = on_google.register_client([callback], client_id="crier-emulator")
+        business = on_google.add_account("ada@example.com", "Analytical Engines")
+        for title in ("Analytical Engines Soho", "Analytical Engines Camden"):
+            place = on_google.add_location(business, title)
+            on_google.add_review(place.name, 5, "Wonderful engines, patient staff.", "Charles")
+        typer.echo("ada@example.com manages two locations, with a review each.")
+        app, secret = google.create_emulator_app(on_google), made.client_secret
+        urls = {
+            "AUTHORIZE_URL": f"{base}/o/oauth2/v2/auth",
+            "OAUTH_URL": base,
+            "ACCOUNTS_URL": base,
+            "INFORMATION_URL": base,
+            "BUSINESS_URL": base,
+        }
+        network_prefix = "CRIER_GOOGLE_"
     else:
         on_linkedin = linkedin.Network(SystemClock())
         found = on_linkedin.register_client([callback], client_id="crier-emulator")
@@ -420,6 +444,8 @@ def _emulator_with_app(network: EmulatedNetwork, host: str, port: int) -> Any:
         app, secret = linkedin.create_emulator_app(on_linkedin), found.client_secret
         urls = {"API_URL": base, "OAUTH_URL": f"{base}/oauth/v2"}
     prefix = f"CRIER_{network.value.upper()}_"
+    if network == EmulatedNetwork.GOOGLE_BUSINESS:
+        prefix = network_prefix
     lines = ["CLIENT_ID=crier-emulator", f"CLIENT_SECRET={secret}"]
     lines += [f"{k}={v}" for k, v in urls.items()]
     typer.echo("Run Crier with:\n" + "".join(f"  {prefix}{line}\n" for line in lines), nl=False)

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         description="How often workers sync each location's reviews (Google Business Profile, "
         "the sandbox); `POST /v1/reviews/sync` asks for one at once.",
     )
+    review_full_scan_hours: float = Field(
+        default=24,
+        gt=0,
+        description="How often a location's sync reads all its reviews rather than only "
+        "the newest changes, to find reviews removed and replies made elsewhere that the "
+        "network does not list as changed.",
+    )
     worker_review_poll_seconds: float = Field(
         default=5,
         ge=0,
@@ -203,6 +210,36 @@ class Settings(BaseSettings):
     )
     linkedin_media_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often an image LinkedIn is processing is asked about."
+    )
+
+    google_client_id: str | None = Field(
+        default=None,
+        description="The OAuth client ID of this server's Google Cloud app (a web application "
+        "with the Business Profile APIs enabled); Google Business Profile locations cannot "
+        "be connected without it and its secret.",
+    )
+    google_client_secret: str | None = Field(
+        default=None, repr=False, description="That OAuth client's secret."
+    )
+    google_authorize_url: str = Field(
+        default="https://accounts.google.com/o/oauth2/v2/auth",
+        description="Where Google asks a user to approve Crier.",
+    )
+    google_oauth_url: str = Field(
+        default="https://oauth2.googleapis.com",
+        description="Google's OAuth 2.0 token endpoint's server (`/token`).",
+    )
+    google_accounts_url: str = Field(
+        default="https://mybusinessaccountmanagement.googleapis.com",
+        description="The Business Profile account management API (business accounts).",
+    )
+    google_information_url: str = Field(
+        default="https://mybusinessbusinessinformation.googleapis.com",
+        description="The Business Profile business information API (locations).",
+    )
+    google_business_url: str = Field(
+        default="https://mybusiness.googleapis.com",
+        description="The Google My Business API v4 (reviews and local posts).",
     )
 
     sandbox_host: str = Field(default="127.0.0.1", description="Where `crier sandbox` listens.")

@@ -131,6 +131,7 @@ class Runtime:
                 else None
             ),
             "review_sync_every": timedelta(minutes=self.settings.review_sync_minutes),
+            "review_full_scan_every": timedelta(hours=self.settings.review_full_scan_hours),
         }
         return Worker(
             self.db,

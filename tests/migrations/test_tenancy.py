@@ -78,6 +78,9 @@ INSERTS: dict[str, str] = {
     "oauth_states": "INSERT INTO oauth_states "
     "(workspace_id, id, member_id, platform, secret_hash, code_verifier, expires_at) "
     "VALUES (%(ws)s, %(id)s, %(member)s, 'mastodon', %(hash)s, '\\x00', now())",
+    "oauth_grants": "INSERT INTO oauth_grants "
+    "(workspace_id, id, member_id, platform, choices, expires_at) "
+    "VALUES (%(ws)s, %(id)s, %(member)s, 'google_business', '[]', now())",
 }
 TENANT_TABLES = sorted(INSERTS)
 

@@ -21,6 +21,7 @@ from crier.review.sending import ReplySender
 from crier.review.tasks import ReviewSyncer
 from crier.runtime import Runtime
 from tests.conftest import FakeClock, Tenant, build_runtime
+from tests.google import Google
 from tests.post.conftest import sandbox_account
 
 
@@ -31,9 +32,12 @@ async def runtime(
     storage: LocalStorage,
     clock: FakeClock,
     sandbox_url: str,
+    google_server: Google,
     tmp_path: Path,
 ) -> AsyncIterator[Runtime]:
-    built = build_runtime(db, vault, storage, clock, sandbox_url, tmp_path, httpx.Timeout(2.0))
+    built = build_runtime(
+        db, vault, storage, clock, sandbox_url, tmp_path, httpx.Timeout(2.0), google=google_server
+    )
     yield built
     await built.close()
 

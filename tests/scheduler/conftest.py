@@ -14,6 +14,7 @@ from crier.kit.vault import Vault
 from crier.runtime import Runtime
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, build_runtime
+from tests.google import Google
 from tests.linkedin import LinkedIn
 from tests.x import X
 
@@ -34,6 +35,7 @@ async def runtime(
     platform_timeout: float,
     x_server: X,
     linkedin_server: LinkedIn,
+    google_server: Google,
     tmp_path: Path,
 ) -> AsyncIterator[Runtime]:
     """A worker's runtime on the test database and clock, publishing to the sandbox."""
@@ -47,6 +49,7 @@ async def runtime(
         httpx.Timeout(platform_timeout),
         x=x_server,
         linkedin=linkedin_server,
+        google=google_server,
     )
     yield built
     await built.close()

@@ -6,7 +6,7 @@ from crier.models.delivery import Delivery, DeliveryAttempt
 from crier.models.idempotency import IdempotencyKey
 from crier.models.media import MediaAsset
 from crier.models.member import ApiKey, Member, User
-from crier.models.oauth import OAuthState, PlatformApp
+from crier.models.oauth import OAuthGrant, OAuthState, PlatformApp
 from crier.models.post import Post, PostMedia, PostTarget, ScheduledPostMonth
 from crier.models.review import (
     Review,
@@ -30,6 +30,7 @@ __all__ = [
     "IdempotencyKey",
     "MediaAsset",
     "Member",
+    "OAuthGrant",
     "OAuthState",
     "PlatformApp",
     "Post",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import DateTime, ForeignKey, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crier.kit.ids import new_id
@@ -46,3 +48,24 @@ class OAuthState(TenantModel):
     app_id: Mapped[UUID | None] = mapped_column(ForeignKey("platform_apps.id"))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OAuthGrant(TenantModel):
+    """A consent that reaches many accounts (a Google user's business locations), kept an
+    hour while a member of the workspace chooses which of them to connect: its tokens,
+    sealed, and the accounts it reaches (`choices`)."""
+
+    __tablename__ = "oauth_grants"
+
+    member_id: Mapped[UUID] = mapped_column()
+    """Who consented through Crier."""
+    platform: Mapped[str] = mapped_column(Text)
+    access_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Sealed; erased once the grant has expired."""
+    refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Sealed; erased once the grant has expired."""
+    token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reconnect_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    choices: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    """The accounts it reaches: `external_id`, `name`, `group`, `detail`."""
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

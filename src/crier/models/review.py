@@ -127,6 +127,8 @@ class ReviewSync(TenantModel):
     """The run under way reads every review, to find those removed from the network."""
     scan: Mapped[int] = mapped_column(BigInteger, server_default="0")
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    full_scanned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the last run that read every review (a full scan, or the first run) ended."""
     network_total: Mapped[int | None] = mapped_column(Integer)
     """How many reviews the network said the location has, at the last finished run."""
     last_error: Mapped[str | None] = mapped_column(Text)

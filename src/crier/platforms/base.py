@@ -183,6 +183,30 @@ class ConnectsWithOAuth(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Choice:
+    """An account a consent reaches, which the member may choose to connect (a location
+    of a Google business account)."""
+
+    external_id: str
+    name: str
+    group: str | None = None
+    """What it belongs to on the network (the business account)."""
+    detail: str | None = None
+    """What tells it apart for people (an address)."""
+
+
+@runtime_checkable
+class PicksAccounts(Protocol):
+    """An adapter whose consent is a user's that reaches many accounts (Google's business
+    locations): after it, they are listed and the member chooses which to connect, each
+    with the consent's tokens."""
+
+    async def choices(self, access_token: str) -> list[Choice]:
+        """Every account the consent's token reaches."""
+        ...
+
+
 @runtime_checkable
 class ConnectsDirectly(Protocol):
     """An adapter whose accounts connect with no consent screen (the sandbox's)."""

@@ -3,6 +3,7 @@ setting the faults a test or demo asks for."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,3 +25,17 @@ def set_faults(faults: Any, asked: dict[str, Any]) -> str | None:
     for name, value in asked.items():
         setattr(faults, name, type(getattr(faults, name))(value))
     return None
+
+
+def hidden_fields(params: dict[str, str]) -> str:
+    """A consent form's hidden inputs, carrying the authorization request's parameters."""
+    return "".join(
+        f'<input type="hidden" name="{html.escape(k, quote=True)}" '
+        f'value="{html.escape(v, quote=True)}">'
+        for k, v in params.items()
+    )
+
+
+def refuse_back(uri: str, error: str, description: str, state: str | None) -> Response:
+    """The browser sent back to the client with an OAuth error (RFC 6749, 4.1.2.1)."""
+    return redirect_back(uri, {"error": error, "error_description": description, "state": state})

@@ -14,6 +14,7 @@ from crier.kit.outbound import Guard
 from crier.kit.storage import Storage
 from crier.kit.time import Clock
 from crier.platforms.bluesky.adapter import BlueskyAdapter
+from crier.platforms.google_business.adapter import GoogleBusinessAdapter
 from crier.platforms.linkedin.adapter import LinkedInAdapter
 from crier.platforms.mastodon.adapter import MastodonAdapter
 from crier.platforms.registry import TIMEOUT, Platforms, platform_http
@@ -88,6 +89,20 @@ def installed(
                 web_url=settings.linkedin_web_url,
                 clock=clock,
                 poll_interval=settings.linkedin_media_poll_seconds,
+            )
+        )
+    if settings.google_client_id and settings.google_client_secret:
+        platforms.register(
+            GoogleBusinessAdapter(
+                platforms.http,
+                client_id=settings.google_client_id,
+                client_secret=settings.google_client_secret,
+                authorize_url=settings.google_authorize_url,
+                oauth_url=settings.google_oauth_url,
+                accounts_url=settings.google_accounts_url,
+                information_url=settings.google_information_url,
+                api_url=settings.google_business_url,
+                clock=clock,
             )
         )
     return platforms

@@ -16,6 +16,8 @@ from crier.platforms.base import (
     ConnectsDirectly,
     ConnectsWithOAuth,
     ConnectsWithPassword,
+    HasReviews,
+    PicksAccounts,
 )
 from crier.platforms.errors import ErrorCode, PlatformError
 
@@ -157,15 +159,22 @@ class Platforms:
         """How accounts of `platform` connect here: `direct` (no consent screen),
         `app_password` (a password made for apps, on a server the user may name), `oauth`
         (the network's consent screen), `oauth_instance` (the same, on a server the user
-        names), or None when this server cannot connect them."""
+        names), `oauth_choose` (the same, then a choice of the accounts the consent
+        reaches), or None when this server cannot connect them."""
         adapter = self._adapters.get(platform)
         if isinstance(adapter, ConnectsDirectly):
             return "direct"
         if isinstance(adapter, ConnectsWithPassword):
             return "app_password"
         if isinstance(adapter, ConnectsWithOAuth) and adapter.configured():
+            if isinstance(adapter, PicksAccounts):
+                return "oauth_choose"
             return "oauth_instance" if adapter.registers_apps else "oauth"
         return None
+
+    def has_reviews(self, platform: str) -> bool:
+        """Whether `platform`'s accounts here are locations with reviews."""
+        return isinstance(self._adapters.get(platform), HasReviews)
 
     async def close(self) -> None:
         await self.http.aclose()

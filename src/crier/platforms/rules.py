@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from crier.platforms.base import MediaRef, Prepared
 from crier.platforms.bluesky.rules import BLUESKY
 from crier.platforms.content import PlatformRules
+from crier.platforms.google_business.rules import GOOGLE_BUSINESS
 from crier.platforms.linkedin.rules import LINKEDIN
 from crier.platforms.mastodon.rules import MASTODON
 from crier.platforms.x.rules import X
@@ -47,9 +48,7 @@ RULES: dict[str, PlatformRules] = {
     ),
     "mastodon": MASTODON,
     "bluesky": BLUESKY,
-    "google_business": PlatformRules(
-        max_text=1500, max_media=1, media_kinds=frozenset({"image"}), preferred_crop="landscape"
-    ),
+    "google_business": GOOGLE_BUSINESS,
 }
 
 

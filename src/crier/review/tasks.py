@@ -7,7 +7,8 @@ only what changed since; each page is stored in its own transaction with where t
 goes on, so a run cut short (a crash, a rate limit) resumes from that page, and a review
 is never lost or stored twice. A run that finds the network counting a different number
 of reviews than Crier holds reads every review once more (a full scan) and marks those it
-did not see as removed.
+did not see as removed; so does the first run a day (a setting) after the last full scan,
+for the changes a network does not list as changes (a reply made elsewhere, on Google).
 
 One worker at a time syncs a location, under a lease; the lease's end is also the run's
 fence: a worker that finds it changed (another took over after it stalled) stops.
@@ -123,6 +124,7 @@ class ReviewSyncer:
         clock: Clock,
         *,
         every: timedelta = timedelta(minutes=15),
+        full_scan_every: timedelta = timedelta(hours=24),
         refresh: Refresh | None = None,
         batch: int = 50,
         at_once: int = 4,
@@ -132,6 +134,8 @@ class ReviewSyncer:
         self.platforms, self.vault, self.clock = platforms, vault, clock
         self.every = every
         """How often each location is synced."""
+        self.full_scan_every = full_scan_every
+        """How often a location's reviews are all read (a full scan)."""
         self.refresh = refresh
         self.batch, self.pages_per_run = batch, pages_per_run
         self._slots = asyncio.Semaphore(at_once)
@@ -254,13 +258,20 @@ class ReviewSyncer:
             full = sync.full_scan
             if full:
                 await service.mark_removed(session, self.clock, account, sync.scan)
+            if full or sync.watermark is None:  # a first run reads every review too
+                sync.full_scanned_at = now
             if sync.run_top is not None:
                 sync.watermark = max(sync.watermark or sync.run_top, sync.run_top)
             sync.page_token, sync.run_top = None, None
             live = await repository.live_count(session, run.account_id)
-            if not full and page.total is not None and page.total != live:
+            overdue = (
+                sync.full_scanned_at is None or now - sync.full_scanned_at >= self.full_scan_every
+            )
+            if not full and (overdue or (page.total is not None and page.total != live)):
                 # Crier's count differs from the network's: a review was removed there (or
-                # one was passed while pages shifted). Read them all once more.
+                # one was passed while pages shifted). Or the last full scan is a day old,
+                # and a network may not list a review as changed when only its reply
+                # changed (Google does not say it does). Read them all once more.
                 sync.full_scan, sync.scan = True, sync.scan + 1
                 run.page_token = None
                 run.lease = sync.leased_until = now + SYNC_LEASE

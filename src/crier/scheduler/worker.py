@@ -99,6 +99,7 @@ class Worker:
         refresh_every: timedelta | None = timedelta(minutes=1),
         review_poll: timedelta | None = timedelta(seconds=5),
         review_sync_every: timedelta = timedelta(minutes=15),
+        review_full_scan_every: timedelta = timedelta(hours=24),
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
@@ -113,6 +114,7 @@ class Worker:
             vault,
             clock,
             every=review_sync_every,
+            full_scan_every=review_full_scan_every,
             refresh=self.sender.refresh_account,
         )
         self.replies = ReplySender(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -26,13 +26,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.auth.principal import Principal
 from crier.kit.db import Database
-from crier.kit.errors import Conflict, CrierError, ValidationFailed, field_error
+from crier.kit.errors import Conflict, CrierError, NotFound, ValidationFailed, field_error
 from crier.kit.ids import new_id
 from crier.kit.outbound import DestinationRefused
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
-from crier.models import Member, OAuthState, PlatformApp, SocialAccount
-from crier.platforms.base import AppCredentials, ConnectsWithOAuth, Consent, HasReviews, Tokens
+from crier.models import Member, OAuthGrant, OAuthState, PlatformApp, SocialAccount
+from crier.platforms.base import (
+    AppCredentials,
+    ConnectsWithOAuth,
+    Consent,
+    HasReviews,
+    PicksAccounts,
+    Tokens,
+)
 from crier.platforms.errors import OrganizationRefused, PlatformError
 from crier.platforms.registry import Platforms, PlatformUnavailable
 from crier.review import repository as review_repository
@@ -41,6 +48,8 @@ from crier.workspace import plans
 from crier.workspace import repository as workspace_repository
 
 STATE_TTL = timedelta(minutes=10)
+GRANT_TTL = timedelta(hours=1)
+"""How long accounts can be chosen from a consent that reaches many."""
 KEEP_SPENT_STATES = timedelta(days=1)
 """Spent or expired states are kept this long, so that a replay is told it was used."""
 
@@ -115,10 +124,30 @@ class Started:
     expires_at: datetime
 
 
+class GrantExpired(CrierError):
+    """The hour in which accounts could be chosen from this consent has passed, and its
+    tokens are erased. Connect again (`POST /v1/social-accounts/connect`)."""
+
+    slug = "oauth-grant-expired"
+    title = "Consent expired"
+    status = 410
+
+
+class NotAChoice(CrierError):
+    """An account named is not one the consent reaches (see the grant's `choices`);
+    `unknown` lists them. Nothing was connected."""
+
+    slug = "oauth-grant-choice-unknown"
+    title = "Account not offered by the consent"
+    status = 422
+
+
 @dataclass(frozen=True)
 class Completed:
-    account: SocialAccount
+    account: SocialAccount | None
+    """The account connected; None when it is to be chosen from `grant`."""
     redirect_to: str | None
+    grant: OAuthGrant | None = None
 
 
 def _hash(secret: str) -> bytes:
@@ -213,6 +242,7 @@ async def start(
     verifier = secrets.token_urlsafe(64)
     now = clock.now()
     await repository.purge_states(session, now - KEEP_SPENT_STATES)
+    await repository.purge_grants(session, now, now - KEEP_SPENT_STATES)
     session.add(
         OAuthState(
             workspace_id=principal.workspace_id,
@@ -324,7 +354,7 @@ async def complete(
             _credentials(vault, app),
             kept.organization,
         )
-        redirect_to, app_id = kept.redirect_to, kept.app_id
+        redirect_to, app_id, member_id = kept.redirect_to, kept.app_id, kept.member_id
     if callback.error or not callback.code:
         raise ConsentRefused(
             f"{platform} says: {callback.error_description or callback.error or 'no code'}.",
@@ -343,6 +373,28 @@ async def complete(
             organization=refused.organization,
             allowed=refused.allowed,
         ) from None
+    if isinstance(adapter, PicksAccounts):
+        try:
+            choices = await adapter.choices(tokens.access_token)
+        except PlatformError as error:
+            raise ExchangeFailed(
+                f"{platform} answered: {error.message}", platform_error=error.code.value
+            ) from None
+        async with db.workspace_transaction(workspace_id) as session:
+            grant = OAuthGrant(
+                id=new_id(),
+                workspace_id=workspace_id,
+                member_id=member_id,
+                platform=platform,
+                access_token=vault.seal(tokens.access_token),
+                refresh_token=vault.seal(tokens.refresh_token) if tokens.refresh_token else None,
+                token_expires_at=tokens.expires_at,
+                reconnect_by=tokens.reconnect_by,
+                choices=[asdict(c) for c in choices],
+                expires_at=clock.now() + GRANT_TTL,
+            )
+            session.add(grant)
+        return Completed(None, redirect_to, grant)
     async with db.workspace_transaction(workspace_id) as session:
         account = await keep_account(
             session,
@@ -355,6 +407,70 @@ async def complete(
             reviews=isinstance(adapter, HasReviews),
         )
     return Completed(account, redirect_to)
+
+
+async def grant_of(
+    session: AsyncSession, clock: Clock, principal: Principal, grant_id: UUID
+) -> OAuthGrant:
+    """The consent to choose accounts from: the principal's own (another member's is not
+    there), 410 once its hour has passed."""
+    grant = await session.get(OAuthGrant, (principal.workspace_id, grant_id))
+    if grant is None or grant.member_id != principal.member_id:
+        raise NotFound("No consent with this id of yours in this workspace.")
+    if grant.expires_at <= clock.now() or grant.access_token is None:
+        raise GrantExpired("Accounts could be chosen from this consent for an hour; connect again.")
+    return grant
+
+
+async def connect_chosen(
+    session: AsyncSession,
+    vault: Vault,
+    platforms: Platforms,
+    clock: Clock,
+    principal: Principal,
+    grant_id: UUID,
+    external_ids: list[str],
+) -> list[SocialAccount]:
+    """Connect the chosen accounts of a consent, each with its tokens, all or none (the
+    plan's limit counts them all)."""
+    grant = await grant_of(session, clock, principal, grant_id)
+    offered = {str(c["external_id"]): c for c in grant.choices}
+    unknown = [e for e in external_ids if e not in offered]
+    if unknown:
+        raise NotAChoice(
+            f"The consent does not reach {', '.join(unknown)}.",
+            unknown=unknown,
+        )
+    assert grant.access_token is not None
+    access = vault.open(grant.access_token)
+    refresh = vault.open(grant.refresh_token) if grant.refresh_token else None
+    reviews = grant.platform in platforms and isinstance(
+        platforms.adapter(grant.platform), HasReviews
+    )
+    connected = []
+    for external_id in external_ids:
+        chosen = offered[external_id]
+        tokens = Tokens(
+            access_token=access,
+            refresh_token=refresh,
+            expires_at=grant.token_expires_at,
+            external_id=external_id,
+            handle=str(chosen["name"]),
+            display_name=str(chosen["name"]),
+            reconnect_by=grant.reconnect_by,
+        )
+        connected.append(
+            await keep_account(
+                session,
+                vault,
+                clock,
+                principal.workspace_id,
+                grant.platform,
+                tokens,
+                reviews=reviews,
+            )
+        )
+    return connected
 
 
 async def keep_account(
@@ -413,4 +529,10 @@ async def keep_account(
 def redirect_target(redirect_to: str, account: SocialAccount) -> str:
     """`redirect_to` with the connected account's id and platform added to its query."""
     query = urlencode({"account_id": str(account.id), "platform": account.platform})
+    return redirect_to + ("&" if "?" in redirect_to else "?") + query
+
+
+def redirect_to_grant(redirect_to: str, grant: OAuthGrant) -> str:
+    """`redirect_to` with the consent to choose accounts from and its platform added."""
+    query = urlencode({"grant_id": str(grant.id), "platform": grant.platform})
     return redirect_to + ("&" if "?" in redirect_to else "?") + query

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -16,10 +17,15 @@ from crier.kit.body import JsonRoute
 from crier.kit.http import DbSession, RequestClock, problem_responses, respond
 from crier.kit.idempotency import fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
+from crier.models import OAuthGrant
 from crier.platforms.rules import rules_for
-from crier.social_account import connections, service
+from crier.social_account import connections, repository, service
 from crier.social_account.schemas import (
     AccountStatus,
+    ConnectedAccounts,
+    GrantChoice,
+    GrantConnect,
+    GrantId,
     OAuthConnect,
     OAuthStarted,
     Platform,
@@ -27,6 +33,9 @@ from crier.social_account.schemas import (
     SocialAccount,
     SocialAccountConnect,
     SocialAccountId,
+)
+from crier.social_account.schemas import (
+    OAuthGrant as OAuthGrantOut,
 )
 
 router = APIRouter(prefix="/social-accounts", tags=["Social accounts"], route_class=JsonRoute)
@@ -163,6 +172,74 @@ async def disconnect_social_account(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+def _grant_out(grant: OAuthGrant, connected: dict[str, UUID]) -> OAuthGrantOut:
+    return OAuthGrantOut(
+        id=grant.id,
+        platform=Platform(grant.platform),
+        expires_at=grant.expires_at,
+        choices=[
+            GrantChoice(
+                external_id=str(c["external_id"]),
+                name=str(c["name"]),
+                group=c.get("group"),
+                detail=c.get("detail"),
+                social_account_id=connected.get(str(c["external_id"])),
+            )
+            for c in grant.choices
+        ],
+    )
+
+
+@router.get(
+    "/grants/{grant_id}",
+    response_model=OAuthGrantOut,
+    responses=problem_responses(401, 403, 404, 410, 422),
+)
+async def get_grant(
+    grant_id: GrantId, principal: CanManage, session: DbSession, clock: RequestClock
+) -> OAuthGrantOut:
+    """A consent that reaches many accounts (a Google user's business locations), as the
+    callback left it: every account it reaches, and which the workspace has connected.
+    Only the member who consented sees it, for an hour (then `410`
+    `oauth-grant-expired`)."""
+    grant = await connections.grant_of(session, clock, principal, grant_id)
+    ids = [str(c["external_id"]) for c in grant.choices]
+    connected = await repository.accounts_with_ids(session, grant.platform, ids)
+    return _grant_out(grant, connected)
+
+
+@router.post(
+    "/grants/{grant_id}/connect",
+    response_model=ConnectedAccounts,
+    responses=problem_responses(401, 403, 404, 410, 422),
+)
+async def connect_from_grant(
+    grant_id: GrantId,
+    data: GrantConnect,
+    principal: CanManage,
+    session: DbSession,
+    request: Request,
+    clock: RequestClock,
+) -> ConnectedAccounts:
+    """Connect the accounts chosen among a consent's `choices` (by `external_id`), each
+    with the consent's tokens: a new account for each, or the workspace's account for it
+    updated in place (reconnected). All or none: an id the consent does not reach is
+    `422` `oauth-grant-choice-unknown`, and the plan's `social_accounts` limit counts them
+    all. A location's reviews start syncing at once."""
+    state = request.app.state
+    accounts = await connections.connect_chosen(
+        session, state.vault, state.platforms, clock, principal, grant_id, data.external_ids
+    )
+    return ConnectedAccounts(data=[SocialAccount.model_validate(a) for a in accounts])
+
+
+_CHOOSE_PAGE = """<!doctype html><meta charset="utf-8"><title>Choose what to connect</title>
+<h1>Consent given</h1><p>{platform} gave Crier access to {count} account(s). Connect those you
+want, within an hour, with <code>POST /v1/social-accounts/grants/{grant}/connect</code>
+<code>{{"external_ids": [...]}}</code> (<code>GET /v1/social-accounts/grants/{grant}</code> lists
+them):</p><ul>{items}</ul>"""
+
+
 _CONNECTED_PAGE = """<!doctype html><meta charset="utf-8"><title>Connected</title>
 <h1>Connected</h1><p>{platform} account <strong>{handle}</strong> is connected to Crier.
 You can close this window.</p>"""
@@ -218,14 +295,35 @@ async def oauth_callback(
         base_url=app_state.base_url,
         callback=connections.Callback(state, code, error, error_description),
     )
+    grant = completed.grant
+    if grant is not None:
+        if completed.redirect_to:
+            return RedirectResponse(
+                connections.redirect_to_grant(completed.redirect_to, grant), status_code=303
+            )
+        items = "".join(
+            f"<li>{html.escape(str(c['name']))} <code>{html.escape(str(c['external_id']))}</code>"
+            f"{' — ' + html.escape(str(c['detail'])) if c.get('detail') else ''}</li>"
+            for c in grant.choices
+        )
+        return HTMLResponse(
+            _CHOOSE_PAGE.format(
+                platform=html.escape(_platform_name(platform)),
+                count=len(grant.choices),
+                grant=grant.id,
+                items=items,
+            ),
+            status_code=200,
+        )
     account = completed.account
+    assert account is not None
     if completed.redirect_to:
         return RedirectResponse(
             connections.redirect_target(completed.redirect_to, account), status_code=303
         )
     return HTMLResponse(
         _CONNECTED_PAGE.format(
-            platform=html.escape(platform.value.title()), handle=html.escape(account.handle)
+            platform=html.escape(_platform_name(platform)), handle=html.escape(account.handle)
         ),
         status_code=200,
     )
@@ -242,7 +340,16 @@ async def list_platforms(_: CanRead, request: Request) -> list[PlatformInfo]:
             name=p,
             configured=connects[p] is not None,
             connects=connects[p],
+            reviews=platforms.has_reviews(p.value),
             rules=rules_for(p.value).describe(),
         )
         for p in Platform
     ]
+
+
+def _platform_name(platform: Platform) -> str:
+    return (
+        "Google Business Profile"
+        if platform == Platform.GOOGLE_BUSINESS
+        else platform.value.title()
+    )

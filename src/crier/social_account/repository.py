@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db.engine import Statement
 from crier.kit.sql import any_of
-from crier.models import OAuthState, PlatformApp, Post, PostTarget, SocialAccount
+from crier.models import OAuthGrant, OAuthState, PlatformApp, Post, PostTarget, SocialAccount
 from crier.post.lifecycle import TO_PUBLISH
 
 
@@ -250,3 +250,28 @@ async def state_by_secret(session: AsyncSession, secret_hash: bytes) -> OAuthSta
 async def purge_states(session: AsyncSession, before: datetime) -> None:
     """Forget the workspace's consents that ended (or expired) before `before`."""
     await session.execute(delete(OAuthState).where(OAuthState.expires_at < before))
+
+
+async def purge_grants(session: AsyncSession, now: datetime, before: datetime) -> None:
+    """Erase the tokens of the workspace's consents whose hour has passed, and forget
+    those that ended before `before`."""
+    await session.execute(delete(OAuthGrant).where(OAuthGrant.expires_at < before))
+    await session.execute(
+        update(OAuthGrant)
+        .where(OAuthGrant.expires_at <= now, OAuthGrant.access_token.is_not(None))
+        .values(access_token=None, refresh_token=None)
+    )
+
+
+async def accounts_with_ids(
+    session: AsyncSession, platform: str, external_ids: list[str]
+) -> dict[str, UUID]:
+    """The workspace's accounts (not disconnected) on `platform` with these external ids."""
+    found = await session.execute(
+        select(SocialAccount.external_id, SocialAccount.id).where(
+            SocialAccount.platform == platform,
+            any_of(SocialAccount.external_id, external_ids),
+            SocialAccount.status != "disconnected",
+        )
+    )
+    return {row.external_id: row.id for row in found}

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 SocialAccountId = Annotated[UUID, Field(description="Identifier of a social account.")]
 
@@ -154,7 +154,12 @@ class PlatformInfo(BaseModel):
         description="How its accounts connect: `direct` (`POST /v1/social-accounts`), "
         "`app_password` (the same, with `handle` and `app_password`), `oauth` "
         "(`POST /v1/social-accounts/connect`), `oauth_instance` (the same, naming the server "
-        "in `instance_url`); null when this server cannot connect them."
+        "in `instance_url`), `oauth_choose` (the same, then choosing which of the accounts "
+        "the consent reaches to connect: Google's locations); null when this server cannot "
+        "connect them."
+    )
+    reviews: bool = Field(
+        description="Whether its accounts are locations with reviews (`/v1/reviews`)."
     )
     rules: dict[str, Any] = Field(
         description="What a post may hold: `max_text` and how text is counted "
@@ -163,3 +168,51 @@ class PlatformInfo(BaseModel):
         "`max_video_seconds` (null: "
         "not checked). An account's own server may allow other numbers (Mastodon)."
     )
+
+
+GrantId = Annotated[UUID, Field(description="Identifier of a consent to choose accounts from.")]
+
+
+class GrantChoice(BaseModel):
+    external_id: str = Field(
+        description="The account's id on the network (a Google location: "
+        "`accounts/{a}/locations/{l}`); what to name in `connect`."
+    )
+    name: str = Field(description="Its name (a location's title).")
+    group: str | None = Field(description="What it belongs to (the Google business account).")
+    detail: str | None = Field(description="What tells it apart (a location's address).")
+    social_account_id: SocialAccountId | None = Field(
+        description="The workspace's account for it, if it is connected already."
+    )
+
+
+class OAuthGrant(BaseModel):
+    """A consent that reaches many accounts: choose which to connect before `expires_at`."""
+
+    id: GrantId
+    platform: Platform = Field(description="The network.")
+    expires_at: datetime = Field(description="Until then, accounts can be chosen from it.")
+    choices: list[GrantChoice] = Field(description="Every account the consent reaches.")
+
+
+class GrantConnect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    external_ids: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        min_length=1,
+        max_length=100,
+        json_schema_extra={"uniqueItems": True},
+        description="The `external_id`s of the choices to connect (at most 100 at once); "
+        "each becomes an account, or updates the workspace's account for it.",
+    )
+
+    @field_validator("external_ids")
+    @classmethod
+    def _distinct(cls, ids: list[str]) -> list[str]:
+        if len(set(ids)) != len(ids):
+            raise ValueError("each external_id once")
+        return ids
+
+
+class ConnectedAccounts(BaseModel):
+    data: list[SocialAccount] = Field(description="The accounts connected, in the order asked.")

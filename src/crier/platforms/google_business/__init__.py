@@ -1,0 +1,1 @@
+"""Google Business Profile: business locations, their local posts and their reviews."""
