@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import posts, scheduler, webhooks
+from bench import posts, reviews, scheduler, webhooks
 
-BENCHMARKS = {"posts": posts.main, "scheduler": scheduler.main, "webhooks": webhooks.main}
+BENCHMARKS = {
+    "posts": posts.main,
+    "reviews": reviews.main,
+    "scheduler": scheduler.main,
+    "webhooks": webhooks.main,
+}
 
 
 def main() -> None:

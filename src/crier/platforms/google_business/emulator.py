@@ -842,6 +842,10 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
     async def control_posts(request: Request) -> Response:
         return JSONResponse({"data": [post_json(p) for p in state.posts.values()]})
 
+    async def control_calls(request: Request) -> Response:
+        """API calls answered so far, by method and route (`GET reviews`)."""
+        return JSONResponse(state.served)
+
     async def control_clients(request: Request) -> Response:
         body = await json_body(request)
         uris = body.get("redirect_uris")
@@ -879,6 +883,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         Route("/_emulator/reviews/{r}", api("", control_edit_review), methods=["PATCH"]),
         Route("/_emulator/reviews/{r}", api("", control_remove_review), methods=["DELETE"]),
         Route("/_emulator/posts", control_posts, methods=["GET"]),
+        Route("/_emulator/calls", control_calls, methods=["GET"]),
         Route("/_emulator/clients", api("", control_clients), methods=["POST"]),
         Route("/_emulator/faults", api("", control_faults), methods=["PUT"]),
     ]
