@@ -303,3 +303,67 @@ def test_the_linkedin_emulator_prints_settings_that_connect_a_members_page(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_google_emulator_prints_settings_that_reach_two_demo_locations(
+    cli_env: dict[str, str],
+) -> None:
+    """`crier emulator google_business` registers an OAuth client for this server's
+    callback, prints the settings to run Crier with, and its demo user manages two
+    locations with a review each."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own command
+        [*CRIER, "emulator", "google_business", "--port", str(port)],
+        env=cli_env | {"PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        printed, callback = printed_settings(process, "CRIER_GOOGLE_")
+        assert callback.endswith("/v1/oauth/callback/google_business")
+        base = printed["CRIER_GOOGLE_BUSINESS_URL"]
+        assert base == f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base) as client:
+            wait_for(client, "/v1/accounts")
+            query = {
+                "response_type": "code",
+                "client_id": printed["CRIER_GOOGLE_CLIENT_ID"],
+                "redirect_uri": callback,
+                "scope": "https://www.googleapis.com/auth/business.manage",
+                "access_type": "offline",
+                "state": "s",
+            }
+            authorize = printed["CRIER_GOOGLE_AUTHORIZE_URL"]
+            assert client.get(authorize, params=query).status_code == 200
+            approved = client.post(
+                authorize, data=query | {"email": "ada@example.com", "decision": "allow"}
+            )
+            code = parse_qs(urlsplit(approved.headers["location"]).query)["code"][0]
+            token = client.post(
+                f"{printed['CRIER_GOOGLE_OAUTH_URL']}/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": callback,
+                    "client_id": printed["CRIER_GOOGLE_CLIENT_ID"],
+                    "client_secret": printed["CRIER_GOOGLE_CLIENT_SECRET"],
+                },
+            )
+            assert token.status_code == 200, token.text
+            assert "refresh_token" in token.json()
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            [account] = client.get("/v1/accounts", headers=headers).json()["accounts"]
+            locations = client.get(
+                f"/v1/{account['name']}/locations",
+                params={"readMask": "name,title"},
+                headers=headers,
+            ).json()["locations"]
+            assert len(locations) == 2
+            reviews = client.get(
+                f"/v4/{account['name']}/{locations[0]['name']}/reviews", headers=headers
+            ).json()
+            assert reviews["totalReviewCount"] == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
