@@ -159,7 +159,8 @@ class PlatformInfo(BaseModel):
         "connect them."
     )
     reviews: bool = Field(
-        description="Whether its accounts are locations with reviews (`/v1/reviews`)."
+        description="Whether this server syncs its accounts' reviews (they are business "
+        "locations: `/v1/reviews`); false, too, for a platform it is not configured for."
     )
     rules: dict[str, Any] = Field(
         description="What a post may hold: `max_text` and how text is counted "
