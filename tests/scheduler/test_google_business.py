@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from crier.config import Settings
 from crier.kit.db import Database
 from crier.runtime import Runtime
 from crier.scheduler.worker import Worker
@@ -61,7 +62,8 @@ async def test_a_post_with_a_photo_and_a_button_is_published_once(
     }
     [media] = stored.body["media"]
     assert media["mediaFormat"] == "PHOTO"
-    assert f"/media/{photo}" in media["sourceUrl"] or photo in media["sourceUrl"]
+    # Google fetches the photo from this server, in the crop Google Business Profile prefers.
+    assert media["sourceUrl"] == f"{Settings().base_url}/v1/media/{photo}/file?variant=landscape"
     assert delivery["platform_post_id"] == stored.name
     assert delivery["permalink"].startswith("https://local.google.com/place?")
     await worker.tick()

@@ -9,7 +9,7 @@ when the call creates something (`sends`).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
@@ -185,3 +185,11 @@ async def named_server(
     await guard.vetted(url.host, port)
     base = f"{url.scheme}://{url.host}"
     return base + (f":{url.port}" if url.port else "")
+
+
+def seconds_after(now: datetime, seconds: Any) -> datetime | None:
+    """When a lifetime a network gave in seconds (an OAuth `expires_in`) ends; None when it
+    gave none, or not a positive number."""
+    if not isinstance(seconds, int | float) or seconds <= 0:
+        return None
+    return now + timedelta(seconds=float(seconds))

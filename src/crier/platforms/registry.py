@@ -173,7 +173,7 @@ class Platforms:
         return None
 
     def has_reviews(self, platform: str) -> bool:
-        """Whether `platform`'s accounts here are locations with reviews."""
+        """Whether `platform`'s accounts are locations whose reviews this server syncs."""
         return isinstance(self._adapters.get(platform), HasReviews)
 
     async def close(self) -> None:

@@ -15,7 +15,7 @@ from crier.kit.ids import new_id
 from crier.kit.pagination import invalid_cursor
 from crier.kit.time import Clock
 from crier.models import Review, ReviewReplyRecord, ReviewSync, SocialAccount
-from crier.platforms.base import HasReviews, NetworkReview
+from crier.platforms.base import NetworkReview
 from crier.platforms.registry import Platforms
 from crier.review import alerts, repository, sentiment
 from crier.review.repository import FeedFilters
@@ -239,11 +239,6 @@ def sync_state(sync: ReviewSync) -> ReviewSyncState:
     )
 
 
-def has_reviews(platforms: Platforms, platform: str) -> bool:
-    """Whether accounts of `platform` are locations whose reviews this server syncs."""
-    return platform in platforms and isinstance(platforms.adapter(platform), HasReviews)
-
-
 async def request_sync(
     session: AsyncSession,
     platforms: Platforms,
@@ -257,7 +252,7 @@ async def request_sync(
         account = await account_repository.get(session, account_id)
         if account is None:
             raise NotFound("No social account with this id in this workspace.")
-        if not has_reviews(platforms, account.platform):
+        if not platforms.has_reviews(account.platform):
             raise ValidationFailed(
                 f"Accounts on {account.platform} have no reviews to sync.",
                 [
@@ -268,7 +263,7 @@ async def request_sync(
             )
         accounts = [account]
     else:
-        with_reviews = [p for p in platforms.names if has_reviews(platforms, p)]
+        with_reviews = [p for p in platforms.names if platforms.has_reviews(p)]
         accounts = await account_repository.active_accounts(session, with_reviews)
     await repository.track(session, workspace_id, [a.id for a in accounts], clock.now())
     return await repository.syncs(session, account_id)

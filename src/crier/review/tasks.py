@@ -58,7 +58,7 @@ def unusable(platforms: Platforms, account: SocialAccount | None) -> ErrorCode |
         return ErrorCode.ACCOUNT_DISCONNECTED
     if account.status in _UNUSABLE:
         return _UNUSABLE[account.status]
-    if account.access_token is None or not service.has_reviews(platforms, account.platform):
+    if account.access_token is None or not platforms.has_reviews(account.platform):
         return ErrorCode.PLATFORM_NOT_CONFIGURED
     return None
 

@@ -444,9 +444,7 @@ async def connect_chosen(
     assert grant.access_token is not None
     access = vault.open(grant.access_token)
     refresh = vault.open(grant.refresh_token) if grant.refresh_token else None
-    reviews = grant.platform in platforms and isinstance(
-        platforms.adapter(grant.platform), HasReviews
-    )
+    reviews = platforms.has_reviews(grant.platform)
     connected = []
     for external_id in external_ids:
         chosen = offered[external_id]
@@ -528,11 +526,13 @@ async def keep_account(
 
 def redirect_target(redirect_to: str, account: SocialAccount) -> str:
     """`redirect_to` with the connected account's id and platform added to its query."""
-    query = urlencode({"account_id": str(account.id), "platform": account.platform})
-    return redirect_to + ("&" if "?" in redirect_to else "?") + query
+    return _with_query(redirect_to, {"account_id": str(account.id), "platform": account.platform})
 
 
 def redirect_to_grant(redirect_to: str, grant: OAuthGrant) -> str:
     """`redirect_to` with the consent to choose accounts from and its platform added."""
-    query = urlencode({"grant_id": str(grant.id), "platform": grant.platform})
-    return redirect_to + ("&" if "?" in redirect_to else "?") + query
+    return _with_query(redirect_to, {"grant_id": str(grant.id), "platform": grant.platform})
+
+
+def _with_query(url: str, query: dict[str, str]) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(query)

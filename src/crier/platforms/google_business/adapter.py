@@ -47,7 +47,7 @@ from crier.platforms.base import (
     ReviewPage,
     Tokens,
 )
-from crier.platforms.calls import call, json_object, throttled_or_failed
+from crier.platforms.calls import call, json_object, seconds_after, throttled_or_failed
 from crier.platforms.errors import ErrorCode, PlatformError
 
 SCOPE = "https://www.googleapis.com/auth/business.manage"
@@ -191,19 +191,14 @@ class GoogleBusinessAdapter:
 
     def _tokens(self, token: dict[str, Any], refresh_token: str | None) -> Tokens:
         now = self._clock.now()
-        lives = token.get("expires_in")
-        refresh_lives = token.get("refresh_token_expires_in")
+        given = token.get("refresh_token")
         return Tokens(
             access_token=str(token["access_token"]),
-            refresh_token=str(token.get("refresh_token") or refresh_token or "") or None,
-            expires_at=now + timedelta(seconds=float(lives))
-            if isinstance(lives, int | float) and lives > 0
-            else None,
+            refresh_token=str(given) if given else refresh_token,
+            expires_at=seconds_after(now, token.get("expires_in")),
             external_id="",
             handle="",
-            reconnect_by=now + timedelta(seconds=float(refresh_lives))
-            if isinstance(refresh_lives, int | float) and refresh_lives > 0
-            else None,
+            reconnect_by=seconds_after(now, token.get("refresh_token_expires_in")),
         )
 
     async def _token(self, form: dict[str, str]) -> dict[str, Any]:

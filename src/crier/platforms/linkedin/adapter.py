@@ -47,7 +47,13 @@ from crier.platforms.base import (
     Published,
     Tokens,
 )
-from crier.platforms.calls import call, json_object, media_bytes, throttled_or_failed
+from crier.platforms.calls import (
+    call,
+    json_object,
+    media_bytes,
+    seconds_after,
+    throttled_or_failed,
+)
 from crier.platforms.errors import ErrorCode, OrganizationRefused, PlatformError
 from crier.platforms.linkedin.rules import escape
 
@@ -395,9 +401,7 @@ class LinkedInAdapter:
         return f"{self._web}/feed/update/{urn}/"
 
     def _after(self, seconds: Any) -> datetime | None:
-        if not isinstance(seconds, int | float) or seconds <= 0:
-            return None
-        return self._clock.now() + timedelta(seconds=float(seconds))
+        return seconds_after(self._clock.now(), seconds)
 
     def _app(self, pages: bool) -> tuple[str, str]:
         """The app that connects members, or company pages (the same one unless the

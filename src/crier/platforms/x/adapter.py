@@ -42,7 +42,13 @@ from crier.platforms.base import (
     Published,
     Tokens,
 )
-from crier.platforms.calls import call, json_object, media_bytes, throttled_or_failed
+from crier.platforms.calls import (
+    call,
+    json_object,
+    media_bytes,
+    seconds_after,
+    throttled_or_failed,
+)
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.x.rules import LINK
 
@@ -293,10 +299,7 @@ class XAdapter:
         return f"{self._web}/i/web/status/{post_id}"
 
     def _expiry(self, token: dict[str, Any]) -> datetime | None:
-        seconds = token.get("expires_in")
-        if not isinstance(seconds, int | float) or seconds <= 0:
-            return None
-        return self._clock.now() + timedelta(seconds=float(seconds))
+        return seconds_after(self._clock.now(), token.get("expires_in"))
 
     async def _token_call(self, path: str, form: dict[str, str]) -> httpx.Response:
         """A call to the token endpoints, authenticated as X asks of the app: HTTP Basic
