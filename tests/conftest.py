@@ -234,8 +234,10 @@ def build_runtime(
         # Workers refresh only their own posts' accounts: a sweep of every workspace would
         # touch other tests' accounts (tests/scheduler/test_refresh.py turns it on).
         worker_refresh_seconds=0,
-        # Likewise for review syncs (tests/review turns them on).
+        # Likewise for review syncs (tests/review turns them on) and metric fetches
+        # (tests/analytics does).
         worker_review_poll_seconds=0,
+        worker_metrics_poll_seconds=0,
     )
     if x is not None:  # this server's X app, on the emulator
         settings = settings.model_copy(

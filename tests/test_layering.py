@@ -102,6 +102,7 @@ def test_sql_files_are_loaded_only_by_their_own_packages_repository() -> None:
         ]
         assert borrowed == [], f"{name} uses another package's queries: {borrowed}"
     assert loaders == {
+        "crier.analytics.repository",
         "crier.delivery.repository",
         "crier.post.repository",
         "crier.review.repository",

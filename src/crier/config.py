@@ -6,8 +6,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crier.analytics import schedule as metric_schedule
 
 
 class Settings(BaseSettings):
@@ -79,6 +81,25 @@ class Settings(BaseSettings):
         description="How often workers look for locations whose review sync is due and for "
         "replies to reviews to send (the delay of an on-demand sync or a reply, at most); 0: "
         "these workers sync no reviews and send no replies.",
+    )
+    metrics_schedule: str = Field(
+        default="1h,6h,24h,3d,7d,30d",
+        description="When workers fetch a published post's figures, counted from its "
+        "publishing: steps of minutes (m), hours (h) or days (d), each later than the one "
+        "before. Accounts' own figures (followers) are fetched once a day.",
+    )
+
+    @field_validator("metrics_schedule")
+    @classmethod
+    def _steps(cls, value: str) -> str:
+        metric_schedule.parse(value)
+        return value
+
+    worker_metrics_poll_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="How often workers look for posts and accounts whose figures are due "
+        "to be fetched; 0: these workers fetch none.",
     )
     allow_loopback: bool = Field(
         default=False,

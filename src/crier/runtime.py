@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from crier.analytics import schedule as metric_schedule
 from crier.config import Settings
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import SCHEDULER_ROLE
@@ -132,6 +133,12 @@ class Runtime:
             ),
             "review_sync_every": timedelta(minutes=self.settings.review_sync_minutes),
             "review_full_scan_every": timedelta(hours=self.settings.review_full_scan_hours),
+            "metrics_poll": (
+                timedelta(seconds=self.settings.worker_metrics_poll_seconds)
+                if self.settings.worker_metrics_poll_seconds
+                else None
+            ),
+            "metrics_schedule": metric_schedule.parse(self.settings.metrics_schedule),
         }
         return Worker(
             self.db,

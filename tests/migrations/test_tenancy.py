@@ -75,6 +75,12 @@ INSERTS: dict[str, str] = {
     "analytics_snapshots": "INSERT INTO analytics_snapshots "
     "(workspace_id, id, social_account_id, metric, value, date) "
     "VALUES (%(ws)s, %(id)s, %(account)s, 'likes', 3, %(date)s)",
+    "metric_fetches": "INSERT INTO metric_fetches "
+    "(workspace_id, id, social_account_id, since, next_fetch_at) "
+    "VALUES (%(ws)s, %(id)s, %(account)s, now(), now())",
+    "metric_observations": "INSERT INTO metric_observations "
+    "(workspace_id, id, social_account_id, metric, value, observed_at) "
+    "VALUES (%(ws)s, %(id)s, %(account)s, 'followers', 12, now())",
     "oauth_states": "INSERT INTO oauth_states "
     "(workspace_id, id, member_id, platform, secret_hash, code_verifier, expires_at) "
     "VALUES (%(ws)s, %(id)s, %(member)s, 'mastodon', %(hash)s, '\\x00', now())",

@@ -165,6 +165,9 @@ class RelayAdapter:
     async def metrics(self, account: Account, external_id: str) -> dict[str, int]:
         return {}
 
+    async def account_metrics(self, account: Account) -> dict[str, int]:
+        return {}
+
     async def refresh(
         self, refresh_token: str, server_url: str | None = None, external_id: str = ""
     ) -> Tokens:

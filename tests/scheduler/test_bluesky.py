@@ -16,6 +16,7 @@ from crier.scheduler.worker import Worker
 from tests.bluesky import Bluesky, connect_bluesky, sign_in
 from tests.conftest import FakeClock, Tenant, assert_problem
 from tests.scheduler.test_mastodon import image, publish_due, schedule
+from tests.scheduler.test_metric_collection import collected_an_hour_on
 from tests.scheduler.test_refresh import events_of
 from tests.scheduler.test_worker import deliveries
 
@@ -282,3 +283,17 @@ async def test_disconnecting_ends_the_session_at_the_server(
     assert len(bluesky.server.spent) == 1  # its refresh token, with deleteSession
     shown = (await tenant.get(f"/v1/social-accounts/{account['id']}")).json()
     assert shown["status"] == "disconnected"
+
+
+async def test_the_posts_and_the_accounts_figures_are_collected_from_the_server(
+    tenant: Tenant, bluesky: Bluesky, worker: Worker, clock: FakeClock, db: Database
+) -> None:
+    account = await connect_bluesky(tenant, bluesky)
+    post = await schedule(tenant, account, clock, text="Counted on Bluesky")
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    bluesky.server.accounts[account["external_id"]].followers = 12
+    bluesky.server.likes[delivery["platform_post_id"]] = 3
+    figures, own = await collected_an_hour_on(tenant, worker, clock, db, delivery)
+    assert figures == {"likes": 3, "shares": 0, "comments": 0, "quotes": 0, "engagements": 3}
+    assert own == {"followers": 12, "following": 0, "posts": 1}

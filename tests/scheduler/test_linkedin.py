@@ -16,6 +16,7 @@ from tests.conftest import FakeClock, Tenant
 from tests.linkedin import LinkedIn, connect_linkedin, connect_linkedin_page, new_name, new_page
 from tests.media.conftest import box
 from tests.scheduler.test_mastodon import image, publish_due, schedule, schedule_refused
+from tests.scheduler.test_metric_collection import collected_an_hour_on
 from tests.scheduler.test_refresh import events_of
 from tests.scheduler.test_worker import deliveries
 
@@ -241,3 +242,20 @@ async def test_a_pages_expired_token_is_refreshed_through_the_pages_app(
     assert {t.client_id for t in live if t.expires_at > clock.now()} >= {
         linkedin.pages_client.client_id
     }
+
+
+async def test_a_pages_figures_and_followers_are_collected_and_a_member_has_no_followers(
+    tenant: Tenant, linkedin: LinkedIn, worker: Worker, clock: FakeClock, db: Database
+) -> None:
+    admin = new_name()
+    page = new_page(linkedin, admin, role="ADMINISTRATOR")
+    account = await connect_linkedin_page(tenant, linkedin, page, admin)
+    member = await connect_linkedin(tenant, linkedin, admin)
+    page.followers = 5_000
+    for target in (account, member):
+        post = await schedule(tenant, target, clock, text=f"Counted {target['id']}")
+        await publish_due(worker, clock)
+        [delivery] = await deliveries(tenant, post["id"])
+        figures, own = await collected_an_hour_on(tenant, worker, clock, db, delivery)
+        assert figures == {"likes": 0, "comments": 0, "engagements": 0}
+        assert own == ({"followers": 5_000} if target is account else {})

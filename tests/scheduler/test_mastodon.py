@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
+from crier.kit.db import Database
 from crier.platforms.mastodon.emulator import StoredStatus
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, Tenant, assert_problem
 from tests.mastodon import Mastodon, connect_mastodon
 from tests.media.conftest import image_bytes
 from tests.post.conftest import at
+from tests.scheduler.test_metric_collection import collected_an_hour_on
 from tests.scheduler.test_worker import deliveries
 
 
@@ -331,3 +333,22 @@ async def test_an_account_with_no_scheduled_posts_disconnects_and_is_revoked(
     # Reconnecting brings the same account back, active.
     again = await connect_mastodon(tenant, mastodon)
     assert (again["id"], again["status"]) == (account["id"], "active")
+
+
+async def test_the_statuss_and_the_accounts_figures_are_collected_from_the_instance(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock, db: Database
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    post = await schedule(tenant, account, clock, text="Counted on Mastodon")
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    mastodon.instance.followers[account["external_id"]] = 77
+    figures, own = await collected_an_hour_on(tenant, worker, clock, db, delivery)
+    assert figures == {
+        "comments": 0,
+        "shares": 0,
+        "likes": 0,
+        "quotes": 0,
+        "engagements": 0,
+    }
+    assert own == {"followers": 77, "following": 0, "posts": 1}

@@ -15,6 +15,7 @@ from crier.kit.db import Database
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, Tenant
 from tests.scheduler.test_mastodon import image, publish_due, schedule, schedule_refused
+from tests.scheduler.test_metric_collection import collected_an_hour_on
 from tests.scheduler.test_refresh import events_of
 from tests.scheduler.test_worker import deliveries
 from tests.x import X, connect_x
@@ -235,3 +236,24 @@ async def test_a_refused_refresh_expires_the_account_once_and_fails_its_post_at_
     await publish_due(worker, clock)
     assert len(await events_of(db, tenant, "social_account.expired")) == 1
     assert x.tweets_of(account["handle"]) == []
+
+
+async def test_the_posts_and_the_accounts_figures_are_collected_from_x(
+    tenant: Tenant, x: X, worker: Worker, clock: FakeClock, db: Database
+) -> None:
+    account = await connect_x(tenant, x)
+    post = await schedule(tenant, account, clock, text="Counted on X")
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    x.network.user_named(account["handle"]).followers = 1_234
+    figures, own = await collected_an_hour_on(tenant, worker, clock, db, delivery)
+    assert set(figures) == {
+        "likes",
+        "shares",
+        "comments",
+        "quotes",
+        "impressions",
+        "bookmarks",
+        "engagements",
+    }
+    assert own == {"followers": 1_234, "following": 0, "posts": 1, "listed": 0}

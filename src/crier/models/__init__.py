@@ -1,6 +1,6 @@
 """ORM models, one module per table family. Importing this package registers them all."""
 
-from crier.models.analytics import AnalyticsSnapshot
+from crier.models.analytics import AnalyticsSnapshot, MetricFetch, MetricObservation
 from crier.models.base import Base, TenantModel
 from crier.models.delivery import Delivery, DeliveryAttempt
 from crier.models.idempotency import IdempotencyKey
@@ -30,6 +30,8 @@ __all__ = [
     "IdempotencyKey",
     "MediaAsset",
     "Member",
+    "MetricFetch",
+    "MetricObservation",
     "OAuthGrant",
     "OAuthState",
     "PlatformApp",

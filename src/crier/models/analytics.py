@@ -1,11 +1,22 @@
-"""Daily metric aggregates per social account, days being days in the workspace timezone."""
+"""Analytics: what workers fetch when, the raw observations they bring back, and the daily
+aggregates made of them (days being days in the workspace timezone)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from uuid import UUID
 
-from sqlalchemy import Date, Double, ForeignKeyConstraint, Text, UniqueConstraint
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Double,
+    ForeignKeyConstraint,
+    Index,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crier.models.base import TenantModel
@@ -25,3 +36,88 @@ class AnalyticsSnapshot(TenantModel):
     metric: Mapped[str] = mapped_column(Text)
     value: Mapped[float] = mapped_column(Double)
     date: Mapped[dt.date] = mapped_column(Date)
+
+
+def _measured() -> tuple[ForeignKeyConstraint, ForeignKeyConstraint]:
+    """A published delivery's figures, or (with no delivery) its account's own."""
+    return (
+        ForeignKeyConstraint(
+            ["workspace_id", "social_account_id"],
+            ["social_accounts.workspace_id", "social_accounts.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["workspace_id", "delivery_id"],
+            ["deliveries.workspace_id", "deliveries.id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+
+class MetricFetch(TenantModel):
+    """When a published delivery's figures (or, with no delivery, an account's own) are
+    next fetched from the network, and how the last fetch went."""
+
+    __tablename__ = "metric_fetches"
+    __table_args__ = (
+        *_measured(),
+        UniqueConstraint("workspace_id", "delivery_id"),
+        Index(
+            "uq_metric_fetches_account",
+            "workspace_id",
+            "social_account_id",
+            unique=True,
+            postgresql_where=sql("delivery_id IS NULL"),
+        ),
+        Index(
+            "ix_metric_fetches_due",
+            "next_fetch_at",
+            postgresql_where=sql("next_fetch_at IS NOT NULL"),
+        ),
+    )
+
+    social_account_id: Mapped[UUID] = mapped_column()
+    delivery_id: Mapped[UUID | None] = mapped_column()
+    since: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    """Where the schedule counts from: the delivery's publishing (its receipt), or when
+    the account's figures were first due."""
+    stage: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    """Steps of the schedule already behind it."""
+    next_fetch_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """None once the schedule is done (or the post is gone from the network)."""
+    leased_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    failures: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    """Transient failures in a row at this step."""
+    last_fetched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MetricObservation(TenantModel):
+    """One figure as the network gave it at one time (counts of a post so far; an
+    account's followers then)."""
+
+    __tablename__ = "metric_observations"
+    __table_args__ = (
+        *_measured(),
+        Index(
+            "ix_metric_observations_delivery",
+            "workspace_id",
+            "delivery_id",
+            "metric",
+            "observed_at",
+            postgresql_where=sql("delivery_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_metric_observations_account_time",
+            "workspace_id",
+            "social_account_id",
+            "observed_at",
+        ),
+    )
+
+    social_account_id: Mapped[UUID] = mapped_column()
+    delivery_id: Mapped[UUID | None] = mapped_column()
+    metric: Mapped[str] = mapped_column(Text)
+    value: Mapped[float] = mapped_column(Double)
+    observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

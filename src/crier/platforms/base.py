@@ -91,7 +91,15 @@ class Adapter(Protocol):
         networks that find a post by what it says rather than by a key (X)."""
         ...
 
-    async def metrics(self, account: Account, external_id: str) -> dict[str, int]: ...
+    async def metrics(self, account: Account, external_id: str) -> dict[str, int]:
+        """The post's counts so far, under the names of `crier.analytics.names` (and the
+        network's extras under their own)."""
+        ...
+
+    async def account_metrics(self, account: Account) -> dict[str, int]:
+        """The account's own figures now (`followers`, `following`, `posts`), those the
+        network gives."""
+        ...
 
     async def refresh(
         self, refresh_token: str, server_url: str | None, external_id: str = ""

@@ -23,6 +23,8 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.analytics import repository as analytics_repository
+from crier.analytics import schedule as metric_schedule
 from crier.delivery import outcomes
 from crier.delivery import repository as delivery_repository
 from crier.delivery import service as delivery_service
@@ -91,6 +93,16 @@ class Sender:
     clock: Clock
     worker: str
     policy: RetryPolicy = RETRY_POLICY
+    first_metrics_fetch: timedelta = metric_schedule.DEFAULT[0]
+    """How long after publishing a delivery's figures are first fetched."""
+
+    async def _receipts(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
+        """Published deliveries start their metric history."""
+        await analytics_repository.start_histories(
+            session,
+            [(d.id, d.published_at) for d in deliveries if d.published_at is not None],
+            self.first_metrics_fetch,
+        )
 
     async def prepare(self, workspace_id: UUID, post_ids: Sequence[UUID]) -> list[Held]:
         """Create the deliveries of a workspace's claimed posts (once), announce them as
@@ -328,6 +340,7 @@ class Sender:
                 ours = {d.id for d in announced}
                 announced += await delivery_repository.get_many(session, list(sent - ours))
             await _announce(session, self.clock.now(), announced)
+            await self._receipts(session, announced)
             done: dict[EventType, list[Post]] = {
                 EventType.POST_PUBLISHED: [],
                 EventType.POST_FAILED: [],
@@ -416,11 +429,9 @@ class Sender:
         async with self.db.workspace_transaction(workspace_id) as session:
             sent = Sent(delivery_id, attempt_id, published)
             await delivery_repository.record_published(session, [sent], self.clock.now())
-            await _announce(
-                session,
-                self.clock.now(),
-                await delivery_repository.get_many(session, [delivery_id]),
-            )
+            shown = await delivery_repository.get_many(session, [delivery_id])
+            await _announce(session, self.clock.now(), shown)
+            await self._receipts(session, shown)
         DELIVERY_ATTEMPTS.labels("published", "").inc()
 
     async def _lookup_failed(
@@ -460,6 +471,7 @@ class Sender:
             attempts = await delivery_repository.attempts_of(session, [delivery_id])
             outcomes.found(delivery, attempts[delivery_id], published, self.clock.now())
             await _announce(session, self.clock.now(), [delivery])
+            await self._receipts(session, [delivery])
 
     async def _record_failure(
         self, workspace_id: UUID, delivery_id: UUID, attempt_id: UUID, error: PlatformError

@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -26,6 +26,8 @@ from uuid import UUID
 
 from sqlalchemy.exc import DBAPIError
 
+from crier.analytics import schedule as metric_schedule
+from crier.analytics.tasks import MetricCollector
 from crier.kit.db import Database
 from crier.kit.db.notify import first_of, listen
 from crier.kit.idempotency import purge_expired as purge_idempotency_keys
@@ -100,11 +102,15 @@ class Worker:
         review_poll: timedelta | None = timedelta(seconds=5),
         review_sync_every: timedelta = timedelta(minutes=15),
         review_full_scan_every: timedelta = timedelta(hours=24),
+        metrics_poll: timedelta | None = timedelta(seconds=30),
+        metrics_schedule: Sequence[timedelta] = metric_schedule.DEFAULT,
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.sender = Sender(app_db, platforms, vault, clock, self.id)
+        self.sender = Sender(
+            app_db, platforms, vault, clock, self.id, first_metrics_fetch=metrics_schedule[0]
+        )
         self.lease, self.batch, self.poll, self.gather = lease, batch, poll, gather
         self.webhook_retention = webhook_retention
         self.reviews = ReviewSyncer(
@@ -120,6 +126,15 @@ class Worker:
         self.replies = ReplySender(
             app_db, scheduler_db, platforms, vault, clock, refresh=self.sender.refresh_account
         )
+        self.metrics = MetricCollector(
+            app_db,
+            scheduler_db,
+            platforms,
+            vault,
+            clock,
+            steps=metrics_schedule,
+            refresh=self.sender.refresh_account,
+        )
         self._sweeps = [
             # How often the accounts whose tokens are about to expire are refreshed, whether
             # or not a post is due for them (None: only when one is).
@@ -128,6 +143,8 @@ class Worker:
             _Sweep("review sync sweep", review_poll, self.reviews.sweep),
             # And the replies to reviews due to be sent (None: never).
             _Sweep("review reply sweep", review_poll, self.replies.sweep),
+            # And the posts' and accounts' figures due to be fetched (None: never).
+            _Sweep("metric fetch sweep", metrics_poll, self.metrics.sweep),
         ]
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._timers: list[tuple[datetime, UUID, UUID]] = []

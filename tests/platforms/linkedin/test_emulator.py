@@ -192,6 +192,7 @@ async def test_the_adapter_maps_linkedins_refusals(
     assert tokens.reconnect_by == clock.now() + timedelta(days=365)
     made = await adapter.publish(account, Prepared("Counted"), "d1")
     assert await adapter.metrics(account, made.external_id) == {"likes": 0, "comments": 0}
+    assert await adapter.account_metrics(account) == {}  # a member's network size is partners'
     with pytest.raises(PlatformError) as duplicate:
         await adapter.publish(account, Prepared("Counted"), "d2")
     assert duplicate.value.code == ErrorCode.CONTENT_REJECTED
@@ -353,6 +354,19 @@ async def test_the_adapter_connects_a_page_the_member_may_post_for(
         "likes": 0,
         "comments": 0,
     }
+    page.followers = 4_096
+    as_page = Account(tokens.access_token, page.urn)
+    assert await adapter.account_metrics(as_page) == {"followers": 4_096}
+    sizes = f"/rest/networkSizes/{page.urn}"
+    auth = {"Authorization": f"Bearer {tokens.access_token}"}
+    wrong_edge = await emulated.browser.get(
+        sizes, params={"edgeType": "CompanyFollowedByMember"}, headers=auth | HEADERS
+    )
+    assert (wrong_edge.status_code, wrong_edge.json()["code"]) == (400, "ILLEGAL_ARGUMENT")
+    unversioned = await emulated.browser.get(
+        sizes, params={"edgeType": "COMPANY_FOLLOWED_BY_MEMBER"}, headers=auth
+    )
+    assert unversioned.status_code == 400
 
     refreshed = await adapter.refresh(str(tokens.refresh_token), None, page.urn)  # the pages app's
     assert refreshed.access_token != tokens.access_token

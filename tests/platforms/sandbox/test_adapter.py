@@ -45,8 +45,30 @@ async def test_connect_publish_find_and_measure(adapter: SandboxAdapter, clock: 
     assert await adapter.find(Account(tokens.access_token), "never-sent") is None
     clock.advance(timedelta(minutes=30))
     metrics = await adapter.metrics(Account(tokens.access_token), published.external_id)
-    assert metrics["impressions"] > 0
-    assert set(metrics) == {"impressions", "likes", "reposts", "replies"}
+    assert metrics["impressions"] > metrics["reach"] > metrics["likes"] > 0
+    assert set(metrics) == {"impressions", "reach", "likes", "shares", "comments", "clicks"}
+    clock.advance(timedelta(hours=1))
+    later = await adapter.metrics(Account(tokens.access_token), published.external_id)
+    assert all(later[name] >= metrics[name] for name in metrics)
+    assert later["impressions"] > metrics["impressions"]
+
+
+async def test_account_metrics_grow_with_the_account(
+    adapter: SandboxAdapter, clock: FakeClock
+) -> None:
+    tokens = await adapter.connect("grows")
+    account = Account(tokens.access_token)
+    first = await adapter.account_metrics(account)
+    assert set(first) == {"followers", "following", "posts"}
+    assert first["posts"] == 0
+    assert first["followers"] >= 100
+    await adapter.publish(account, POST, "delivery-1")
+    clock.advance(timedelta(days=2))
+    later = await adapter.account_metrics(
+        Account((await adapter.refresh(tokens.refresh_token or "")).access_token)
+    )
+    assert later["followers"] > first["followers"]
+    assert later["posts"] == 1
 
 
 async def test_refresh_gives_working_tokens(adapter: SandboxAdapter, clock: FakeClock) -> None:

@@ -98,6 +98,18 @@ async def test_metrics_and_a_post_x_does_not_have(emulated: X, adapter: XAdapter
     assert "Could not find tweet" in missing.value.message
 
 
+async def test_an_accounts_own_figures(emulated: X, adapter: XAdapter) -> None:
+    account = await connected(emulated, adapter, "counted")
+    emulated.network.user_named("counted").followers = 321
+    await adapter.publish(account, Prepared("One"), "d1")
+    assert await adapter.account_metrics(account) == {
+        "followers": 321,
+        "following": 0,
+        "posts": 1,
+        "listed": 0,
+    }
+
+
 async def test_a_post_is_found_by_its_text_since_its_first_attempt(
     emulated: X, adapter: XAdapter, clock: FakeClock
 ) -> None:

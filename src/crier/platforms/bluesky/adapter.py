@@ -268,6 +268,20 @@ class BlueskyAdapter:
             "quotes": int(view.get("quoteCount", 0)),
         }
 
+    async def account_metrics(self, account: Account) -> dict[str, int]:
+        profile = await self._xrpc(
+            "GET",
+            _server_of(account),
+            "app.bsky.actor.getProfile",
+            account.access_token,
+            params={"actor": account.external_id},
+        )
+        return {
+            "followers": int(profile.get("followersCount", 0)),
+            "following": int(profile.get("followsCount", 0)),
+            "posts": int(profile.get("postsCount", 0)),
+        }
+
     def _permalink(self, did: str, rkey: str) -> str:
         return f"{self._web}/profile/{did}/post/{rkey}"
 

@@ -3,7 +3,8 @@ nothing else.
 
 Written from the lexicons (com.atproto.server.createSession, refreshSession,
 deleteSession; com.atproto.repo.uploadBlob, createRecord, applyWrites, getRecord;
-com.atproto.identity.resolveHandle; app.bsky.feed.getPosts; app.bsky.feed.post,
+com.atproto.identity.resolveHandle; app.bsky.feed.getPosts; app.bsky.actor.getProfile;
+app.bsky.feed.post,
 app.bsky.embed.images, app.bsky.richtext.facet) and from what the reference server does
 (docs/platforms.md): strict where they are strict.
 
@@ -75,6 +76,8 @@ class Account:
     password: str
     app_passwords: set[str] = field(default_factory=set)
     display_name: str | None = None
+    followers: int = 0
+    """As other users of the network follow it (what the AppView counts)."""
 
 
 @dataclass
@@ -400,6 +403,29 @@ def create_emulator_app(server: Server | None = None) -> Starlette:
         ]
         return JSONResponse({"posts": views})
 
+    async def get_profile(request: Request) -> Response:
+        """The actor's profile as the AppView shows it (here, the PDS's own accounts)."""
+        claims(request, "access")
+        actor = request.query_params.get("actor")
+        if not actor:
+            raise Refused(400, "InvalidRequest", 'Error: Params must have the property "actor"')
+        found = next(
+            (a for a in state.accounts.values() if actor in (a.did, a.handle)),
+            None,
+        )
+        if found is None:
+            raise Refused(400, "InvalidRequest", "Profile not found")
+        profile: dict[str, Any] = {
+            "did": found.did,
+            "handle": found.handle,
+            "followersCount": found.followers,
+            "followsCount": 0,
+            "postsCount": len(state.posts_of(found.did)),
+        }
+        if found.display_name:
+            profile["displayName"] = found.display_name
+        return JSONResponse(profile)
+
     async def control_faults(request: Request) -> Response:
         body = await body_of(request)
         for name, value in body.items():
@@ -431,6 +457,7 @@ def create_emulator_app(server: Server | None = None) -> Starlette:
         Route("/xrpc/com.atproto.repo.getRecord", xrpc(get_record), methods=["GET"]),
         Route("/xrpc/com.atproto.identity.resolveHandle", xrpc(resolve_handle), methods=["GET"]),
         Route("/xrpc/app.bsky.feed.getPosts", xrpc(get_posts), methods=["GET"]),
+        Route("/xrpc/app.bsky.actor.getProfile", xrpc(get_profile), methods=["GET"]),
         Route("/_emulator/faults", xrpc(control_faults), methods=["PUT"]),
         Route("/_emulator/accounts", xrpc(control_accounts), methods=post),
     ]

@@ -287,6 +287,10 @@ class GoogleBusinessAdapter:
         """Google keeps no counts for a local post (only for the location, by day)."""
         return {}
 
+    async def account_metrics(self, account: Account) -> dict[str, int]:
+        """A location's figures are daily series (the Performance API), not read here."""
+        return {}
+
     def _published(self, shown: dict[str, Any]) -> Published:
         name = str(shown["name"])
         return Published(

@@ -287,6 +287,18 @@ class LinkedInAdapter:
             "comments": int(comments.get("aggregatedTotalComments", 0)),
         }
 
+    async def account_metrics(self, account: Account) -> dict[str, int]:
+        """A page's followers; a member's network size needs a partner program, so members
+        have none."""
+        if not account.external_id.startswith(ORGANIZATION):
+            return {}
+        response = await self._rest(
+            "GET",
+            f"/rest/networkSizes/{quote(account.external_id)}?edgeType=COMPANY_FOLLOWED_BY_MEMBER",
+            account,
+        )
+        return {"followers": int(_body(response, self._clock.now()).get("firstDegreeSize", 0))}
+
     async def _upload(self, account: Account, owner: str, media: MediaRef) -> dict[str, Any]:
         """Upload one image; what the post attaches (`id`, `altText`)."""
         content = await media_bytes(self._storage, media)

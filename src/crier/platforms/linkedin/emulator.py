@@ -37,7 +37,9 @@ and as strict as LinkedIn where it is strict:
   author as above; commentary at most 3,000 characters; images the author's and uploaded):
   201 with an empty body and the post's URN in `x-restli-id`. The same commentary as one of
   the author's posts is 422 `DUPLICATE_POST` naming that post;
-- `GET /rest/socialActions/{urn}` (scope `w_member_social` or `r_organization_social`).
+- `GET /rest/socialActions/{urn}` (scope `w_member_social` or `r_organization_social`);
+- `GET /rest/networkSizes/{organization urn}?edgeType=COMPANY_FOLLOWED_BY_MEMBER` (an
+  organization scope): `{"firstDegreeSize"}`, the page's followers.
 
 Errors are `{"status", "serviceErrorCode", "code", "message"}`. Rate limits are daily per
 member and endpoint, with no headers: past the quota, 429.
@@ -173,6 +175,8 @@ class Organization:
     id: int
     name: str
     vanity_name: str
+    followers: int = 0
+    """As members of the network follow the page."""
 
     @property
     def urn(self) -> str:
@@ -853,6 +857,23 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
             }
         )
 
+    async def network_sizes(request: Request) -> Response:
+        versioned(request)
+        member_of(
+            request,
+            any_of=frozenset(
+                {"r_organization_social", "r_organization_admin", "rw_organization_admin"}
+            ),
+        )
+        urn = unquote(request.path_params["urn"])
+        if request.query_params.get("edgeType") != "COMPANY_FOLLOWED_BY_MEMBER":
+            raise _refused(400, "edgeType must be COMPANY_FOLLOWED_BY_MEMBER", "ILLEGAL_ARGUMENT")
+        number = urn.removeprefix("urn:li:organization:")
+        found = state.organizations.get(int(number)) if number.isdigit() else None
+        if not urn.startswith("urn:li:organization:") or found is None:
+            raise _refused(404, f"Not Found: {urn}", "NOT_FOUND")
+        return JSONResponse({"firstDegreeSize": found.followers})
+
     # Organizations
 
     async def organization_acls(request: Request) -> Response:
@@ -966,6 +987,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         Route("/rest/videos/{urn}", api(get_video), methods=["GET"]),
         Route("/rest/posts", api(create_post), methods=["POST"]),
         Route("/rest/socialActions/{urn}", api(social_actions), methods=["GET"]),
+        Route("/rest/networkSizes/{urn}", api(network_sizes), methods=["GET"]),
         Route("/rest/organizationAcls", api(organization_acls), methods=["GET"]),
         Route("/rest/organizations/{id:int}", api(get_organization), methods=["GET"]),
         Route("/_emulator/organizations", api(control_organizations), methods=["POST"]),

@@ -207,6 +207,19 @@ class MastodonAdapter:
             "quotes": int(status.get("quotes_count", 0)),
         }
 
+    async def account_metrics(self, account: Account) -> dict[str, int]:
+        me = await self._json(
+            "GET",
+            _server_of(account),
+            "/api/v1/accounts/verify_credentials",
+            account.access_token,
+        )
+        return {
+            "followers": int(me.get("followers_count", 0)),
+            "following": int(me.get("following_count", 0)),
+            "posts": int(me.get("statuses_count", 0)),
+        }
+
     async def _upload(self, account: Account, server: str, media: MediaRef) -> str:
         """Upload one file and wait until the instance has processed it; its id."""
         content = await media_bytes(self._storage, media)

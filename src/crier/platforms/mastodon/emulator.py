@@ -176,6 +176,8 @@ class Instance:
     keys: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     calls: dict[str, list[datetime]] = field(default_factory=dict)
     """Each account's recent authenticated calls, for its rate limit."""
+    followers: dict[str, int] = field(default_factory=dict)
+    """Each account's followers (by account id), as other users of the network follow it."""
     received: int = 0
     """API requests received, of any kind."""
     ids: Any = field(default_factory=lambda: count(109_000_000_000_000_000))
@@ -467,7 +469,7 @@ def create_emulator_app(instance: Instance | None = None) -> Starlette:
             "display_name": account["display_name"],
             "url": f"{base(request)}/@{account['username']}",
             "uri": f"{base(request)}/users/{account['username']}",
-            "followers_count": 0,
+            "followers_count": state.followers.get(account["id"], 0),
             "following_count": 0,
             "statuses_count": sum(
                 1 for s in state.statuses.values() if s.account_id == account["id"]

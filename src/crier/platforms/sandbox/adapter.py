@@ -30,6 +30,9 @@ _CODES = {
     "rate_limited": ErrorCode.RATE_LIMITED,
 }
 
+_NAMES = {"reposts": "shares", "replies": "comments", "link_clicks": "clicks"}
+"""The sandbox's names for a post's counts that Crier names otherwise."""
+
 
 class SandboxAdapter:
     platform = "sandbox"
@@ -86,7 +89,13 @@ class SandboxAdapter:
 
     async def metrics(self, account: Account, external_id: str) -> dict[str, int]:
         body = await self._call("GET", f"/v1/posts/{external_id}/metrics", account.access_token)
-        return {k: int(v) for k, v in body.items() if k not in ("post_id", "measured_at")}
+        return {
+            _NAMES.get(k, k): int(v) for k, v in body.items() if k not in ("post_id", "measured_at")
+        }
+
+    async def account_metrics(self, account: Account) -> dict[str, int]:
+        body = await self._call("GET", "/v1/me/metrics", account.access_token)
+        return {k: int(v) for k, v in body.items() if k not in ("account_id", "measured_at")}
 
     async def reviews(self, account: Account, page_token: str | None) -> ReviewPage:
         params = {"page_size": "50"} | ({"page_token": page_token} if page_token else {})

@@ -239,6 +239,21 @@ def create_sandbox_app(
         """The account of the token."""
         return store.account(account_id) or {}
 
+    @app.get("/v1/me/metrics", dependencies=[Call])
+    async def account_metrics(account_id: Account) -> dict[str, Any]:
+        """The account's followers, growing with its age, and its posts (deterministic for
+        a given account and time)."""
+        account = store.account(account_id)
+        if account is None:
+            raise SandboxError(404, "not_found", "No such account.")
+        at = now()
+        return {
+            "account_id": account_id,
+            "measured_at": at,
+            **grown_followers(account_id, account["created_at"], at),
+            "posts": len(store.posts(account_id)),
+        }
+
     @app.post("/v1/posts", dependencies=[Call], status_code=201)
     async def create_post(
         request: Request,
@@ -426,9 +441,21 @@ def grown_metrics(post: SandboxPost, at: float) -> dict[str, int]:
     likes = impressions // 25
     return {
         "impressions": impressions,
+        "reach": impressions * 7 // 10,
         "likes": likes,
         "reposts": likes // 6,
         "replies": likes // 9,
+        "link_clicks": impressions // 40,
+    }
+
+
+def grown_followers(account_id: str, created_at: float, at: float) -> dict[str, int]:
+    """Followers that start at a few hundred and grow by some each hour."""
+    hours = max(0.0, (at - created_at) / 3600)
+    seed = int(hashlib.sha256(account_id.encode()).hexdigest()[:4], 16)
+    return {
+        "followers": 100 + seed % 900 + int((2 + seed % 7) * hours),
+        "following": 50 + seed % 150,
     }
 
 

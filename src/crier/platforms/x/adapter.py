@@ -233,6 +233,18 @@ class XAdapter:
             "bookmarks": count("bookmark_count"),
         }
 
+    async def account_metrics(self, account: Account) -> dict[str, int]:
+        body = await self._json(
+            "GET", "/2/users/me", account.access_token, params={"user.fields": "public_metrics"}
+        )
+        counts = body["data"].get("public_metrics") or {}
+        return {
+            "followers": int(counts.get("followers_count", 0)),
+            "following": int(counts.get("following_count", 0)),
+            "posts": int(counts.get("tweet_count", 0)),
+            "listed": int(counts.get("listed_count", 0)),
+        }
+
     async def _upload(self, account: Account, media: MediaRef) -> str:
         """Upload one file in chunks, wait until X has processed it, set its alt text;
         its id."""

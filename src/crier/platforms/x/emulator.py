@@ -201,6 +201,8 @@ class User:
     id: str
     username: str
     name: str
+    followers: int = 0
+    """As other users of the network follow them."""
 
 
 @dataclass
@@ -565,7 +567,7 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         data: dict[str, Any] = {"id": user.id, "name": user.name, "username": user.username}
         if "public_metrics" in request.query_params.get("user.fields", ""):
             data["public_metrics"] = {
-                "followers_count": 0,
+                "followers_count": user.followers,
                 "following_count": 0,
                 "tweet_count": len(state.tweets_of(user.id)),
                 "listed_count": 0,

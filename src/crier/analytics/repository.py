@@ -1,0 +1,166 @@
+"""Queries on metric fetches and observations: as crier_app inside one workspace, but
+finding due fetches, which runs as crier_scheduler across workspaces."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import NamedTuple
+from uuid import UUID
+
+from sqlalchemy import or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crier.kit.db import Database
+from crier.kit.ids import new_id
+from crier.kit.sql import queries
+from crier.models import MetricFetch, MetricObservation
+
+QUERIES = queries(__file__, "queries.sql")
+
+
+class Due(NamedTuple):
+    workspace_id: UUID
+    social_account_id: UUID
+    delivery_id: UUID | None
+    """None: the account's own figures."""
+
+
+async def due_fetches(scheduler_db: Database, now: datetime, limit: int) -> list[Due]:
+    """Fetches of any workspace due now that no worker holds (the longest due first), then
+    active accounts never measured yet; at most `limit` in all."""
+    async with scheduler_db.engine.connect() as conn:
+        rows = list(await conn.execute(QUERIES["due_metric_fetches"], {"now": now, "limit": limit}))
+        if len(rows) < limit:
+            more = {"limit": limit - len(rows)}
+            rows += list(await conn.execute(QUERIES["accounts_never_measured"], more))
+    return [Due(r.workspace_id, r.social_account_id, r.delivery_id) for r in rows]
+
+
+async def start_histories(
+    session: AsyncSession, published: Sequence[tuple[UUID, datetime]], first_step: timedelta
+) -> None:
+    """The receipts of deliveries just published (id, when): each starts its metric
+    history, its first fetch due `first_step` after its publishing."""
+    if not published:
+        return
+    await session.execute(
+        QUERIES["start_histories"],
+        {
+            "delivery_ids": [d for d, _ in published],
+            "published_ats": [at for _, at in published],
+            "first_step": first_step,
+        },
+    )
+
+
+async def open_account_fetch(
+    session: AsyncSession, workspace_id: UUID, account_id: UUID, now: datetime
+) -> None:
+    """The account's own figures get a fetch, due now, unless they have one."""
+    await session.execute(
+        insert(MetricFetch)
+        .values(
+            workspace_id=workspace_id,
+            id=new_id(),
+            social_account_id=account_id,
+            since=now,
+            next_fetch_at=now,
+        )
+        .on_conflict_do_nothing(
+            index_elements=["workspace_id", "social_account_id"],
+            index_where=text("delivery_id IS NULL"),
+        )
+    )
+
+
+def _of(account_id: UUID, delivery_id: UUID | None) -> list[object]:
+    return [
+        MetricFetch.social_account_id == account_id,
+        MetricFetch.delivery_id == delivery_id
+        if delivery_id is not None
+        else MetricFetch.delivery_id.is_(None),
+    ]
+
+
+async def take_fetch(
+    session: AsyncSession,
+    account_id: UUID,
+    delivery_id: UUID | None,
+    now: datetime,
+    lease: timedelta,
+) -> MetricFetch | None:
+    """Take the fetch in hand until `now + lease`, if it is due and no other worker
+    holds it."""
+    found = await session.scalars(
+        update(MetricFetch)
+        .where(
+            *_of(account_id, delivery_id),  # type: ignore[arg-type]
+            MetricFetch.next_fetch_at <= now,
+            or_(MetricFetch.leased_until.is_(None), MetricFetch.leased_until <= now),
+        )
+        .values(leased_until=now + lease)
+        .returning(MetricFetch),
+        execution_options={"populate_existing": True},
+    )
+    return found.one_or_none()
+
+
+async def held_fetch(
+    session: AsyncSession, account_id: UUID, delivery_id: UUID | None
+) -> MetricFetch | None:
+    """The fetch, locked for update (to record how it went)."""
+    return await session.scalar(
+        select(MetricFetch).where(*_of(account_id, delivery_id)).with_for_update()  # type: ignore[arg-type]
+    )
+
+
+def observe(
+    session: AsyncSession,
+    workspace_id: UUID,
+    account_id: UUID,
+    delivery_id: UUID | None,
+    figures: Mapping[str, float],
+    at: datetime,
+) -> None:
+    """Keep what the network reported at `at`."""
+    session.add_all(
+        MetricObservation(
+            workspace_id=workspace_id,
+            id=new_id(),
+            social_account_id=account_id,
+            delivery_id=delivery_id,
+            metric=metric,
+            value=float(value),
+            observed_at=at,
+        )
+        for metric, value in sorted(figures.items())
+    )
+
+
+async def hold_back_account(
+    session: AsyncSession, account_id: UUID, until: datetime, now: datetime
+) -> None:
+    """None of the account's fetches is due before `until` (the network asked for a
+    pause)."""
+    await session.execute(
+        QUERIES["hold_back_account"], {"account_id": account_id, "until": until, "now": now}
+    )
+
+
+async def observations(
+    session: AsyncSession, *, delivery_id: UUID | None = None, account_id: UUID | None = None
+) -> list[MetricObservation]:
+    """A delivery's observations (or an account's own), the oldest first."""
+    query = select(MetricObservation).order_by(
+        MetricObservation.observed_at, MetricObservation.metric
+    )
+    if delivery_id is not None:
+        query = query.where(MetricObservation.delivery_id == delivery_id)
+    if account_id is not None:
+        query = query.where(
+            MetricObservation.social_account_id == account_id,
+            MetricObservation.delivery_id.is_(None),
+        )
+    return list(await session.scalars(query))
