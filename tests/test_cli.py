@@ -7,14 +7,20 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from uuid import UUID
 
 import httpx
 import pytest
+from sqlalchemy import select
 
-from crier.kit.db import DatabaseUrls
-from tests.conftest import assert_problem
+from crier.analytics.repository import observe
+from crier.kit.db import Database, DatabaseUrls
+from crier.models import AnalyticsSnapshot
+from tests.conftest import MakeTenant, assert_problem
+from tests.post.conftest import sandbox_account
 from tests.servers import free_port
 
 CRIER = [sys.executable, "-m", "crier.cli"]
@@ -48,6 +54,7 @@ def crier(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         ["dbshell"],
         ["workspace", "create"],
         ["api-key", "create"],
+        ["analytics", "rebuild"],
     ],
 )
 def test_help_explains_each_command(command: list[str]) -> None:
@@ -367,3 +374,63 @@ def test_the_google_emulator_prints_settings_that_reach_two_demo_locations(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+async def test_analytics_rebuild_aggregates_a_workspaces_days_again_and_changes_nothing_twice(
+    cli_env: dict[str, str], make_tenant: MakeTenant, db: Database
+) -> None:
+    tenant = await make_tenant(timezone="Asia/Tokyo")
+    account = await sandbox_account(tenant)
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        for hour, followers in ((14, 10.0), (16, 12.0)):  # 23:00 and 01:00 in Tokyo
+            at = datetime(2027, 1, 1, hour, tzinfo=UTC)
+            observe(session, UUID(tenant.id), UUID(account), None, {"followers": followers}, at)
+    days = ["--from", "2027-01-01", "--to", "2027-01-02"]
+    first = crier(cli_env, "analytics", "rebuild", "--workspace", tenant.slug, *days, "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) | {"workspace_id": ""} == {
+        "workspace_id": "",
+        "timezone": "Asia/Tokyo",
+        "from": "2027-01-01",
+        "to": "2027-01-02",
+        "made": 2,
+        "written": 2,
+        "removed": 0,
+    }
+    again = crier(cli_env, "analytics", "rebuild", "--workspace", tenant.id, *days)
+    assert again.returncode == 0, again.stderr
+    assert "2 snapshots, 0 new or changed, 0 removed" in again.stdout
+    async with db.workspace_transaction(UUID(tenant.id)) as session:
+        found = await session.scalars(select(AnalyticsSnapshot).order_by(AnalyticsSnapshot.date))
+        assert [(s.date.isoformat(), s.value) for s in found] == [
+            ("2027-01-01", 10.0),
+            ("2027-01-02", 12.0),
+        ]
+    backwards = crier(
+        cli_env,
+        "analytics",
+        "rebuild",
+        "--workspace",
+        tenant.id,
+        "--from",
+        "2027-01-02",
+        "--to",
+        "2027-01-01",
+    )
+    assert backwards.returncode != 0
+    assert "--from must not be after --to" in backwards.stderr
+    unknown = crier(cli_env, "analytics", "rebuild", "--workspace", "no-such-place", *days)
+    assert unknown.returncode != 0
+    assert "No workspace" in unknown.stderr
+    not_a_day = crier(
+        cli_env,
+        "analytics",
+        "rebuild",
+        "--workspace",
+        tenant.id,
+        "--from",
+        "2027-13-01",
+        "--to",
+        "2027-01-01",
+    )
+    assert not_a_day.returncode == 2

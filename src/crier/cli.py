@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -35,6 +36,8 @@ workspace_cli = typer.Typer(help="Create workspaces (operator commands).", no_ar
 api_key_cli = typer.Typer(help="Issue API keys (operator commands).", no_args_is_help=True)
 cli.add_typer(workspace_cli, name="workspace")
 cli.add_typer(api_key_cli, name="api-key")
+analytics_cli = typer.Typer(help="Analytics (operator commands).", no_args_is_help=True)
+cli.add_typer(analytics_cli, name="analytics")
 
 log = logging.getLogger("crier")
 
@@ -542,6 +545,55 @@ def api_key_create(
         typer.echo(json.dumps(result, indent=2))
     else:
         typer.echo(f"{result['key']}\n(The key is shown once; Crier keeps only its hash.)")
+
+
+@analytics_cli.command("rebuild")
+def analytics_rebuild(
+    workspace: Annotated[str, typer.Option(help="Workspace id or slug.")],
+    first: Annotated[
+        datetime,
+        typer.Option(
+            "--from",
+            formats=["%Y-%m-%d"],
+            help="The first day (YYYY-MM-DD, in the workspace timezone).",
+        ),
+    ],
+    last: Annotated[
+        datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="The last day, included.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Aggregate a workspace's observations into its daily snapshots again, for the days
+    given (idempotent: run it as often as you like, as after the workspace changed its
+    timezone)."""
+    from crier.analytics.rollups import rebuild
+    from crier.kit.time import SystemClock
+    from crier.workspace.operator import find_workspace
+
+    if first > last:
+        raise _fail("--from must not be after --to")
+
+    async def run(db: Database) -> dict[str, object]:
+        async with db.transaction() as session:
+            found = await find_workspace(session, workspace)
+        done = await rebuild(db, found.id, first.date(), last.date(), SystemClock().now())
+        return {
+            "workspace_id": str(found.id),
+            "timezone": found.timezone,
+            "from": first.date().isoformat(),
+            "to": last.date().isoformat(),
+            **done._asdict(),
+        }
+
+    result = _run_with_db(run)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(
+        f"Rebuilt {result['from']} to {result['to']} ({result['timezone']} days): "
+        f"{result['made']} snapshots, {result['written']} new or changed, "
+        f"{result['removed']} removed."
+    )
 
 
 @cli.command()

@@ -75,6 +75,8 @@ INSERTS: dict[str, str] = {
     "analytics_snapshots": "INSERT INTO analytics_snapshots "
     "(workspace_id, id, social_account_id, metric, value, date) "
     "VALUES (%(ws)s, %(id)s, %(account)s, 'likes', 3, %(date)s)",
+    "analytics_rollups": "INSERT INTO analytics_rollups (workspace_id, id, next_run_at) "
+    "VALUES (%(ws)s, %(id)s, now())",
     "metric_fetches": "INSERT INTO metric_fetches "
     "(workspace_id, id, social_account_id, since, next_fetch_at) "
     "VALUES (%(ws)s, %(id)s, %(account)s, now(), now())",

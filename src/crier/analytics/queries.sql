@@ -39,3 +39,136 @@ ON CONFLICT (workspace_id, delivery_id) DO NOTHING
 UPDATE metric_fetches SET next_fetch_at = :until, updated_at = :now
 WHERE workspace_id = crier_current_workspace() AND social_account_id = :account_id
   AND next_fetch_at < :until
+
+-- name: rebuild_days
+-- The workspace's snapshots for the days :first to :last (days in its timezone, so a DST
+-- day has 23 or 25 hours), made again from its observations, in one statement:
+-- - a post's figure on a day is how much it grew that day: its last count observed that
+--   day less its last before the day (or 0: a receipt starts at nothing), added up over
+--   the account's posts;
+-- - an account's own figure on a day is the last observed that day;
+-- - `posts_published` counts the account's deliveries published that day.
+-- Snapshots no longer made are deleted; the others are written only where their value
+-- changed, keeping their ids, so running it again changes nothing.
+WITH bounds AS (
+    SELECT w.timezone AS tz,
+           CAST(:first AS date)::timestamp AT TIME ZONE w.timezone AS starts,
+           (CAST(:last AS date) + 1)::timestamp AT TIME ZONE w.timezone AS ends
+    FROM workspaces w WHERE w.id = crier_current_workspace()
+), counted AS (
+    SELECT DISTINCT ON (o.delivery_id, o.metric, day)
+           o.social_account_id, o.delivery_id, o.metric,
+           CAST(o.observed_at AT TIME ZONE b.tz AS date) AS day, o.value
+    FROM metric_observations o, bounds b
+    WHERE o.workspace_id = crier_current_workspace() AND o.delivery_id IS NOT NULL
+      AND o.observed_at >= b.starts AND o.observed_at < b.ends
+    ORDER BY o.delivery_id, o.metric, day, o.observed_at DESC
+), grown AS (
+    SELECT c.social_account_id, c.metric, c.day,
+           c.value - coalesce(
+               lag(c.value) OVER (PARTITION BY c.delivery_id, c.metric ORDER BY c.day),
+               (SELECT p.value FROM metric_observations p, bounds b
+                WHERE p.workspace_id = crier_current_workspace()
+                  AND p.delivery_id = c.delivery_id AND p.metric = c.metric
+                  AND p.observed_at < b.starts
+                ORDER BY p.observed_at DESC LIMIT 1),
+               0) AS value
+    FROM counted c
+), levels AS (
+    SELECT DISTINCT ON (o.social_account_id, o.metric, day)
+           o.social_account_id, o.metric,
+           CAST(o.observed_at AT TIME ZONE b.tz AS date) AS day, o.value
+    FROM metric_observations o, bounds b
+    WHERE o.workspace_id = crier_current_workspace() AND o.delivery_id IS NULL
+      AND o.observed_at >= b.starts AND o.observed_at < b.ends
+    ORDER BY o.social_account_id, o.metric, day, o.observed_at DESC
+), published AS (
+    SELECT d.social_account_id, CAST(d.published_at AT TIME ZONE b.tz AS date) AS day,
+           CAST(count(*) AS double precision) AS value
+    FROM deliveries d, bounds b
+    WHERE d.workspace_id = crier_current_workspace() AND d.status = 'published'
+      AND d.published_at >= b.starts AND d.published_at < b.ends
+    GROUP BY d.social_account_id, 2
+), made AS (
+    SELECT social_account_id, metric, day, sum(value) AS value
+    FROM grown GROUP BY social_account_id, metric, day
+    UNION ALL
+    SELECT social_account_id, metric, day, value FROM levels
+    UNION ALL
+    SELECT social_account_id, 'posts_published', day, value FROM published
+), removed AS (
+    DELETE FROM analytics_snapshots s
+    WHERE s.workspace_id = crier_current_workspace()
+      AND s.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
+      AND NOT EXISTS (
+          SELECT FROM made m
+          WHERE m.social_account_id = s.social_account_id AND m.metric = s.metric
+            AND m.day = s.date
+      )
+    RETURNING 1
+), written AS (
+    INSERT INTO analytics_snapshots AS s
+        (workspace_id, id, social_account_id, metric, value, date, created_at, updated_at)
+    SELECT crier_current_workspace(), gen_random_uuid(), m.social_account_id, m.metric,
+           m.value, m.day, :now, :now
+    FROM made m
+    ON CONFLICT (workspace_id, social_account_id, metric, date)
+    DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
+    WHERE s.value IS DISTINCT FROM EXCLUDED.value
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM made) AS made,
+       (SELECT count(*) FROM written) AS written,
+       (SELECT count(*) FROM removed) AS removed
+
+-- name: open_rollup
+-- The workspace's days get a rollup, first due :after_midnight after its next local
+-- midnight, unless they have one.
+INSERT INTO analytics_rollups (workspace_id, id, next_run_at)
+SELECT w.id, gen_random_uuid(),
+       ((CAST(:now AT TIME ZONE w.timezone AS date) + 1)::timestamp
+        + CAST(:after_midnight AS interval)) AT TIME ZONE w.timezone
+FROM workspaces w WHERE w.id = crier_current_workspace()
+ON CONFLICT (workspace_id) DO NOTHING
+
+-- name: touch_day
+-- An observation made at :at arrived: if its day (in the workspace timezone) was already
+-- aggregated, the rollup does it again, by :soon at the latest.
+UPDATE analytics_rollups r
+SET dirty_from = least(coalesce(r.dirty_from, t.day), t.day),
+    next_run_at = least(r.next_run_at, :soon), updated_at = :now
+FROM (
+    SELECT CAST(:at AT TIME ZONE w.timezone AS date) AS day
+    FROM workspaces w WHERE w.id = crier_current_workspace()
+) AS t
+WHERE r.workspace_id = crier_current_workspace() AND r.rebuilt_through >= t.day
+
+-- name: due_rollups
+-- Workspaces whose rollup is due and that no worker holds, the longest
+-- due first. Runs as crier_scheduler.
+SELECT workspace_id FROM analytics_rollups
+WHERE next_run_at <= :now AND (leased_until IS NULL OR leased_until <= :now)
+ORDER BY next_run_at
+LIMIT :limit
+
+-- name: first_observed
+-- When the workspace's first observation was made (NULL: none yet).
+SELECT min(observed_at) FROM metric_observations
+WHERE workspace_id = crier_current_workspace()
+
+-- name: redo_every_day
+-- The workspace's timezone changed: its rollup does every day again, now, in the new
+-- days (from the day before the earliest of its snapshots and its observations).
+UPDATE analytics_rollups r
+SET dirty_from = d.first, next_run_at = :now, updated_at = :now
+FROM (
+    SELECT least(
+        (SELECT min(s.date) FROM analytics_snapshots s
+         WHERE s.workspace_id = crier_current_workspace()),
+        (SELECT CAST(min(o.observed_at) AT TIME ZONE w.timezone AS date)
+         FROM metric_observations o JOIN workspaces w ON w.id = o.workspace_id
+         WHERE o.workspace_id = crier_current_workspace()
+         GROUP BY w.timezone)
+    ) - 1 AS first
+) AS d
+WHERE r.workspace_id = crier_current_workspace() AND d.first IS NOT NULL

@@ -4,7 +4,7 @@ finding due fetches, which runs as crier_scheduler across workspaces."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 from uuid import UUID
 
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crier.kit.db import Database
 from crier.kit.ids import new_id
 from crier.kit.sql import queries
-from crier.models import MetricFetch, MetricObservation
+from crier.models import AnalyticsRollup, MetricFetch, MetricObservation
 
 QUERIES = queries(__file__, "queries.sql")
 
@@ -164,3 +164,70 @@ async def observations(
             MetricObservation.delivery_id.is_(None),
         )
     return list(await session.scalars(query))
+
+
+class Rebuilt(NamedTuple):
+    made: int
+    """Snapshots the days have."""
+    written: int
+    """Of those, new or changed."""
+    removed: int
+    """Snapshots the days no longer have."""
+
+
+async def rebuild_days(session: AsyncSession, first: date, last: date, now: datetime) -> Rebuilt:
+    """Make the workspace's snapshots for the days `first` to `last` again (set-based)."""
+    row = (
+        await session.execute(QUERIES["rebuild_days"], {"first": first, "last": last, "now": now})
+    ).one()
+    return Rebuilt(int(row.made), int(row.written), int(row.removed))
+
+
+async def open_rollup(session: AsyncSession, now: datetime, after_midnight: timedelta) -> None:
+    """The workspace's days get a rollup after its next local midnight, unless they have
+    one."""
+    await session.execute(QUERIES["open_rollup"], {"now": now, "after_midnight": after_midnight})
+
+
+async def touch_day(session: AsyncSession, at: datetime, now: datetime, soon: datetime) -> None:
+    """An observation made `at` arrived: its day is aggregated again if it was already."""
+    await session.execute(QUERIES["touch_day"], {"at": at, "now": now, "soon": soon})
+
+
+async def redo_every_day(session: AsyncSession, now: datetime) -> None:
+    """The workspace's timezone changed: its rollup does every day again, now."""
+    await session.execute(QUERIES["redo_every_day"], {"now": now})
+
+
+async def due_rollups(scheduler_db: Database, now: datetime, limit: int) -> list[UUID]:
+    """Workspaces whose rollup is due and that no worker holds, the longest due first."""
+    async with scheduler_db.engine.connect() as conn:
+        rows = await conn.execute(QUERIES["due_rollups"], {"now": now, "limit": limit})
+        return [r.workspace_id for r in rows]
+
+
+async def take_rollup(
+    session: AsyncSession, now: datetime, lease: timedelta
+) -> AnalyticsRollup | None:
+    """Take the workspace's rollup in hand until `now + lease`, if it is due and free."""
+    found = await session.scalars(
+        update(AnalyticsRollup)
+        .where(
+            AnalyticsRollup.next_run_at <= now,
+            or_(AnalyticsRollup.leased_until.is_(None), AnalyticsRollup.leased_until <= now),
+        )
+        .values(leased_until=now + lease)
+        .returning(AnalyticsRollup),
+        execution_options={"populate_existing": True},
+    )
+    return found.one_or_none()
+
+
+async def held_rollup(session: AsyncSession) -> AnalyticsRollup | None:
+    """The workspace's rollup, locked for update."""
+    return await session.scalar(select(AnalyticsRollup).with_for_update())
+
+
+async def first_observed(session: AsyncSession) -> datetime | None:
+    found = (await session.execute(QUERIES["first_observed"])).scalar_one()
+    return found if isinstance(found, datetime) else None

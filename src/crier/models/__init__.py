@@ -1,6 +1,11 @@
 """ORM models, one module per table family. Importing this package registers them all."""
 
-from crier.models.analytics import AnalyticsSnapshot, MetricFetch, MetricObservation
+from crier.models.analytics import (
+    AnalyticsRollup,
+    AnalyticsSnapshot,
+    MetricFetch,
+    MetricObservation,
+)
 from crier.models.base import Base, TenantModel
 from crier.models.delivery import Delivery, DeliveryAttempt
 from crier.models.idempotency import IdempotencyKey
@@ -22,6 +27,7 @@ from crier.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoin
 from crier.models.workspace import Workspace
 
 __all__ = [
+    "AnalyticsRollup",
     "AnalyticsSnapshot",
     "ApiKey",
     "Base",

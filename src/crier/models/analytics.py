@@ -114,6 +114,7 @@ class MetricObservation(TenantModel):
             "social_account_id",
             "observed_at",
         ),
+        Index("ix_metric_observations_time", "workspace_id", "observed_at"),
     )
 
     social_account_id: Mapped[UUID] = mapped_column()
@@ -121,3 +122,22 @@ class MetricObservation(TenantModel):
     metric: Mapped[str] = mapped_column(Text)
     value: Mapped[float] = mapped_column(Double)
     observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AnalyticsRollup(TenantModel):
+    """When the workspace's days are next aggregated into snapshots (after its local
+    midnight), the last day done, and the earliest earlier day a late observation touched."""
+
+    __tablename__ = "analytics_rollups"
+    __table_args__ = (
+        UniqueConstraint("workspace_id"),
+        Index("ix_analytics_rollups_due", "next_run_at"),
+    )
+
+    next_run_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    leased_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rebuilt_through: Mapped[dt.date | None] = mapped_column(Date)
+    """The last day aggregated (a day in the workspace timezone)."""
+    dirty_from: Mapped[dt.date | None] = mapped_column(Date)
+    """The earliest day up to `rebuilt_through` that observations arrived for since."""
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

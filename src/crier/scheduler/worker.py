@@ -27,6 +27,7 @@ from uuid import UUID
 from sqlalchemy.exc import DBAPIError
 
 from crier.analytics import schedule as metric_schedule
+from crier.analytics.rollups import Rollups
 from crier.analytics.tasks import MetricCollector
 from crier.kit.db import Database
 from crier.kit.db.notify import first_of, listen
@@ -135,6 +136,7 @@ class Worker:
             steps=metrics_schedule,
             refresh=self.sender.refresh_account,
         )
+        self.rollups = Rollups(app_db, scheduler_db, clock)
         self._sweeps = [
             # How often the accounts whose tokens are about to expire are refreshed, whether
             # or not a post is due for them (None: only when one is).
@@ -143,8 +145,10 @@ class Worker:
             _Sweep("review sync sweep", review_poll, self.reviews.sweep),
             # And the replies to reviews due to be sent (None: never).
             _Sweep("review reply sweep", review_poll, self.replies.sweep),
-            # And the posts' and accounts' figures due to be fetched (None: never).
+            # And the posts' and accounts' figures due to be fetched, and the workspaces
+            # whose days are due to be aggregated (None: never).
             _Sweep("metric fetch sweep", metrics_poll, self.metrics.sweep),
+            _Sweep("analytics rollup sweep", metrics_poll, self.rollups.sweep),
         ]
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._timers: list[tuple[datetime, UUID, UUID]] = []

@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.analytics import repository as analytics_repository
 from crier.auth.service import issue_key
 from crier.kit.db import enter_workspace, raise_on_violation, set_local
 from crier.kit.errors import (
@@ -135,6 +136,7 @@ async def update_workspace(
             workspace.timezone = zone
             await session.flush()
             await post_repository.recount_scheduled(session)
+            await analytics_repository.redo_every_day(session, now)  # its days moved
     if data.name is not None:
         workspace.name = data.name
     if data.slug is not None and data.slug != workspace.slug:
