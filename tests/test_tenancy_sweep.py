@@ -28,6 +28,7 @@ from tests.webhook.conftest import add_endpoint
 # A valid body for each request schema an id route takes, so that the answer is about the
 # id, not about the body. Optional bodies are sent empty.
 BODIES: dict[str, dict[str, Any]] = {
+    "AnalyticsViewUpdate": {"name": "Renamed"},
     "MediaUpdate": {"alt_text": "Changed"},
     "MemberUpdate": {"name": "Renamed"},
     "PostUpdate": {"payload": {"text": "Changed"}},
@@ -70,6 +71,10 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
     assert template.status_code == 201, template.text
     alert = await tenant.post("/v1/review-alert-rules", json={"name": "Low", "max_rating": 2})
     assert alert.status_code == 201, alert.text
+    view = await tenant.post(
+        "/v1/analytics/views", json={"name": "Mine", "metrics": ["likes"], "range": "last_7_days"}
+    )
+    assert view.status_code == 201, view.text
     return Owned(
         {
             "account_id": account,
@@ -82,6 +87,7 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
             "review_id": review,
             "template_id": template.json()["id"],
             "rule_id": alert.json()["id"],
+            "view_id": view.json()["id"],
             "grant_id": await a_grant(tenant),
         }
     )

@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, compile_path
 
 from crier import __version__
+from crier.analytics.endpoints import posts_router as analytics_posts_router
+from crier.analytics.endpoints import router as analytics_router
 from crier.auth.endpoints import router as auth_router
 from crier.kit.body import BodyLimit, MalformedBody, PayloadTooLarge
 from crier.kit.concurrency import missing_if_match
@@ -121,6 +123,8 @@ def create_app(
                 review_router,
                 review_templates_router,
                 review_alerts_router,
+                analytics_router,
+                analytics_posts_router,
                 webhook_router,
             )
         ),

@@ -77,6 +77,9 @@ INSERTS: dict[str, str] = {
     "VALUES (%(ws)s, %(id)s, %(account)s, 'likes', 3, %(date)s)",
     "analytics_rollups": "INSERT INTO analytics_rollups (workspace_id, id, next_run_at) "
     "VALUES (%(ws)s, %(id)s, now())",
+    "analytics_views": "INSERT INTO analytics_views "
+    "(workspace_id, id, name, metrics, relative_range) "
+    "VALUES (%(ws)s, %(id)s, %(external)s, '{likes}', 'last_7_days')",
     "metric_fetches": "INSERT INTO metric_fetches "
     "(workspace_id, id, social_account_id, since, next_fetch_at) "
     "VALUES (%(ws)s, %(id)s, %(account)s, now(), now())",

@@ -172,3 +172,61 @@ FROM (
     ) - 1 AS first
 ) AS d
 WHERE r.workspace_id = crier_current_workspace() AND d.first IS NOT NULL
+
+-- name: snapshot_series
+-- The snapshots of the accounts :accounts and metrics :metrics from :first to :last, one
+-- value per metric and period (:unit: day, week or month): a post figure's growth added
+-- up; for an account figure (:levels), each account's last level in the period, added up.
+WITH rows AS (
+    SELECT s.social_account_id, s.metric, s.date, s.value,
+           CAST(date_trunc(:unit, s.date) AS date) AS period
+    FROM analytics_snapshots s
+    WHERE s.workspace_id = crier_current_workspace()
+      AND s.social_account_id = ANY(CAST(:accounts AS uuid[]))
+      AND s.metric = ANY(CAST(:metrics AS text[]))
+      AND s.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
+), per_account AS (
+    SELECT metric, period, social_account_id,
+           CASE WHEN metric = ANY(CAST(:levels AS text[]))
+                THEN (array_agg(value ORDER BY date DESC))[1]
+                ELSE sum(value) END AS value
+    FROM rows GROUP BY metric, period, social_account_id
+)
+SELECT metric, period, sum(value) AS value FROM per_account GROUP BY metric, period
+
+-- name: top_posts
+-- The posts with a delivery to :accounts published from :starts to :ends, ranked by the
+-- sum over their deliveries of each one's latest :metric (ties: the earlier post first);
+-- at most :limit, each row one of their deliveries with its own latest value.
+WITH latest AS (
+    SELECT DISTINCT ON (o.delivery_id) o.delivery_id, o.value, o.observed_at
+    FROM metric_observations o
+    JOIN deliveries d ON d.workspace_id = o.workspace_id AND d.id = o.delivery_id
+    WHERE o.workspace_id = crier_current_workspace() AND o.metric = :metric
+      AND d.social_account_id = ANY(CAST(:accounts AS uuid[]))
+      AND d.published_at >= :starts AND d.published_at < :ends
+    ORDER BY o.delivery_id, o.observed_at DESC
+), ranked AS (
+    SELECT d.post_id, sum(l.value) AS value, min(d.published_at) AS published_at
+    FROM latest l
+    JOIN deliveries d ON d.workspace_id = crier_current_workspace() AND d.id = l.delivery_id
+    GROUP BY d.post_id
+    ORDER BY value DESC, published_at, d.post_id
+    LIMIT :limit
+)
+SELECT r.post_id, r.value AS post_value, r.published_at AS post_published_at,
+       p.payload ->> 'text' AS text, d.id AS delivery_id, d.social_account_id, d.platform,
+       d.permalink, d.published_at, l.value, l.observed_at
+FROM ranked r
+JOIN posts p ON p.workspace_id = crier_current_workspace() AND p.id = r.post_id
+JOIN deliveries d ON d.workspace_id = crier_current_workspace() AND d.post_id = r.post_id
+JOIN latest l ON l.delivery_id = d.id
+ORDER BY r.value DESC, r.published_at, r.post_id, d.id
+
+-- name: accounts_in_scope
+-- The workspace's accounts among :ids (all when NULL) on :platforms (all when NULL).
+SELECT id FROM social_accounts
+WHERE workspace_id = crier_current_workspace()
+  AND (CAST(:ids AS uuid[]) IS NULL OR id = ANY(CAST(:ids AS uuid[])))
+  AND (CAST(:platforms AS text[]) IS NULL OR platform = ANY(CAST(:platforms AS text[])))
+ORDER BY id

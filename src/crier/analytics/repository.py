@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import or_, select, text, update
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crier.kit.db import Database
 from crier.kit.ids import new_id
 from crier.kit.sql import queries
-from crier.models import AnalyticsRollup, MetricFetch, MetricObservation
+from crier.models import AnalyticsRollup, AnalyticsView, MetricFetch, MetricObservation
 
 QUERIES = queries(__file__, "queries.sql")
 
@@ -231,3 +231,75 @@ async def held_rollup(session: AsyncSession) -> AnalyticsRollup | None:
 async def first_observed(session: AsyncSession) -> datetime | None:
     found = (await session.execute(QUERIES["first_observed"])).scalar_one()
     return found if isinstance(found, datetime) else None
+
+
+async def accounts_in_scope(
+    session: AsyncSession, ids: Sequence[UUID] | None, platforms: Sequence[str] | None
+) -> list[UUID]:
+    """The workspace's accounts among `ids` (all when None) on `platforms` (all: None)."""
+    rows = await session.execute(
+        QUERIES["accounts_in_scope"],
+        {
+            "ids": list(ids) if ids is not None else None,
+            "platforms": list(platforms) if platforms is not None else None,
+        },
+    )
+    return [r.id for r in rows]
+
+
+async def snapshot_series(
+    session: AsyncSession,
+    accounts: Sequence[UUID],
+    metrics: Sequence[str],
+    levels: Sequence[str],
+    first: date,
+    last: date,
+    unit: str,
+) -> dict[tuple[str, date], float]:
+    """Each metric's value by period (see the query)."""
+    rows = await session.execute(
+        QUERIES["snapshot_series"],
+        {
+            "accounts": list(accounts),
+            "metrics": list(metrics),
+            "levels": list(levels),
+            "first": first,
+            "last": last,
+            "unit": unit,
+        },
+    )
+    return {(r.metric, r.period): float(r.value) for r in rows}
+
+
+async def top_posts(
+    session: AsyncSession,
+    accounts: Sequence[UUID],
+    metric: str,
+    starts: datetime,
+    ends: datetime,
+    limit: int,
+) -> list[Any]:
+    """The top posts' deliveries, best post first (see the query)."""
+    rows = await session.execute(
+        QUERIES["top_posts"],
+        {
+            "accounts": list(accounts),
+            "metric": metric,
+            "starts": starts,
+            "ends": ends,
+            "limit": limit,
+        },
+    )
+    return list(rows)
+
+
+async def views(session: AsyncSession, *, after: UUID | None, limit: int) -> list[AnalyticsView]:
+    """The workspace's saved views, oldest first, after the cursor."""
+    query = select(AnalyticsView).order_by(AnalyticsView.id).limit(limit)
+    if after is not None:
+        query = query.where(AnalyticsView.id > after)
+    return list(await session.scalars(query))
+
+
+async def view(session: AsyncSession, view_id: UUID) -> AnalyticsView | None:
+    return await session.scalar(select(AnalyticsView).where(AnalyticsView.id == view_id))

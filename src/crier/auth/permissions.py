@@ -52,7 +52,7 @@ DESCRIPTIONS: Mapping[Permission, str] = {
     Permission.MEDIA_READ: "List and download media.",
     Permission.MEDIA_UPLOAD: "Upload media.",
     Permission.MEDIA_DELETE: "Delete media.",
-    Permission.ANALYTICS_READ: "Read analytics and saved views.",
+    Permission.ANALYTICS_READ: "Read analytics; save, change and delete analytics views.",
     Permission.REVIEWS_READ: "Read reviews.",
     Permission.REVIEWS_REPLY: "Reply to reviews; manage reply templates and alert rules.",
     Permission.WEBHOOKS_MANAGE: "Manage webhook endpoints and replay events.",

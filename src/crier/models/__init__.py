@@ -3,6 +3,7 @@
 from crier.models.analytics import (
     AnalyticsRollup,
     AnalyticsSnapshot,
+    AnalyticsView,
     MetricFetch,
     MetricObservation,
 )
@@ -29,6 +30,7 @@ from crier.models.workspace import Workspace
 __all__ = [
     "AnalyticsRollup",
     "AnalyticsSnapshot",
+    "AnalyticsView",
     "ApiKey",
     "Base",
     "Delivery",

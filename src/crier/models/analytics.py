@@ -7,6 +7,7 @@ import datetime as dt
 from uuid import UUID
 
 from sqlalchemy import (
+    CheckConstraint,
     Date,
     DateTime,
     Double,
@@ -15,8 +16,10 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     UniqueConstraint,
+    Uuid,
 )
 from sqlalchemy import text as sql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crier.models.base import TenantModel
@@ -141,3 +144,31 @@ class AnalyticsRollup(TenantModel):
     dirty_from: Mapped[dt.date | None] = mapped_column(Date)
     """The earliest day up to `rebuilt_through` that observations arrived for since."""
     last_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AnalyticsView(TenantModel):
+    """A saved view: which accounts' figures, which metrics, over which days, in which
+    steps, compared with which period; read from the snapshots alone."""
+
+    __tablename__ = "analytics_views"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "name"),
+        CheckConstraint("granularity IN ('day', 'week', 'month')", name="granularity_known"),
+        CheckConstraint(
+            "comparison IN ('previous_period', 'previous_year')", name="comparison_known"
+        ),
+        CheckConstraint(
+            "(relative_range IS NULL) <> (first_day IS NULL AND last_day IS NULL)",
+            name="one_range",
+        ),
+    )
+
+    name: Mapped[str] = mapped_column(Text)
+    social_account_ids: Mapped[list[UUID] | None] = mapped_column(ARRAY(Uuid))
+    platforms: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    metrics: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    relative_range: Mapped[str | None] = mapped_column(Text)
+    first_day: Mapped[dt.date | None] = mapped_column(Date)
+    last_day: Mapped[dt.date | None] = mapped_column(Date)
+    granularity: Mapped[str] = mapped_column(Text, server_default="day")
+    comparison: Mapped[str | None] = mapped_column(Text)

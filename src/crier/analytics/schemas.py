@@ -1,0 +1,261 @@
+"""Analytics as the API shows it: saved views, their data and ad-hoc queries, read from
+the daily snapshots alone."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from crier.kit.time import Day
+from crier.social_account.schemas import Platform, SocialAccountId
+
+ViewId = Annotated[UUID, Field(description="Identifier of a saved analytics view.")]
+NOT_BLANK = r"\S"
+
+
+class Metric(StrEnum):
+    """A figure of the snapshots: a post's (grown that day, added up over the account's
+    posts) or an account's own (its level that day)."""
+
+    IMPRESSIONS = "impressions"
+    REACH = "reach"
+    ENGAGEMENTS = "engagements"
+    LIKES = "likes"
+    COMMENTS = "comments"
+    SHARES = "shares"
+    CLICKS = "clicks"
+    VIDEO_VIEWS = "video_views"
+    QUOTES = "quotes"
+    BOOKMARKS = "bookmarks"
+    POSTS_PUBLISHED = "posts_published"
+    FOLLOWERS = "followers"
+    FOLLOWING = "following"
+    POSTS = "posts"
+    LISTED = "listed"
+
+
+LEVELS = frozenset({Metric.FOLLOWERS, Metric.FOLLOWING, Metric.POSTS, Metric.LISTED})
+"""An account's own figures: a period's value is the last of it, not a sum."""
+
+
+class RelativeRange(StrEnum):
+    """Days counted back from today in the workspace timezone: `last_7_days`,
+    `last_30_days` and `last_90_days` end yesterday (today's snapshots are made tonight);
+    `month_to_date` and `year_to_date` run to today; `last_month` is the calendar month
+    before this one."""
+
+    LAST_7_DAYS = "last_7_days"
+    LAST_30_DAYS = "last_30_days"
+    LAST_90_DAYS = "last_90_days"
+    MONTH_TO_DATE = "month_to_date"
+    LAST_MONTH = "last_month"
+    YEAR_TO_DATE = "year_to_date"
+
+
+class Granularity(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class Comparison(StrEnum):
+    """`previous_period`: as many days just before; `previous_year`: the same days a year
+    earlier (29 February becomes the 28th)."""
+
+    PREVIOUS_PERIOD = "previous_period"
+    PREVIOUS_YEAR = "previous_year"
+
+
+MAX_DAYS = 1096
+"""The longest range, in days (three years)."""
+
+
+class DayRange(BaseModel):
+    """Days given by date, both included, in the workspace timezone."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    first: Day = Field(alias="from", description="The first day.")
+    last: Day = Field(alias="to", description="The last day (included).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DayRange:
+        if self.first > self.last:
+            raise ValueError("`from` must not be after `to`.")
+        if (self.last - self.first).days + 1 > MAX_DAYS:
+            raise ValueError(f"A range is at most {MAX_DAYS} days.")
+        return self
+
+
+Metrics = Annotated[
+    list[Metric],
+    Field(min_length=1, max_length=15, description="The figures shown, at most 15."),
+]
+_ACCOUNTS = Field(
+    default=None,
+    min_length=1,
+    max_length=100,
+    description="Only these accounts; null or left out for every one (of `platforms`).",
+)
+_PLATFORMS = Field(
+    default=None,
+    min_length=1,
+    max_length=10,
+    description="Only accounts on these platforms; null or left out for every platform.",
+)
+_RANGE = Field(description='A relative range, or days by date (`{"from", "to"}`).')
+
+
+class AnalyticsViewCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1, max_length=200, pattern=NOT_BLANK, description="Unique in the workspace."
+    )
+    social_account_ids: list[SocialAccountId] | None = _ACCOUNTS
+    platforms: list[Platform] | None = _PLATFORMS
+    metrics: Metrics
+    range: RelativeRange | DayRange = _RANGE
+    granularity: Granularity = Field(
+        default=Granularity.DAY, description="One point a day, a week (from Monday) or a month."
+    )
+    comparison: Comparison | None = Field(
+        default=None, description="The period to compare with; null for none."
+    )
+
+
+class AnalyticsViewUpdate(BaseModel):
+    """What changes; fields left out stay. `social_account_ids`, `platforms` and
+    `comparison` set to null are removed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=NOT_BLANK, description="A new name."
+    )
+    social_account_ids: list[SocialAccountId] | None = _ACCOUNTS
+    platforms: list[Platform] | None = _PLATFORMS
+    metrics: Metrics | None = Field(default=None, description="The figures shown, at most 15.")
+    range: RelativeRange | DayRange | None = Field(default=None, description=_RANGE.description)
+    granularity: Granularity | None = Field(default=None, description="The steps.")
+    comparison: Comparison | None = Field(
+        default=None, description="The period to compare with; null for none."
+    )
+
+
+class AnalyticsView(BaseModel):
+    """A saved view: what to show, read from the daily snapshots."""
+
+    id: ViewId
+    name: str = Field(description="Unique in the workspace.")
+    social_account_ids: list[SocialAccountId] | None = Field(
+        description="Only these accounts; null for every one (of `platforms`)."
+    )
+    platforms: list[Platform] | None = Field(description="Only these platforms; null for all.")
+    metrics: list[Metric] = Field(description="The figures shown.")
+    range: RelativeRange | DayRange = _RANGE
+    granularity: Granularity = Field(description="One point a day, a week or a month.")
+    comparison: Comparison | None = Field(description="The period compared with; null: none.")
+    created_at: datetime = Field(description="When it was made.")
+    updated_at: datetime = Field(description="When it was last changed.")
+
+
+class Period(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    first: date = Field(serialization_alias="from", description="The first day.")
+    last: date = Field(serialization_alias="to", description="The last day (included).")
+
+
+class Point(BaseModel):
+    period: date = Field(description="The day, or the first day of the week or month.")
+    value: float | None = Field(
+        description="A post figure's growth in the period (0 when nothing grew); an "
+        "account figure's last level in it (null when none was observed)."
+    )
+    previous: float | None = Field(
+        description="The value of the comparison period's point at the same place; null "
+        "with no comparison."
+    )
+
+
+class Series(BaseModel):
+    metric: Metric = Field(description="The figure.")
+    points: list[Point] = Field(description="One per period, in order.")
+    total: float | None = Field(
+        description="A post figure's growth over the range; an account figure's last level."
+    )
+    previous_total: float | None = Field(description="The same over the comparison period.")
+    delta: float | None = Field(description="`total` less `previous_total`.")
+    delta_ratio: float | None = Field(
+        description="`delta` as a share of `previous_total`; null when that is 0 or null."
+    )
+
+
+class AnalyticsData(BaseModel):
+    """Figures read from the daily snapshots (days in the workspace timezone)."""
+
+    timezone: str = Field(description="The workspace timezone the days are in.")
+    range: Period = Field(description="The days shown.")
+    granularity: Granularity = Field(description="The steps: a day, a week or a month.")
+    comparison: Comparison | None = Field(description="The period compared with, if any.")
+    comparison_range: Period | None = Field(description="The days compared with; null for none.")
+    social_account_ids: list[SocialAccountId] = Field(description="The accounts counted.")
+    series: list[Series] = Field(description="One per metric, in the order asked.")
+
+
+class Figures(BaseModel):
+    observed_at: datetime = Field(description="When the network was asked.")
+    figures: dict[str, float] = Field(description="What it reported then, by metric.")
+
+
+class TargetMetrics(BaseModel):
+    """One target's figures: its delivery's latest and every observation."""
+
+    delivery_id: UUID = Field(description="The target's delivery.")
+    social_account_id: SocialAccountId
+    platform: str = Field(description="The account's platform.")
+    status: str = Field(description="The delivery's status.")
+    published_at: datetime | None = Field(description="When it was published, if it was.")
+    permalink: str | None = Field(description="The post on the network.")
+    next_fetch_at: datetime | None = Field(
+        description="When its figures are next fetched; null when no more are."
+    )
+    latest: Figures | None = Field(description="The last observation; null before the first.")
+    history: list[Figures] = Field(description="Every observation, the oldest first.")
+
+
+class PostMetrics(BaseModel):
+    post_id: UUID = Field(description="The post.")
+    targets: list[TargetMetrics] = Field(description="One per target, in delivery order.")
+
+
+class TopPostTarget(BaseModel):
+    delivery_id: UUID = Field(description="The target's delivery.")
+    social_account_id: SocialAccountId
+    platform: str = Field(description="The account's platform.")
+    permalink: str | None = Field(description="The post on the network.")
+    published_at: datetime = Field(description="When it was published.")
+    value: float = Field(description="The delivery's latest value of the metric.")
+    observed_at: datetime = Field(description="When that value was observed.")
+
+
+class TopPost(BaseModel):
+    post_id: UUID = Field(description="The post.")
+    text: str | None = Field(description="The post's text.")
+    published_at: datetime = Field(description="When its first target was published.")
+    value: float = Field(description="The metric added up over its targets.")
+    targets: list[TopPostTarget] = Field(description="Its targets that were measured.")
+
+
+class TopPosts(BaseModel):
+    """The posts published in a range, best first by a metric's latest figures."""
+
+    metric: Metric = Field(description="What they are ranked by.")
+    timezone: str = Field(description="The workspace timezone the days are in.")
+    range: Period = Field(description="The days their publishing fell on.")
+    data: list[TopPost] = Field(description="The posts, best first.")
