@@ -137,8 +137,8 @@ async def test_a_views_name_is_unique_and_its_accounts_must_be_the_workspaces(
     theirs = await sandbox_account(other_tenant)
     refused = assert_problem(
         await paris.post("/v1/analytics/views", json=view_body(social_account_ids=[theirs])),
-        422,
-        "validation-error",
+        404,
+        "not-found",
     )
     assert theirs in str(refused["detail"])
     other = (await paris.post("/v1/analytics/views", json=view_body(name="Other"))).json()
@@ -151,8 +151,8 @@ async def test_a_views_name_is_unique_and_its_accounts_must_be_the_workspaces(
         await paris.patch(
             f"/v1/analytics/views/{other['id']}", json={"social_account_ids": [theirs]}
         ),
-        422,
-        "validation-error",
+        404,
+        "not-found",
     )
 
 
@@ -180,6 +180,7 @@ async def test_analytics_needs_the_analytics_read_permission(paris: Tenant) -> N
         ("GET", f"/v1/analytics/views/{uuid4()}/data"),
         ("GET", "/v1/analytics/query?metric=likes&range=last_7_days"),
         ("GET", "/v1/analytics/top-posts"),
+        ("GET", f"/v1/analytics/best-times?social_account_id={uuid4()}"),
         ("GET", f"/v1/posts/{uuid4()}/metrics"),
     ):
         denied = assert_problem(
@@ -266,14 +267,16 @@ async def test_a_query_says_what_is_wrong_with_its_range(
             await paris.get("/v1/analytics/query", params=params), 422, "validation-error"
         )
     theirs = await sandbox_account(other_tenant)
-    assert_problem(
-        await paris.get(
-            "/v1/analytics/query",
-            params={"metric": "likes", "range": "last_7_days", "social_account_id": theirs},
-        ),
-        422,
-        "validation-error",
-    )
+    for path, params in (
+        ("/v1/analytics/query", {"metric": "likes", "range": "last_7_days"}),
+        ("/v1/analytics/top-posts", {}),
+        ("/v1/analytics/best-times", {}),
+    ):
+        assert_problem(
+            await paris.get(path, params={**params, "social_account_id": theirs}),
+            404,
+            "not-found",
+        )
 
 
 @pytest.mark.parametrize(
@@ -360,3 +363,68 @@ async def test_a_posts_metrics_and_the_top_posts_come_from_the_observations(
         await other_tenant.get(f"/v1/posts/{first['post_id']}/metrics"), 404, "not-found"
     )
     assert (await other_tenant.get("/v1/analytics/top-posts", params=around)).json()["data"] == []
+
+
+async def test_best_times_are_the_accounts_own_engagements_by_weekday_and_hour(
+    paris: Tenant, worker: Worker, clock: FakeClock, db: Database
+) -> None:
+    account = await sandbox_account(paris)
+    start = clock.now()
+    made = []
+    for week in range(10):  # Mondays 9:30 and Fridays 18:30, Paris time, ten weeks
+        for day, hour, engagements in ((0, 9, 5.0), (4, 18, 20.0 + week)):
+            clock.set(start + timedelta(weeks=week, days=day, hours=hour - 9, minutes=-1))
+            delivery = await published(paris, worker, clock, account)
+            made.append((delivery, engagements))
+    clock.set(start + timedelta(weeks=10, days=6))
+    for delivery, engagements in made:
+        at = datetime.fromisoformat(delivery["published_at"])
+        async with db.workspace_transaction(UUID(paris.id)) as session:
+            for age, value in (
+                (timedelta(days=1), engagements / 2),
+                (timedelta(days=7), engagements),
+            ):
+                repository.observe(
+                    session,
+                    UUID(paris.id),
+                    UUID(account),
+                    UUID(delivery["id"]),
+                    {"engagements": value},
+                    at + age,
+                )
+            repository.observe(  # a month on: past the week, not counted
+                session,
+                UUID(paris.id),
+                UUID(account),
+                UUID(delivery["id"]),
+                {"engagements": 10**6},
+                at + timedelta(days=30),
+            )
+    found = (
+        await paris.get("/v1/analytics/best-times", params={"social_account_id": account})
+    ).json()
+    assert found["timezone"] == "Europe/Paris"
+    assert found["history"]["posts"] == 20
+    assert found["history"]["enough"] is True
+    assert found["history"]["weeks"] == pytest.approx(9.6, abs=0.1)
+    friday, monday = found["best"]
+    assert (friday["weekday"], friday["hour"], friday["posts"]) == (5, 18, 10)
+    assert friday["mean_engagements"] == pytest.approx(24.5)
+    assert (monday["weekday"], monday["hour"], monday["mean_engagements"]) == (1, 9, 5.0)
+    assert [(s["weekday"], s["hour"]) for s in found["slots"]] == [(1, 9), (5, 18)]
+
+    short = (
+        await paris.get(
+            "/v1/analytics/best-times", params={"social_account_id": account, "weeks": 8}
+        )
+    ).json()
+    assert short["history"]["posts"] < 20
+    assert short["history"]["enough"] is False
+    assert_problem(
+        await paris.get(
+            "/v1/analytics/best-times", params={"social_account_id": account, "weeks": 7}
+        ),
+        422,
+        "validation-error",
+    )
+    assert_problem(await paris.get("/v1/analytics/best-times"), 422, "validation-error")

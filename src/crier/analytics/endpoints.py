@@ -17,6 +17,7 @@ from crier.analytics.schemas import (
     AnalyticsView,
     AnalyticsViewCreate,
     AnalyticsViewUpdate,
+    BestTimes,
     Comparison,
     DayRange,
     Granularity,
@@ -96,7 +97,7 @@ PlatformsQuery = Annotated[
     "/views",
     status_code=status.HTTP_201_CREATED,
     response_model=AnalyticsView,
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def create_view(
     data: AnalyticsViewCreate, acting: Saving, response: Response
@@ -172,11 +173,10 @@ async def view_data(
         range_=shown.range,
         granularity=shown.granularity,
         comparison=shown.comparison,
-        loc=["path", "view_id"],
     )
 
 
-@router.get("/query", response_model=AnalyticsData, responses=problem_responses(401, 403, 422))
+@router.get("/query", response_model=AnalyticsData, responses=problem_responses(401, 403, 404, 422))
 async def query_data(
     principal: CanRead,
     session: DbSession,
@@ -204,11 +204,10 @@ async def query_data(
         range_=_range(relative, first, last),
         granularity=granularity,
         comparison=comparison,
-        loc=["query", "social_account_id"],
     )
 
 
-@router.get("/top-posts", response_model=TopPosts, responses=problem_responses(401, 403, 422))
+@router.get("/top-posts", response_model=TopPosts, responses=problem_responses(401, 403, 404, 422))
 async def top_posts(
     principal: CanRead,
     session: DbSession,
@@ -231,6 +230,26 @@ async def top_posts(
     scope = query.Scope(social_account_ids, [p.value for p in platforms] if platforms else None)
     return await metrics_of.top_posts(
         session, timezone, Period(first=a, last=b), scope, metric, limit
+    )
+
+
+@router.get(
+    "/best-times", response_model=BestTimes, responses=problem_responses(401, 403, 404, 422)
+)
+async def best_times(
+    principal: CanRead,
+    session: DbSession,
+    clock: RequestClock,
+    social_account_id: Annotated[UUID, Query(description="The account.")],
+    weeks: Annotated[
+        int, Query(ge=8, le=104, description="How many weeks back its posts are looked at.")
+    ] = 26,
+) -> BestTimes:
+    """When the account's own posts did best: engagements a week after publishing, by
+    weekday and hour of publishing in the workspace timezone, with how much history the
+    answer rests on (`history.enough`: at least 8 weeks of it)."""
+    return await metrics_of.best_times(
+        session, principal.workspace_timezone, social_account_id, clock.now(), weeks
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import select
@@ -11,10 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.analytics import query, repository
 from crier.analytics.schemas import (
+    BestTimes,
     Figures,
+    History,
     Metric,
     Period,
     PostMetrics,
+    Slot,
     TargetMetrics,
     TopPost,
     TopPosts,
@@ -80,7 +83,7 @@ async def top_posts(
 ) -> TopPosts:
     """The posts published in `days` with the highest latest `metric`, added up over
     their targets."""
-    ids = await query.accounts(session, scope, ["query", "social_account_id"])
+    ids = await query.accounts(session, scope)
     starts, ends = query.day_bounds(days.first, days.last, timezone)
     rows = await repository.top_posts(session, ids, metric.value, starts, ends, limit)
     found: dict[UUID, TopPost] = {}
@@ -106,3 +109,44 @@ async def top_posts(
             )
         )
     return TopPosts(metric=metric, timezone=timezone, range=days, data=list(found.values()))
+
+
+YOUNG = timedelta(days=1)
+"""Posts published more recently are left out of best times: too young to compare."""
+BEST = 5
+
+
+async def best_times(
+    session: AsyncSession, timezone: str, account_id: UUID, now: datetime, weeks: int
+) -> BestTimes:
+    """When the account's posts did best, from its own history of `weeks` weeks."""
+    await query.accounts(session, query.Scope([account_id], None))
+    since = now - timedelta(weeks=weeks)
+    rows = await repository.best_times(session, account_id, since, now - YOUNG)
+    slots = sorted(
+        (
+            Slot(weekday=r.weekday, hour=r.hour, posts=r.posts, mean_engagements=float(r.mean))
+            for r in rows
+        ),
+        key=lambda s: (s.weekday, s.hour),
+    )
+    first = min((r.first_at for r in rows), default=None)
+    last = max((r.last_at for r in rows), default=None)
+    span = (last - first) / timedelta(weeks=1) if first and last else 0.0
+    best = sorted(
+        (s for s in slots if s.posts >= 2), key=lambda s: (-s.mean_engagements, s.weekday, s.hour)
+    )[:BEST]
+    return BestTimes(
+        social_account_id=account_id,
+        timezone=timezone,
+        since=since,
+        history=History(
+            posts=sum(s.posts for s in slots),
+            first_published_at=first,
+            last_published_at=last,
+            weeks=round(span, 1),
+            enough=span >= 8,
+        ),
+        best=best,
+        slots=slots,
+    )

@@ -230,3 +230,28 @@ WHERE workspace_id = crier_current_workspace()
   AND (CAST(:ids AS uuid[]) IS NULL OR id = ANY(CAST(:ids AS uuid[])))
   AND (CAST(:platforms AS text[]) IS NULL OR platform = ANY(CAST(:platforms AS text[])))
 ORDER BY id
+
+-- name: best_times
+-- The account's deliveries published from :since to :young, each with its engagements at
+-- a week old (the last observed within 7 days of its publishing), grouped by the weekday
+-- (ISO: 1 is Monday) and hour of their publishing in the workspace timezone.
+WITH zone AS (
+    SELECT timezone AS tz FROM workspaces WHERE id = crier_current_workspace()
+), measured AS (
+    SELECT d.published_at,
+           (SELECT o.value FROM metric_observations o
+            WHERE o.workspace_id = crier_current_workspace() AND o.delivery_id = d.id
+              AND o.metric = 'engagements'
+              AND o.observed_at <= d.published_at + interval '7 days'
+            ORDER BY o.observed_at DESC LIMIT 1) AS value
+    FROM deliveries d
+    WHERE d.workspace_id = crier_current_workspace() AND d.social_account_id = :account_id
+      AND d.status = 'published' AND d.published_at >= :since AND d.published_at <= :young
+)
+SELECT CAST(extract(isodow FROM m.published_at AT TIME ZONE z.tz) AS int) AS weekday,
+       CAST(extract(hour FROM m.published_at AT TIME ZONE z.tz) AS int) AS hour,
+       count(*) AS posts, avg(m.value) AS mean,
+       min(m.published_at) AS first_at, max(m.published_at) AS last_at
+FROM measured m, zone z
+WHERE m.value IS NOT NULL
+GROUP BY 1, 2

@@ -29,7 +29,7 @@ from crier.analytics.schemas import (
     RelativeRange,
     Series,
 )
-from crier.kit.errors import ValidationFailed, field_error
+from crier.kit.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -98,17 +98,16 @@ def day_bounds(first: date, last: date, timezone: str) -> tuple[datetime, dateti
     )
 
 
-async def accounts(session: AsyncSession, scope: Scope, loc: list[str | int]) -> list[UUID]:
-    """The workspace's accounts in `scope`; an account id not of this workspace is a 422
-    (at `loc`)."""
+async def accounts(session: AsyncSession, scope: Scope) -> list[UUID]:
+    """The workspace's accounts in `scope`; an account id not of this workspace answers
+    404, as a missing one does."""
     found = await repository.accounts_in_scope(session, scope.social_account_ids, scope.platforms)
     if scope.social_account_ids is not None:
         known = set(await repository.accounts_in_scope(session, scope.social_account_ids, None))
         unknown = [str(a) for a in scope.social_account_ids if a not in known]
         if unknown:
-            raise ValidationFailed(
-                f"No social account with these ids in this workspace: {', '.join(unknown)}.",
-                [field_error(loc, "unknown social account", "not_found")],
+            raise NotFound(
+                f"No social account with these ids in this workspace: {', '.join(unknown)}."
             )
     return found
 
@@ -129,10 +128,9 @@ async def data(
     range_: RelativeRange | DayRange,
     granularity: Granularity,
     comparison: Comparison | None,
-    loc: list[str | int],
 ) -> AnalyticsData:
     """The series of `metrics` over `range_` by `granularity`, beside `comparison`."""
-    ids = await accounts(session, scope, loc)
+    ids = await accounts(session, scope)
     first, last = resolve(range_, today)
     wanted = list(dict.fromkeys(metrics))
     levels = [m.value for m in wanted if m in LEVELS]

@@ -303,3 +303,13 @@ async def views(session: AsyncSession, *, after: UUID | None, limit: int) -> lis
 
 async def view(session: AsyncSession, view_id: UUID) -> AnalyticsView | None:
     return await session.scalar(select(AnalyticsView).where(AnalyticsView.id == view_id))
+
+
+async def best_times(
+    session: AsyncSession, account_id: UUID, since: datetime, young: datetime
+) -> list[Any]:
+    """Engagements by weekday and hour of publishing (see the query)."""
+    rows = await session.execute(
+        QUERIES["best_times"], {"account_id": account_id, "since": since, "young": young}
+    )
+    return list(rows)

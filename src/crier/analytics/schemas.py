@@ -259,3 +259,35 @@ class TopPosts(BaseModel):
     timezone: str = Field(description="The workspace timezone the days are in.")
     range: Period = Field(description="The days their publishing fell on.")
     data: list[TopPost] = Field(description="The posts, best first.")
+
+
+class Slot(BaseModel):
+    weekday: int = Field(ge=1, le=7, description="ISO weekday of publishing: 1 is Monday.")
+    hour: int = Field(ge=0, le=23, description="Hour of publishing, in the workspace timezone.")
+    posts: int = Field(description="Posts published then that were measured.")
+    mean_engagements: float = Field(description="Their mean engagements a week after.")
+
+
+class History(BaseModel):
+    posts: int = Field(description="Posts measured.")
+    first_published_at: datetime | None = Field(description="The earliest of them.")
+    last_published_at: datetime | None = Field(description="The latest of them.")
+    weeks: float = Field(description="Weeks between the earliest and the latest.")
+    enough: bool = Field(
+        description="Whether they span at least 8 weeks, so that each weekday was tried often."
+    )
+
+
+class BestTimes(BaseModel):
+    """When the account's own posts did best, by weekday and hour in the workspace
+    timezone: each post's engagements a week after it was published (the last observed
+    within 7 days), averaged over the posts published in the same slot."""
+
+    social_account_id: SocialAccountId
+    timezone: str = Field(description="The workspace timezone the hours are in.")
+    since: datetime = Field(description="Posts published from then on were looked at.")
+    history: History = Field(description="What the answer rests on.")
+    best: list[Slot] = Field(
+        description="Up to 5 slots with at least 2 posts, the highest mean first."
+    )
+    slots: list[Slot] = Field(description="Every slot with a measured post, by weekday, hour.")

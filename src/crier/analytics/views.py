@@ -73,7 +73,7 @@ async def create(
     session: AsyncSession, clock: Clock, workspace_id: UUID, data: AnalyticsViewCreate
 ) -> AnalyticsView:
     scope = query.Scope(data.social_account_ids, data.platforms)
-    await query.accounts(session, scope, ["body", "social_account_ids"])
+    await query.accounts(session, scope)
     view = AnalyticsView(
         id=new_id(),
         workspace_id=workspace_id,
@@ -102,9 +102,7 @@ async def update(session: AsyncSession, view_id: UUID, data: AnalyticsViewUpdate
     view = await get(session, view_id)
     given = data.model_fields_set
     if "social_account_ids" in given:
-        await query.accounts(
-            session, query.Scope(data.social_account_ids, None), ["body", "social_account_ids"]
-        )
+        await query.accounts(session, query.Scope(data.social_account_ids, None))
         view.social_account_ids = data.social_account_ids
     if "platforms" in given:
         view.platforms = [p.value for p in data.platforms] if data.platforms else None
