@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
@@ -16,7 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from crier.analytics import schedule
 from crier.analytics.repository import observe
+from crier.cli import with_demo_analytics
+from crier.config import Settings
 from crier.kit.db import Database, DatabaseUrls
 from crier.models import AnalyticsSnapshot
 from tests.conftest import MakeTenant, assert_problem
@@ -434,3 +437,15 @@ async def test_analytics_rebuild_aggregates_a_workspaces_days_again_and_changes_
         "2027-01-01",
     )
     assert not_a_day.returncode == 2
+
+
+def test_crier_run_measures_the_demo_within_minutes_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    demo = with_demo_analytics(Settings())
+    assert schedule.parse(demo.metrics_schedule)[0] == timedelta(minutes=2)
+    assert (demo.analytics_today_minutes, demo.worker_metrics_poll_seconds) == (1, 10)
+    monkeypatch.setenv("CRIER_METRICS_SCHEDULE", "1h,1d")
+    kept = with_demo_analytics(Settings())
+    assert kept.metrics_schedule == "1h,1d"
+    assert kept.analytics_today_minutes == 1

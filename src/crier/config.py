@@ -101,6 +101,13 @@ class Settings(BaseSettings):
         description="How often workers look for posts and accounts whose figures are due "
         "to be fetched; 0: these workers fetch none.",
     )
+    analytics_today_minutes: float = Field(
+        default=60,
+        ge=0,
+        description="How often workers aggregate each workspace's day so far into its daily "
+        "snapshots (complete days are aggregated after its local midnight); 0: only complete "
+        "days.",
+    )
     allow_loopback: bool = Field(
         default=False,
         validation_alias=AliasChoices("CRIER_ALLOW_LOOPBACK", "CRIER_WEBHOOK_ALLOW_LOOPBACK"),

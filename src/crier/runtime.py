@@ -139,6 +139,11 @@ class Runtime:
                 else None
             ),
             "metrics_schedule": metric_schedule.parse(self.settings.metrics_schedule),
+            "analytics_today_every": (
+                timedelta(minutes=self.settings.analytics_today_minutes)
+                if self.settings.analytics_today_minutes
+                else None
+            ),
         }
         return Worker(
             self.db,

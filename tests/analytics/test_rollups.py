@@ -174,9 +174,9 @@ async def test_a_workspace_that_changes_its_timezone_is_rebuilt_in_its_new_days(
     await observe(db, tenant, account, delivery, local(day, 8), likes=4)  # Tokyo: 21:00 or 22:00
     await observe(db, tenant, account, delivery, local(day, 22), likes=6)  # Tokyo: the next day
     async with db.workspace_transaction(UUID(tenant.id)) as session:
-        await repository.open_rollup(session, clock.now(), AFTER_MIDNIGHT)
+        await repository.open_rollup(session, clock.now())
     clock.set(datetime.combine(day + timedelta(days=2), time(12), NEW_YORK))
-    rollups = Rollups(db, scheduler_db, clock)
+    rollups = Rollups(db, scheduler_db, clock, today_every=None)
     assert await rollups.run(UUID(tenant.id))  # the days so far, in New York's days
     assert {k: v for k, v in (await snapshots(db, tenant)).items() if k[0] == "likes"} == {
         ("likes", day): 6
@@ -211,11 +211,17 @@ async def test_workers_aggregate_yesterday_after_the_workspaces_midnight_and_lat
     async with db.workspace_transaction(ws) as session:
         rollup = await session.scalar(select(AnalyticsRollup))
         assert rollup is not None
+    assert rollup.next_run_at == clock.now()  # the workspace's first observation: due at once
+    rollups = Rollups(db, scheduler_db, clock, today_every=None)
+    assert await rollups.run(ws)
+    assert await snapshots(db, tenant) == {}  # no complete day yet
     midnight = datetime.combine(fetched_on + timedelta(days=1), time(), NEW_YORK)
+    async with db.workspace_transaction(ws) as session:
+        rollup = await session.scalar(select(AnalyticsRollup))
+        assert rollup is not None
     assert rollup.next_run_at == midnight + AFTER_MIDNIGHT
     assert rollup.next_run_at == next_run(clock.now(), "America/New_York")
 
-    rollups = Rollups(db, scheduler_db, clock)
     clock.set(midnight + AFTER_MIDNIGHT - timedelta(seconds=1))
     assert not await rollups.run(ws)
     assert await snapshots(db, tenant) == {}
@@ -253,3 +259,32 @@ async def test_workers_aggregate_yesterday_after_the_workspaces_midnight_and_lat
         rollup = await session.scalar(select(AnalyticsRollup))
         assert rollup is not None
         assert rollup.dirty_from is None
+
+
+async def test_today_so_far_is_aggregated_every_so_often_and_yesterday_once_more_after_midnight(
+    new_york: Tenant, worker: Worker, clock: FakeClock, db: Database, scheduler_db: Database
+) -> None:
+    tenant = new_york
+    ws = UUID(tenant.id)
+    account = await sandbox_account(tenant)
+    delivery = await published(tenant, worker, clock, account)
+    day = clock.now().astimezone(NEW_YORK).date() + timedelta(days=2)
+    clock.set(local(day, 22))
+    await observe(db, tenant, account, delivery["id"], local(day, 21), likes=3)
+    async with db.workspace_transaction(ws) as session:
+        await repository.open_rollup(session, clock.now())
+    rollups = Rollups(db, scheduler_db, clock, today_every=timedelta(hours=1))
+    assert await rollups.run(ws)
+    assert (await snapshots(db, tenant))[("likes", day)] == 3  # today so far
+    async with db.workspace_transaction(ws) as session:
+        rollup = await session.scalar(select(AnalyticsRollup))
+        assert rollup is not None
+        assert rollup.next_run_at == clock.now() + timedelta(hours=1)
+        assert rollup.rebuilt_through == day - timedelta(days=1)  # today is not complete
+
+    await observe(db, tenant, account, delivery["id"], local(day, 23, 30), likes=8)
+    clock.set(local(day, 23))
+    assert await rollups.run(ws)
+    clock.set(local(day + timedelta(days=1), 0) + AFTER_MIDNIGHT)  # sooner than the hour
+    assert await rollups.run(ws)
+    assert (await snapshots(db, tenant))[("likes", day)] == 8  # complete, after midnight

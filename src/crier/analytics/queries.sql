@@ -122,13 +122,9 @@ SELECT (SELECT count(*) FROM made) AS made,
        (SELECT count(*) FROM removed) AS removed
 
 -- name: open_rollup
--- The workspace's days get a rollup, first due :after_midnight after its next local
--- midnight, unless they have one.
+-- The workspace's days get a rollup, due at once, unless they have one.
 INSERT INTO analytics_rollups (workspace_id, id, next_run_at)
-SELECT w.id, gen_random_uuid(),
-       ((CAST(:now AT TIME ZONE w.timezone AS date) + 1)::timestamp
-        + CAST(:after_midnight AS interval)) AT TIME ZONE w.timezone
-FROM workspaces w WHERE w.id = crier_current_workspace()
+VALUES (crier_current_workspace(), gen_random_uuid(), :now)
 ON CONFLICT (workspace_id) DO NOTHING
 
 -- name: touch_day

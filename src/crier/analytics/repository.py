@@ -183,10 +183,9 @@ async def rebuild_days(session: AsyncSession, first: date, last: date, now: date
     return Rebuilt(int(row.made), int(row.written), int(row.removed))
 
 
-async def open_rollup(session: AsyncSession, now: datetime, after_midnight: timedelta) -> None:
-    """The workspace's days get a rollup after its next local midnight, unless they have
-    one."""
-    await session.execute(QUERIES["open_rollup"], {"now": now, "after_midnight": after_midnight})
+async def open_rollup(session: AsyncSession, now: datetime) -> None:
+    """The workspace's days get a rollup, due at once, unless they have one."""
+    await session.execute(QUERIES["open_rollup"], {"now": now})
 
 
 async def touch_day(session: AsyncSession, at: datetime, now: datetime, soon: datetime) -> None:

@@ -3,7 +3,10 @@ one row per account, metric and day, days being days in the workspace timezone.
 
 Workers run a workspace's rollup after its local midnight (`AFTER_MIDNIGHT`), with no
 external cron: it aggregates every day since the last one done up to yesterday, and again
-any earlier day that observations arrived for since (`touch_day`). The aggregation itself
+any earlier day that observations arrived for since (`touch_day`). Between midnights it
+aggregates today so far every `today_every` (an hour by default), so that today's figures
+show before the day is over; yesterday is done once more after midnight, complete. A
+workspace's first observation makes its rollup due at once. The aggregation itself
 (`repository.rebuild_days`) is one set-based statement per stretch of days, idempotent, so
 `crier analytics rebuild` may run it again for any range, as after the workspace changes
 its timezone.
@@ -66,9 +69,18 @@ class Rollups:
     """Runs the rollups that are due, across workspaces."""
 
     def __init__(
-        self, app_db: Database, scheduler_db: Database, clock: Clock, *, batch: int = 20
+        self,
+        app_db: Database,
+        scheduler_db: Database,
+        clock: Clock,
+        *,
+        today_every: timedelta | None = timedelta(hours=1),
+        batch: int = 20,
     ) -> None:
         self.db, self.scheduler_db, self.clock = app_db, scheduler_db, clock
+        self.today_every = today_every
+        """How often today so far is aggregated too (None: only complete days, after
+        midnight)."""
         self.batch = batch
 
     async def sweep(self) -> int:
@@ -100,11 +112,12 @@ class Rollups:
             first = yesterday
         if seen_dirty is not None:
             first = min(first, seen_dirty)
-        if first <= yesterday:
-            result = await rebuild(self.db, workspace_id, first, yesterday, now)
+        last = yesterday if self.today_every is None else yesterday + timedelta(days=1)
+        if first <= last:
+            result = await rebuild(self.db, workspace_id, first, last, now)
             log.info(
                 "analytics rollup",
-                extra={"workspace": str(workspace_id), "days": (yesterday - first).days + 1}
+                extra={"workspace": str(workspace_id), "days": (last - first).days + 1}
                 | result._asdict(),
             )
         async with self.db.workspace_transaction(workspace_id) as session:
@@ -116,6 +129,8 @@ class Rollups:
             if rollup.dirty_from == seen_dirty:
                 rollup.dirty_from = None
                 rollup.next_run_at = next_run(now, timezone)
+                if self.today_every is not None:
+                    rollup.next_run_at = min(rollup.next_run_at, now + self.today_every)
             else:  # observations arrived for an aggregated day meanwhile: again soon
                 rollup.next_run_at = now + TOUCHED_SOON
             return True

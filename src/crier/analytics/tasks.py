@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.analytics import repository, schedule
 from crier.analytics.names import with_engagements
-from crier.analytics.rollups import AFTER_MIDNIGHT, TOUCHED_SOON
+from crier.analytics.rollups import TOUCHED_SOON
 from crier.delivery import repository as delivery_repository
 from crier.kit.db import Database
 from crier.kit.time import Clock
@@ -198,7 +198,7 @@ class MetricCollector:
             )
             self._next(fetch, now)
             fetch.last_error, fetch.last_error_at = None, None
-            await repository.open_rollup(session, now, AFTER_MIDNIGHT)
+            await repository.open_rollup(session, now)
             await repository.touch_day(session, now, now, now + TOUCHED_SOON)
             return True
 

@@ -105,6 +105,7 @@ class Worker:
         review_full_scan_every: timedelta = timedelta(hours=24),
         metrics_poll: timedelta | None = timedelta(seconds=30),
         metrics_schedule: Sequence[timedelta] = metric_schedule.DEFAULT,
+        analytics_today_every: timedelta | None = timedelta(hours=1),
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
@@ -136,7 +137,7 @@ class Worker:
             steps=metrics_schedule,
             refresh=self.sender.refresh_account,
         )
-        self.rollups = Rollups(app_db, scheduler_db, clock)
+        self.rollups = Rollups(app_db, scheduler_db, clock, today_every=analytics_today_every)
         self._sweeps = [
             # How often the accounts whose tokens are about to expire are refreshed, whether
             # or not a post is due for them (None: only when one is).
