@@ -58,6 +58,7 @@ def crier(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         ["workspace", "create"],
         ["api-key", "create"],
         ["analytics", "rebuild"],
+        ["analytics", "demo"],
     ],
 )
 def test_help_explains_each_command(command: list[str]) -> None:
@@ -449,3 +450,44 @@ def test_crier_run_measures_the_demo_within_minutes_unless_told_otherwise(
     kept = with_demo_analytics(Settings())
     assert kept.metrics_schedule == "1h,1d"
     assert kept.analytics_today_minutes == 1
+
+
+async def test_analytics_demo_gives_a_workspace_a_history_to_look_at(
+    cli_env: dict[str, str], make_tenant: MakeTenant, http: httpx.AsyncClient
+) -> None:
+    tenant = await make_tenant(timezone="America/New_York")
+    empty = crier(cli_env, "analytics", "demo", "--workspace", tenant.slug, "--days", "3")
+    assert empty.returncode == 1
+    assert "no active account" in empty.stderr
+    account = await sandbox_account(tenant)
+    made = crier(cli_env, "analytics", "demo", "--workspace", tenant.slug, "--days", "60")
+    assert made.returncode == 0, made.stderr
+    assert "daily snapshots" in made.stdout
+    auth = tenant.auth
+    views = (await http.get("/v1/analytics/views", headers=auth)).json()["data"]
+    assert {v["name"] for v in views} == {
+        "Demo: the last 30 days",
+        "Demo: the last 90 days by week",
+    }
+    data = (await http.get(f"/v1/analytics/views/{views[0]['id']}/data", headers=auth)).json()
+    impressions, engagements, followers = data["series"]
+    assert impressions["total"] > 0
+    assert engagements["previous_total"] > 0  # the 30 days before were made too
+    assert all(p["value"] is not None for p in followers["points"])
+    best = (
+        await http.get(
+            "/v1/analytics/best-times", params={"social_account_id": account}, headers=auth
+        )
+    ).json()
+    assert best["history"]["enough"] is True
+    assert best["best"]
+    top = (
+        await http.get("/v1/analytics/top-posts", params={"range": "last_30_days"}, headers=auth)
+    ).json()
+    assert len(top["data"]) == 10
+    again = crier(cli_env, "analytics", "demo", "--workspace", tenant.id, "--days", "1")
+    assert again.returncode == 0, again.stderr  # adds to it; the views are not made twice
+    assert len((await http.get("/v1/analytics/views", headers=auth)).json()["data"]) == 2
+    no_demo = crier(cli_env, "analytics", "demo")
+    assert no_demo.returncode == 1
+    assert "--workspace" in no_demo.stderr

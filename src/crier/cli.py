@@ -614,6 +614,43 @@ def analytics_rebuild(
     )
 
 
+@analytics_cli.command("demo")
+def analytics_demo(
+    workspace: Annotated[
+        str | None,
+        typer.Option(help="Workspace id or slug; the demo workspace of `make run` without it."),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=730, help="Days of history to make.")] = 90,
+) -> None:
+    """Give a workspace's accounts days of made-up history (posts measured on the usual
+    schedule, followers day by day) and two saved views, and aggregate its days, so that
+    views, best times and reports can be looked at at once. Each run adds to what is there."""
+    from crier.analytics.demo import backfill
+    from crier.kit.time import SystemClock
+    from crier.workspace.operator import DEMO_FILE, find_workspace
+
+    ref = workspace
+    if ref is None:
+        saved = Settings().resolved_data_dir / DEMO_FILE
+        if not saved.exists():
+            raise _fail("no demo workspace here yet (run `make run` once) or give --workspace")
+        ref = json.loads(saved.read_text())["workspace_id"]
+
+    async def run(db: Database) -> dict[str, object]:
+        async with db.transaction() as session:
+            found = await find_workspace(session, str(ref))
+        done = await backfill(db, found.id, days, SystemClock().now())
+        return {"workspace_id": str(found.id), "slug": found.slug, **done.__dict__}
+
+    result = _run_with_db(run)
+    typer.echo(
+        f"{result['slug']}: {result['posts']} posts on {result['accounts']} accounts, "
+        f"{result['observations']} observations, {result['snapshots']} daily snapshots "
+        f"from {result['first_day']} to {result['last_day']}; saved views: "
+        "GET /v1/analytics/views"
+    )
+
+
 @cli.command()
 def dbshell(
     owner: Annotated[bool, typer.Option("--owner", help="Connect as the schema owner.")] = False,
