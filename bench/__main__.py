@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import posts, reviews, scheduler, webhooks
+from bench import analytics, posts, reviews, scheduler, webhooks
 
 BENCHMARKS = {
+    "analytics": analytics.main,
     "posts": posts.main,
     "reviews": reviews.main,
     "scheduler": scheduler.main,

@@ -232,6 +232,29 @@ async def load(
     return measured
 
 
+async def warmed_load(
+    name: str,
+    request: Callable[[aiohttp.ClientSession, int], Awaitable[Reply]],
+    session: aiohttp.ClientSession,
+    *,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+) -> Measured:
+    """`load`, after 200 requests (or 10 s) of warming up that are not counted."""
+    await load(
+        "warm-up", request, session, concurrency=concurrency, max_requests=200, max_seconds=10
+    )
+    return await load(
+        name,
+        request,
+        session,
+        concurrency=concurrency,
+        max_requests=max_requests,
+        max_seconds=max_seconds,
+    )
+
+
 async def send(session: aiohttp.ClientSession, method: str, url: str, json: object = None) -> Reply:
     async with session.request(method, url, json=json) as response:
         return Reply(response.status, await response.read())

@@ -30,7 +30,16 @@ import uvicorn
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select, update
 
-from bench.common import Measured, Reply, crier_server, database, free_port, load, send, table
+from bench.common import (
+    Measured,
+    Reply,
+    crier_server,
+    database,
+    free_port,
+    send,
+    table,
+    warmed_load,
+)
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import SCHEDULER_ROLE
 from crier.kit.time import SystemClock
@@ -276,11 +285,8 @@ async def _feed(base: str, key: str, last: int) -> list[Measured]:
 
         results = []
         for name, request in (("GET /readyz (ceiling)", ceiling), ("GET /v1/reviews (100)", feed)):
-            await load(
-                "warm-up", request, session, concurrency=CLIENTS, max_requests=200, max_seconds=10
-            )
             results.append(
-                await load(
+                await warmed_load(
                     name,
                     request,
                     session,

@@ -388,7 +388,9 @@ async def test_analytics_rebuild_aggregates_a_workspaces_days_again_and_changes_
     async with db.workspace_transaction(UUID(tenant.id)) as session:
         for hour, followers in ((14, 10.0), (16, 12.0)):  # 23:00 and 01:00 in Tokyo
             at = datetime(2027, 1, 1, hour, tzinfo=UTC)
-            observe(session, UUID(tenant.id), UUID(account), None, {"followers": followers}, at)
+            await observe(
+                session, UUID(tenant.id), UUID(account), None, {"followers": followers}, at
+            )
     days = ["--from", "2027-01-01", "--to", "2027-01-02"]
     first = crier(cli_env, "analytics", "rebuild", "--workspace", tenant.slug, *days, "--json")
     assert first.returncode == 0, first.stderr

@@ -330,7 +330,7 @@ async def test_a_posts_metrics_and_the_top_posts_come_from_the_observations(
         assert await worker.metrics.fetch(UUID(tenant.id), UUID(account), UUID(delivery["id"]))
     clock.advance(timedelta(seconds=1))
     async with db.workspace_transaction(UUID(tenant.id)) as session:
-        repository.observe(
+        await repository.observe(
             session,
             UUID(tenant.id),
             UUID(account),
@@ -384,7 +384,7 @@ async def test_best_times_are_the_accounts_own_engagements_by_weekday_and_hour(
                 (timedelta(days=1), engagements / 2),
                 (timedelta(days=7), engagements),
             ):
-                repository.observe(
+                await repository.observe(
                     session,
                     UUID(paris.id),
                     UUID(account),
@@ -392,7 +392,7 @@ async def test_best_times_are_the_accounts_own_engagements_by_weekday_and_hour(
                     {"engagements": value},
                     at + age,
                 )
-            repository.observe(  # a month on: past the week, not counted
+            await repository.observe(  # a month on: past the week, not counted
                 session,
                 UUID(paris.id),
                 UUID(account),

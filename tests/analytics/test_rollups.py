@@ -55,7 +55,7 @@ async def observe(
     **figures: float,
 ) -> None:
     async with db.workspace_transaction(UUID(tenant.id)) as session:
-        repository.observe(
+        await repository.observe(
             session,
             UUID(tenant.id),
             UUID(account),
@@ -248,7 +248,7 @@ async def test_workers_aggregate_yesterday_after_the_workspaces_midnight_and_lat
     # An observation for a day already aggregated arrives: that day is done again soon.
     late = local(fetched_on, 23, 59)
     async with db.workspace_transaction(ws) as session:
-        repository.observe(
+        await repository.observe(
             session, ws, UUID(account), UUID(delivery["id"]), {"likes": 10_000}, late
         )
         await repository.touch_day(session, late, clock.now(), clock.now() + timedelta(minutes=10))
@@ -288,3 +288,23 @@ async def test_today_so_far_is_aggregated_every_so_often_and_yesterday_once_more
     clock.set(local(day + timedelta(days=1), 0) + AFTER_MIDNIGHT)  # sooner than the hour
     assert await rollups.run(ws)
     assert (await snapshots(db, tenant))[("likes", day)] == 8  # complete, after midnight
+
+
+async def test_an_observation_that_arrives_after_a_later_one_counts_in_its_own_day(
+    new_york: Tenant, worker: Worker, clock: FakeClock, db: Database
+) -> None:
+    tenant = new_york
+    account = await sandbox_account(tenant)
+    delivery = (await published(tenant, worker, clock, account))["id"]
+    day = clock.now().astimezone(NEW_YORK).date() + timedelta(days=2)
+    await observe(db, tenant, account, delivery, local(day + timedelta(days=1), 12), likes=10)
+    await rebuild(db, UUID(tenant.id), day, day + timedelta(days=1), clock.now())
+    assert {k: v for k, v in (await snapshots(db, tenant)).items() if k[0] == "likes"} == {
+        ("likes", day + timedelta(days=1)): 10
+    }
+    await observe(db, tenant, account, delivery, local(day, 20), likes=4)  # late, and earlier
+    await rebuild(db, UUID(tenant.id), day, day + timedelta(days=1), clock.now())
+    assert {k: v for k, v in (await snapshots(db, tenant)).items() if k[0] == "likes"} == {
+        ("likes", day): 4,
+        ("likes", day + timedelta(days=1)): 6,
+    }

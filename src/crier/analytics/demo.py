@@ -90,7 +90,7 @@ async def backfill(db: Database, workspace_id: UUID, days: int, now: datetime) -
                 at = datetime.combine(day, time(23, 0), zone)
                 if at <= now:
                     followers = audience + 4 * n + luck.randint(-3, 3)
-                    repository.observe(
+                    await repository.observe(
                         session,
                         workspace_id,
                         account.id,
@@ -127,7 +127,7 @@ async def backfill(db: Database, workspace_id: UUID, days: int, now: datetime) -
                 figures["engagements"] = sum(
                     figures[k] for k in ("likes", "comments", "shares", "clicks")
                 )
-                repository.observe(
+                await repository.observe(
                     session,
                     workspace_id,
                     delivery.social_account_id,

@@ -41,39 +41,27 @@ WHERE workspace_id = crier_current_workspace() AND social_account_id = :account_
   AND next_fetch_at < :until
 
 -- name: rebuild_days
--- The workspace's snapshots for the days :first to :last (days in its timezone, so a DST
--- day has 23 or 25 hours), made again from its observations, in one statement:
--- - a post's figure on a day is how much it grew that day: its last count observed that
---   day less its last before the day (or 0: a receipt starts at nothing), added up over
---   the account's posts;
+-- The workspace's snapshots for the days :first to :last (days in its timezone :tz, so a
+-- DST day has 23 or 25 hours; :starts and :ends are when the first begins and the day
+-- after the last begins), made again from its observations, in one statement:
+-- - a post's figure on a day is how much it grew that day: the growth each of the day's
+--   observations recorded (`delta`: since the one before, or from 0 for the first), added
+--   up over the account's posts; the same as its last count of the day less its last
+--   before the day;
 -- - an account's own figure on a day is the last observed that day;
 -- - `posts_published` counts the account's deliveries published that day.
 -- Snapshots no longer made are deleted; the others are written only where their value
 -- changed, keeping their ids, so running it again changes nothing.
 WITH bounds AS (
-    SELECT w.timezone AS tz,
-           CAST(:first AS date)::timestamp AT TIME ZONE w.timezone AS starts,
-           (CAST(:last AS date) + 1)::timestamp AT TIME ZONE w.timezone AS ends
-    FROM workspaces w WHERE w.id = crier_current_workspace()
-), counted AS (
-    SELECT DISTINCT ON (o.delivery_id, o.metric, day)
-           o.social_account_id, o.delivery_id, o.metric,
-           CAST(o.observed_at AT TIME ZONE b.tz AS date) AS day, o.value
+    SELECT CAST(:tz AS text) AS tz, CAST(:starts AS timestamptz) AS starts,
+           CAST(:ends AS timestamptz) AS ends
+), grown AS (
+    SELECT o.social_account_id, o.metric,
+           CAST(o.observed_at AT TIME ZONE b.tz AS date) AS day, sum(o.delta) AS value
     FROM metric_observations o, bounds b
     WHERE o.workspace_id = crier_current_workspace() AND o.delivery_id IS NOT NULL
       AND o.observed_at >= b.starts AND o.observed_at < b.ends
-    ORDER BY o.delivery_id, o.metric, day, o.observed_at DESC
-), grown AS (
-    SELECT c.social_account_id, c.metric, c.day,
-           c.value - coalesce(
-               lag(c.value) OVER (PARTITION BY c.delivery_id, c.metric ORDER BY c.day),
-               (SELECT p.value FROM metric_observations p, bounds b
-                WHERE p.workspace_id = crier_current_workspace()
-                  AND p.delivery_id = c.delivery_id AND p.metric = c.metric
-                  AND p.observed_at < b.starts
-                ORDER BY p.observed_at DESC LIMIT 1),
-               0) AS value
-    FROM counted c
+    GROUP BY 1, 2, 3
 ), levels AS (
     SELECT DISTINCT ON (o.social_account_id, o.metric, day)
            o.social_account_id, o.metric,
@@ -90,8 +78,7 @@ WITH bounds AS (
       AND d.published_at >= b.starts AND d.published_at < b.ends
     GROUP BY d.social_account_id, 2
 ), made AS (
-    SELECT social_account_id, metric, day, sum(value) AS value
-    FROM grown GROUP BY social_account_id, metric, day
+    SELECT social_account_id, metric, day, value FROM grown
     UNION ALL
     SELECT social_account_id, metric, day, value FROM levels
     UNION ALL
@@ -169,26 +156,34 @@ FROM (
 ) AS d
 WHERE r.workspace_id = crier_current_workspace() AND d.first IS NOT NULL
 
--- name: snapshot_series
--- The snapshots of the accounts :accounts and metrics :metrics from :first to :last, one
--- value per metric and period (:unit: day, week or month): a post figure's growth added
--- up; for an account figure (:levels), each account's last level in the period, added up.
-WITH rows AS (
-    SELECT s.social_account_id, s.metric, s.date, s.value,
-           CAST(date_trunc(:unit, s.date) AS date) AS period
+-- name: snapshot_sums
+-- The snapshots of the accounts :accounts and metrics :metrics from :first to :last, added
+-- up per metric and period (:unit: day, week or month): a post figure's growth; an
+-- account figure's level, when a period is a day (one level per account and day).
+SELECT s.metric, CAST(date_trunc(:unit, CAST(s.date AS timestamp)) AS date) AS period,
+       sum(s.value) AS value
+FROM analytics_snapshots s
+WHERE s.workspace_id = crier_current_workspace()
+  AND s.metric = ANY(CAST(:metrics AS text[]))
+  AND s.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
+  AND s.social_account_id = ANY(CAST(:accounts AS uuid[]))
+GROUP BY 1, 2
+
+-- name: snapshot_last_levels
+-- For account figures :metrics over weeks or months (:unit): each account's last level
+-- in the period, added up over the accounts :accounts.
+SELECT metric, period, sum(last) AS value
+FROM (
+    SELECT s.metric, CAST(date_trunc(:unit, CAST(s.date AS timestamp)) AS date) AS period,
+           (array_agg(s.value ORDER BY s.date DESC))[1] AS last
     FROM analytics_snapshots s
     WHERE s.workspace_id = crier_current_workspace()
-      AND s.social_account_id = ANY(CAST(:accounts AS uuid[]))
       AND s.metric = ANY(CAST(:metrics AS text[]))
       AND s.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
-), per_account AS (
-    SELECT metric, period, social_account_id,
-           CASE WHEN metric = ANY(CAST(:levels AS text[]))
-                THEN (array_agg(value ORDER BY date DESC))[1]
-                ELSE sum(value) END AS value
-    FROM rows GROUP BY metric, period, social_account_id
-)
-SELECT metric, period, sum(value) AS value FROM per_account GROUP BY metric, period
+      AND s.social_account_id = ANY(CAST(:accounts AS uuid[]))
+    GROUP BY 1, 2, s.social_account_id
+) AS per_account
+GROUP BY 1, 2
 
 -- name: top_posts
 -- The posts with a delivery to :accounts published from :starts to :ends, ranked by the
@@ -251,3 +246,39 @@ SELECT CAST(extract(isodow FROM m.published_at AT TIME ZONE z.tz) AS int) AS wee
 FROM measured m, zone z
 WHERE m.value IS NOT NULL
 GROUP BY 1, 2
+
+-- name: workspace_timezone
+-- The workspace's timezone.
+SELECT timezone FROM workspaces WHERE id = crier_current_workspace()
+
+-- name: observe_post
+-- Keep what the network reported at :at for the delivery :delivery_id (:metrics and
+-- :values side by side), each figure with how much it grew since the delivery's previous
+-- observation of it (`delta`; from 0 for the first). An observation already kept for a
+-- later time (one that arrived first) then counts its growth from this one.
+WITH new AS (
+    SELECT * FROM unnest(CAST(:metrics AS text[]), CAST(:values AS double precision[]))
+        AS n (metric, value)
+), later AS (
+    UPDATE metric_observations o SET delta = o.value - n.value
+    FROM new n
+    WHERE o.workspace_id = crier_current_workspace() AND o.delivery_id = :delivery_id
+      AND o.metric = n.metric
+      AND o.observed_at = (
+          SELECT min(x.observed_at) FROM metric_observations x
+          WHERE x.workspace_id = crier_current_workspace() AND x.delivery_id = :delivery_id
+            AND x.metric = n.metric AND x.observed_at > :at
+      )
+)
+INSERT INTO metric_observations
+    (workspace_id, id, social_account_id, delivery_id, metric, value, delta, observed_at)
+SELECT crier_current_workspace(), gen_random_uuid(), :account_id, :delivery_id, n.metric,
+       n.value,
+       n.value - coalesce(
+           (SELECT p.value FROM metric_observations p
+            WHERE p.workspace_id = crier_current_workspace() AND p.delivery_id = :delivery_id
+              AND p.metric = n.metric AND p.observed_at <= :at
+            ORDER BY p.observed_at DESC LIMIT 1),
+           0),
+       :at
+FROM new n

@@ -4,9 +4,10 @@ finding due fetches, which runs as crier_scheduler across workspaces."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -116,7 +117,7 @@ async def held_fetch(
     )
 
 
-def observe(
+async def observe(
     session: AsyncSession,
     workspace_id: UUID,
     account_id: UUID,
@@ -124,18 +125,35 @@ def observe(
     figures: Mapping[str, float],
     at: datetime,
 ) -> None:
-    """Keep what the network reported at `at`."""
-    session.add_all(
-        MetricObservation(
-            workspace_id=workspace_id,
-            id=new_id(),
-            social_account_id=account_id,
-            delivery_id=delivery_id,
-            metric=metric,
-            value=float(value),
-            observed_at=at,
+    """Keep what the network reported at `at`: a delivery's counts, each with how much it
+    grew since the delivery's previous observation of it; or an account's own figures."""
+    if not figures:
+        return
+    if delivery_id is None:
+        session.add_all(
+            MetricObservation(
+                workspace_id=workspace_id,
+                id=new_id(),
+                social_account_id=account_id,
+                metric=metric,
+                value=float(value),
+                observed_at=at,
+            )
+            for metric, value in sorted(figures.items())
         )
-        for metric, value in sorted(figures.items())
+        await session.flush()
+        return
+    await session.flush()  # the rows this one is counted from
+    names = sorted(figures)
+    await session.execute(
+        QUERIES["observe_post"],
+        {
+            "metrics": names,
+            "values": [float(figures[n]) for n in names],
+            "account_id": account_id,
+            "delivery_id": delivery_id,
+            "at": at,
+        },
     )
 
 
@@ -176,10 +194,23 @@ class Rebuilt(NamedTuple):
 
 
 async def rebuild_days(session: AsyncSession, first: date, last: date, now: datetime) -> Rebuilt:
-    """Make the workspace's snapshots for the days `first` to `last` again (set-based)."""
-    row = (
-        await session.execute(QUERIES["rebuild_days"], {"first": first, "last": last, "now": now})
-    ).one()
+    """Make the workspace's snapshots for the days `first` to `last` again (set-based).
+
+    The transaction's commit is not waited for on disk: the snapshots are made again from
+    the observations whenever needed, and the rollup's own record, committed after them,
+    flushes them with it."""
+    await session.execute(text("SET LOCAL synchronous_commit TO off"))
+    timezone = (await session.execute(QUERIES["workspace_timezone"])).scalar_one()
+    zone = ZoneInfo(timezone)
+    params = {
+        "first": first,
+        "last": last,
+        "now": now,
+        "tz": timezone,
+        "starts": datetime.combine(first, time(), zone),
+        "ends": datetime.combine(last + timedelta(days=1), time(), zone),
+    }
+    row = (await session.execute(QUERIES["rebuild_days"], params)).one()
     return Rebuilt(int(row.made), int(row.written), int(row.removed))
 
 
@@ -255,19 +286,17 @@ async def snapshot_series(
     last: date,
     unit: str,
 ) -> dict[tuple[str, date], float]:
-    """Each metric's value by period (see the query)."""
-    rows = await session.execute(
-        QUERIES["snapshot_series"],
-        {
-            "accounts": list(accounts),
-            "metrics": list(metrics),
-            "levels": list(levels),
-            "first": first,
-            "last": last,
-            "unit": unit,
-        },
-    )
-    return {(r.metric, r.period): float(r.value) for r in rows}
+    """Each metric's value by period: a post figure's growth added up; an account figure
+    (`levels`) each account's last level in the period, added up."""
+    params = {"accounts": list(accounts), "first": first, "last": last, "unit": unit}
+    summed = [m for m in metrics if unit == "day" or m not in levels]
+    lasts = [m for m in metrics if m not in summed]
+    found: dict[tuple[str, date], float] = {}
+    for query, chosen in (("snapshot_sums", summed), ("snapshot_last_levels", lasts)):
+        if chosen:
+            rows = await session.execute(QUERIES[query], params | {"metrics": chosen})
+            found.update({(r.metric, r.period): float(r.value) for r in rows})
+    return found
 
 
 async def top_posts(

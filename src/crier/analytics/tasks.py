@@ -193,7 +193,7 @@ class MetricCollector:
             fetch = await self._held(session, taken)
             if fetch is None:
                 return False
-            repository.observe(
+            await repository.observe(
                 session, taken.workspace_id, taken.account_id, taken.delivery_id, figures, now
             )
             self._next(fetch, now)

@@ -33,6 +33,13 @@ class AnalyticsSnapshot(TenantModel):
             ["social_accounts.workspace_id", "social_accounts.id"],
         ),
         UniqueConstraint("workspace_id", "social_account_id", "metric", "date"),
+        Index(
+            "ix_analytics_snapshots_reading",
+            "workspace_id",
+            "metric",
+            "date",
+            postgresql_include=["social_account_id", "value"],
+        ),
     )
 
     social_account_id: Mapped[UUID] = mapped_column()
@@ -124,6 +131,9 @@ class MetricObservation(TenantModel):
     delivery_id: Mapped[UUID | None] = mapped_column()
     metric: Mapped[str] = mapped_column(Text)
     value: Mapped[float] = mapped_column(Double)
+    delta: Mapped[float | None] = mapped_column(Double)
+    """For a delivery's count: how much it grew since the delivery's previous observation
+    of it (from 0 for the first), so that a day's growth is the sum of its deltas."""
     observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -1,0 +1,369 @@
+"""Analytics: the nightly rollup and the views that read it.
+
+Rollup: 1,000 workspaces, each with 10 accounts, 50 published posts and 10 metrics
+observed 10 times a post (5,000,000 raw observations in all, over some 18 days), on the
+embedded PostgreSQL. One day is aggregated for every workspace by the rollup's set-based
+statement, then by the naive baseline in the same run: every observation up to the day's
+end read row by row into Python, grouped there, and each snapshot written on its own. Both
+must give the same snapshots (checked). Figures: seconds each, and how many times faster.
+
+Views: one workspace with 50 accounts and two years of daily snapshots for 10 metrics
+(365,000 rows); `GET /v1/analytics/views/{id}/data` with 16 concurrent clients against
+`crier serve --workers 2`, for a dashboard's view (the last 30 days, 3 metrics, beside the
+previous 30) and for two years by week; p99 and the ratio to the server's ceiling
+(`/readyz`). Every phase is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+from sqlalchemy import text
+
+from bench.common import Measured, Reply, crier_server, database, send, table, warmed_load
+from crier.analytics import repository
+from crier.analytics.schemas import Metric
+from crier.kit.db import Database, DatabaseUrls
+from crier.kit.ids import new_id
+from crier.workspace.service import create_workspace
+
+WORKSPACES = 1000
+ACCOUNTS = 10
+POSTS = 50
+METRICS = tuple(m.value for m in Metric)[:10]
+"""impressions, reach, engagements, likes ... bookmarks: a post's figures."""
+OBSERVED = 10
+"""Observations of each metric of each post, 22 hours apart."""
+DAY = date(2027, 6, 15)
+"""The day aggregated (UTC workspaces)."""
+AT_ONCE = 2
+SETUP_LIMIT = 900.0
+ROLLUP_LIMIT = 900.0
+VIEW_ACCOUNTS = 50
+VIEW_DAYS = 730
+VIEW_METRICS = (*METRICS[:8], "posts_published", "followers")
+CLIENTS = 16
+WORKERS = 2
+MAX_REQUESTS = 3000
+MAX_SECONDS = 15.0
+
+_MADE = text("""
+WITH author AS (SELECT id FROM members LIMIT 1),
+acc AS (
+    INSERT INTO social_accounts (workspace_id, id, platform, external_id, handle, display_name,
+                                 status)
+    SELECT crier_current_workspace(), gen_random_uuid(), 'sandbox', 'acc' || g, 'acc' || g,
+           'Account ' || g, 'active'
+    FROM generate_series(1, :accounts) g
+    RETURNING id
+), numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM acc),
+p AS (
+    INSERT INTO posts (workspace_id, id, status, payload, author_id, publish_at, published_at)
+    SELECT crier_current_workspace(), gen_random_uuid(), 'published', '{}', author.id,
+           CAST(:start AS timestamptz) + g * interval '4 hours',
+           CAST(:start AS timestamptz) + g * interval '4 hours'
+    FROM generate_series(1, :posts) g, author
+    RETURNING id, published_at
+), pn AS (SELECT id, published_at, row_number() OVER (ORDER BY id) AS n FROM p),
+t AS (
+    INSERT INTO post_targets (workspace_id, id, post_id, social_account_id)
+    SELECT crier_current_workspace(), gen_random_uuid(), pn.id, numbered.id
+    FROM pn JOIN numbered ON numbered.n = pn.n % :accounts + 1
+    RETURNING id, post_id, social_account_id
+), d AS (
+    INSERT INTO deliveries (workspace_id, id, post_id, post_target_id, social_account_id,
+                            platform, status, attempts, external_id, published_at)
+    SELECT crier_current_workspace(), gen_random_uuid(), t.post_id, t.id,
+           t.social_account_id, 'sandbox', 'published', 1, 'bench-' || t.id, pn.published_at
+    FROM t JOIN pn ON pn.id = t.post_id
+    RETURNING id, social_account_id, published_at
+)
+INSERT INTO metric_observations (workspace_id, id, social_account_id, delivery_id, metric,
+                                 value, delta, observed_at)
+SELECT crier_current_workspace(), gen_random_uuid(), g.social_account_id, g.id, g.m, g.value,
+       g.value - coalesce(lag(g.value) OVER (PARTITION BY g.id, g.m ORDER BY g.k), 0), g.at
+FROM (
+    SELECT d.social_account_id, d.id, m, k, k * 10 + floor(random() * 10) AS value,
+           d.published_at + k * interval '22 hours' AS at
+    FROM d, unnest(CAST(:metrics AS text[])) AS m, generate_series(1, :observed) k
+) AS g
+""")
+
+_NAIVE_READ = text("""
+SELECT social_account_id, delivery_id, metric, value, observed_at FROM metric_observations
+WHERE workspace_id = crier_current_workspace() AND delivery_id IS NOT NULL
+  AND observed_at < :ends
+""")
+_NAIVE_WRITE = text("""
+INSERT INTO analytics_snapshots (workspace_id, id, social_account_id, metric, value, date)
+VALUES (crier_current_workspace(), :id, :account, :metric, :value, :date)
+ON CONFLICT (workspace_id, social_account_id, metric, date)
+DO UPDATE SET value = EXCLUDED.value
+""")
+_SNAPSHOTS = text("""
+SELECT social_account_id, metric, value FROM analytics_snapshots
+WHERE workspace_id = crier_current_workspace() AND date = :day
+""")
+
+
+async def _bounded(items: list[Any], work: Any, limit: float, what: str) -> float:
+    """`work(item)` for each item, `AT_ONCE` at a time; the seconds it took."""
+    started = time.perf_counter()
+    slots = asyncio.Semaphore(AT_ONCE)
+
+    async def one(item: Any) -> None:
+        async with slots:
+            if time.perf_counter() - started > limit:
+                raise RuntimeError(f"{what} took more than {limit:.0f} s")
+            await work(item)
+
+    await asyncio.gather(*(one(item) for item in items))
+    return time.perf_counter() - started
+
+
+async def _setup(db: Database) -> tuple[list[UUID], float]:
+    workspaces: list[UUID] = []
+    start = datetime.combine(DAY - timedelta(days=9), clock_time(), UTC)
+
+    async def make(n: int) -> None:
+        async with db.transaction() as session:
+            new = await create_workspace(
+                session, name=f"Bench {n}", plan="agency", owner_email=f"b{n}@example.com"
+            )
+        async with db.workspace_transaction(new.workspace.id) as session:
+            await session.execute(
+                _MADE,
+                {
+                    "accounts": ACCOUNTS,
+                    "posts": POSTS,
+                    "start": start,
+                    "metrics": list(METRICS),
+                    "observed": OBSERVED,
+                },
+            )
+        workspaces.append(new.workspace.id)
+
+    seconds = await _bounded(list(range(WORKSPACES)), make, SETUP_LIMIT, "setting up")
+    return workspaces, seconds
+
+
+async def _snapshots(db: Database, ws: UUID) -> dict[tuple[UUID, str], float]:
+    async with db.workspace_transaction(ws) as session:
+        rows = await session.execute(_SNAPSHOTS, {"day": DAY})
+        return {(r.social_account_id, r.metric): float(r.value) for r in rows}
+
+
+async def _naive(db: Database, ws: UUID) -> None:
+    """One day the naive way: every observation up to the day's end into Python."""
+    starts = datetime.combine(DAY, clock_time(), UTC)
+    ends = starts + timedelta(days=1)
+    before: dict[tuple[UUID, str], tuple[datetime, float]] = {}
+    within: dict[tuple[UUID, str], tuple[datetime, float, UUID]] = {}
+    async with db.workspace_transaction(ws) as session:
+        for row in await session.execute(_NAIVE_READ, {"ends": ends}):
+            key = (row.delivery_id, row.metric)
+            if row.observed_at < starts:
+                if key not in before or before[key][0] < row.observed_at:
+                    before[key] = (row.observed_at, row.value)
+            elif key not in within or within[key][0] < row.observed_at:
+                within[key] = (row.observed_at, row.value, row.social_account_id)
+        sums: dict[tuple[UUID, str], float] = defaultdict(float)
+        for key, (_, value, account) in within.items():
+            sums[(account, key[1])] += value - before.get(key, (starts, 0.0))[1]
+        for (account, metric), value in sums.items():
+            await session.execute(
+                _NAIVE_WRITE,
+                {"id": new_id(), "account": account, "metric": metric, "value": value, "date": DAY},
+            )
+
+
+async def _rollups(urls: DatabaseUrls) -> dict[str, float]:
+    db = Database(urls, pool_size=AT_ONCE + 1)
+    try:
+        workspaces, setup = await _setup(db)
+        observed = 0
+        for ws in workspaces:
+            async with db.workspace_transaction(ws) as session:
+                counted = "SELECT count(*) FROM metric_observations"
+                observed += (await session.execute(text(counted))).scalar_one()
+        now = datetime.now(UTC)
+
+        async def set_based(ws: UUID) -> None:
+            async with db.workspace_transaction(ws) as session:
+                await repository.rebuild_days(session, DAY, DAY, now)
+
+        fast = await _bounded(workspaces, set_based, ROLLUP_LIMIT, "the rollup")
+        made = {ws: await _snapshots(db, ws) for ws in workspaces[:50]}
+        for ws in workspaces:  # the baseline starts from nothing too
+            async with db.workspace_transaction(ws) as session:
+                await session.execute(text("DELETE FROM analytics_snapshots"))
+
+        async def naive(ws: UUID) -> None:
+            await _naive(db, ws)
+
+        slow = await _bounded(workspaces, naive, ROLLUP_LIMIT * 4, "the naive rollup")
+        differ = 0
+        for ws, expected in made.items():
+            found = await _snapshots(db, ws)
+            differ += sum(
+                1 for k in expected.keys() | found.keys() if expected.get(k) != found.get(k)
+            )
+        rows = sum(len(m) for m in made.values()) / len(made)
+        return {
+            "setup": setup,
+            "observed": float(observed),
+            "fast": fast,
+            "slow": slow,
+            "differ": float(differ),
+            "rows": rows,
+        }
+    finally:
+        await db.dispose()
+
+
+_VIEW_DATA = text("""
+WITH acc AS (
+    INSERT INTO social_accounts (workspace_id, id, platform, external_id, handle, display_name,
+                                 status)
+    SELECT crier_current_workspace(), gen_random_uuid(), 'sandbox', 'v' || g, 'v' || g,
+           'Account ' || g, 'active'
+    FROM generate_series(1, :accounts) g
+    RETURNING id
+)
+INSERT INTO analytics_snapshots (workspace_id, id, social_account_id, metric, value, date)
+SELECT crier_current_workspace(), gen_random_uuid(), acc.id, m,
+       CASE WHEN m = 'followers' THEN 1000 + n ELSE floor(random() * 100) END,
+       CAST(:last AS date) - n
+FROM acc, unnest(CAST(:metrics AS text[])) AS m, generate_series(0, :days - 1) n
+""")
+
+
+async def _view_setup(urls: DatabaseUrls) -> str:
+    db = Database(urls, pool_size=2)
+    try:
+        async with db.transaction() as session:
+            new = await create_workspace(
+                session, name="Views", plan="agency", owner_email="views@example.com"
+            )
+        async with db.workspace_transaction(new.workspace.id) as session:
+            await session.execute(
+                _VIEW_DATA,
+                {
+                    "accounts": VIEW_ACCOUNTS,
+                    "metrics": list(VIEW_METRICS),
+                    "days": VIEW_DAYS,
+                    "last": datetime.now(UTC).date(),
+                },
+            )
+        return new.api_key_secret
+    finally:
+        await db.dispose()
+
+
+async def _views(base: str, key: str) -> list[Measured]:
+    headers = {"Authorization": f"Bearer {key}"}
+    connector = aiohttp.TCPConnector(limit=CLIENTS)
+    async with aiohttp.ClientSession(base, headers=headers, connector=connector) as session:
+        made = []
+        for body in (
+            {
+                "name": "Dashboard",
+                "metrics": ["impressions", "engagements", "followers"],
+                "range": "last_30_days",
+                "comparison": "previous_period",
+            },
+            {
+                "name": "Two years",
+                "metrics": ["impressions", "engagements", "followers"],
+                "range": {
+                    "from": str(datetime.now(UTC).date() - timedelta(days=VIEW_DAYS - 1)),
+                    "to": str(datetime.now(UTC).date()),
+                },
+                "granularity": "week",
+            },
+        ):
+            reply = await send(session, "POST", "/v1/analytics/views", json=body)
+            if reply.status != 201:
+                raise RuntimeError(f"the view was refused: {reply.body!r}")
+            made.append(json.loads(reply.body)["id"])
+
+        async def ceiling(s: aiohttp.ClientSession, _: int) -> Reply:
+            return await send(s, "GET", "/readyz")
+
+        def data(view: str) -> Any:
+            async def request(s: aiohttp.ClientSession, _: int) -> Reply:
+                return await send(s, "GET", f"/v1/analytics/views/{view}/data")
+
+            return request
+
+        results = []
+        for name, request in (
+            ("GET /readyz (ceiling)", ceiling),
+            ("view data: 30 days, 3 metrics, vs 30", data(made[0])),
+            ("view data: 2 years by week", data(made[1])),
+        ):
+            results.append(
+                await warmed_load(
+                    name,
+                    request,
+                    session,
+                    concurrency=CLIENTS,
+                    max_requests=MAX_REQUESTS,
+                    max_seconds=MAX_SECONDS,
+                )
+            )
+        return results
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="crier-bench-") as folder:
+        root = Path(folder)
+        with database(root) as urls:
+            figures = asyncio.run(_rollups(urls))
+            key = asyncio.run(_view_setup(urls))
+            with crier_server(urls, root, WORKERS) as base:
+                ceiling, dashboard, long = asyncio.run(_views(base, key))
+    speedup = figures["slow"] / figures["fast"] if figures["fast"] else 0.0
+    print(
+        f"\nAnalytics rollup: {WORKSPACES:,} workspaces x {ACCOUNTS} accounts x "
+        f"{len(METRICS)} metrics, {figures['observed']:,.0f} raw observations "
+        f"(set up in {figures['setup']:.0f} s), one day aggregated, {AT_ONCE} at once, "
+        "embedded PostgreSQL"
+    )
+    print(
+        f"set-based rollup:  {figures['fast']:.1f} s "
+        f"({WORKSPACES / figures['fast']:,.0f} workspaces/s, {figures['rows']:.0f} snapshots each)"
+    )
+    print(
+        f"naive baseline:    {figures['slow']:.1f} s (every observation up to the day's end "
+        "read into Python, grouped there, each snapshot written alone)"
+    )
+    print(f"speed-up:          {speedup:.1f}x (target: at least 20x)")
+    print(f"differences:       {figures['differ']:.0f} snapshots (the two must agree)")
+    print(
+        f"\nView data: {VIEW_ACCOUNTS} accounts, {VIEW_DAYS} days x {len(VIEW_METRICS)} metrics of "
+        f"snapshots; {CLIENTS} concurrent aiohttp clients, `crier serve --workers {WORKERS}`"
+    )
+    print(table([ceiling, dashboard, long]))
+    for measured in (dashboard, long):
+        ratio = measured.rps / ceiling.rps if ceiling.rps else 0.0
+        print(
+            f"{measured.name}: p99 = {measured.percentile(99):.1f} ms (target: under 50 ms); "
+            f"req/s / ceiling req/s = {ratio:.2f}"
+        )
+    if ceiling.errors or dashboard.errors or long.errors:
+        print("errors were answered during the run: the figures above are not valid")
+
+
+if __name__ == "__main__":
+    main()
