@@ -212,6 +212,9 @@ async def _demo_banner(db: Database, settings: Settings, urls: DatabaseUrls) -> 
             "  Scheduler:  running: due posts are published on time",
             "  Reviews:    each sandbox account is a location with sample reviews, synced "
             "every 15 minutes (GET /v1/reviews; POST /v1/reviews/sync for now)",
+            "  Analytics:  sandbox posts are measured minutes after publishing, today's "
+            "figures aggregated every minute (GET /v1/analytics/query?metric=impressions"
+            "&range=month_to_date; `crier analytics demo` makes 90 days of history)",
             "  Webhooks:   sent, signed; receivers on this machine (loopback) are allowed "
             "in this demo",
             f"  Workspace:  {demo.slug} ({demo.workspace_id})"

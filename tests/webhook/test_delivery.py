@@ -328,12 +328,17 @@ async def test_a_forbidden_destination_is_refused_before_any_connection(
     dispatcher.guard = Guard(resolver=resolver)
     await scheduled_post(tenant, clock, hours=1)
     await deliver_due(dispatcher)
-    assert looked_up == ["hooks.crier-guard.invalid"]
+    # Looked up once; another test's endpoint of the shared database may come due too.
+    assert [h for h in looked_up if h == "hooks.crier-guard.invalid"] == [
+        "hooks.crier-guard.invalid"
+    ]
     assert receiver.calls == []
     listed = (await tenant.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries")).json()
     [attempt] = listed["data"][0]["attempts"]
     assert attempt["status_code"] is None
     assert "resolves to 127.0.0.1, a loopback address" in attempt["error"]
+    # Its retries would reach other tests' dispatchers: the endpoint goes.
+    assert (await tenant.delete(f"/v1/webhook-endpoints/{endpoint['id']}")).status_code == 204
 
 
 async def test_test_events_and_replays_keep_their_webhook_id(

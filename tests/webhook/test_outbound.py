@@ -112,6 +112,10 @@ async def test_calls_connect_to_the_addresses_the_guard_checked(
     account = await sandbox_account(tenant)
     await create(tenant, draft_body(account, status="scheduled", publish_at=at(clock, hours=1)))
     await deliver_due(dispatcher)
-    assert looked_up == ["receiver.crier-guard.invalid"]
+    # Looked up once, and only by the guard. (The dispatcher serves every workspace of the
+    # shared test database: another test's endpoint may come due in the same rounds.)
+    assert [h for h in looked_up if h == "receiver.crier-guard.invalid"] == [
+        "receiver.crier-guard.invalid"
+    ]
     [call] = receiver.calls
     assert call.headers["host"] == f"receiver.crier-guard.invalid:{port}"

@@ -157,21 +157,23 @@ FROM (
 WHERE r.workspace_id = crier_current_workspace() AND d.first IS NOT NULL
 
 -- name: snapshot_sums
--- The snapshots of the accounts :accounts and metrics :metrics from :first to :last, added
--- up per metric and period (:unit: day, week or month): a post figure's growth; an
--- account figure's level, when a period is a day (one level per account and day).
+-- The snapshots of the accounts :accounts (NULL: every account) and metrics :metrics
+-- from :first to :last, added up per metric and period (:unit: day, week or month): a
+-- post figure's growth; an account figure's level, when a period is a day (one level per
+-- account and day).
 SELECT s.metric, CAST(date_trunc(:unit, CAST(s.date AS timestamp)) AS date) AS period,
        sum(s.value) AS value
 FROM analytics_snapshots s
 WHERE s.workspace_id = crier_current_workspace()
   AND s.metric = ANY(CAST(:metrics AS text[]))
   AND s.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
-  AND s.social_account_id = ANY(CAST(:accounts AS uuid[]))
+  AND (CAST(:accounts AS uuid[]) IS NULL
+       OR s.social_account_id = ANY(CAST(:accounts AS uuid[])))
 GROUP BY 1, 2
 
 -- name: snapshot_last_levels
 -- For account figures :metrics over weeks or months (:unit): each account's last level
--- in the period, added up over the accounts :accounts.
+-- in the period, added up over the accounts :accounts (NULL: every account).
 SELECT metric, period, sum(last) AS value
 FROM (
     SELECT s.metric, CAST(date_trunc(:unit, CAST(s.date AS timestamp)) AS date) AS period,
@@ -180,7 +182,8 @@ FROM (
     WHERE s.workspace_id = crier_current_workspace()
       AND s.metric = ANY(CAST(:metrics AS text[]))
       AND s.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
-      AND s.social_account_id = ANY(CAST(:accounts AS uuid[]))
+      AND (CAST(:accounts AS uuid[]) IS NULL
+           OR s.social_account_id = ANY(CAST(:accounts AS uuid[])))
     GROUP BY 1, 2, s.social_account_id
 ) AS per_account
 GROUP BY 1, 2

@@ -137,8 +137,9 @@ async def data(
     unit = granularity.value
 
     async def read(a: date, b: date) -> tuple[list[date], dict[tuple[str, date], float]]:
+        every = scope.social_account_ids is None and scope.platforms is None
         found = await repository.snapshot_series(
-            session, ids, [m.value for m in wanted], levels, a, b, unit
+            session, None if every else ids, [m.value for m in wanted], levels, a, b, unit
         )
         return periods(a, b, granularity), found
 

@@ -279,22 +279,24 @@ async def accounts_in_scope(
 
 async def snapshot_series(
     session: AsyncSession,
-    accounts: Sequence[UUID],
+    accounts: Sequence[UUID] | None,
     metrics: Sequence[str],
     levels: Sequence[str],
     first: date,
     last: date,
     unit: str,
 ) -> dict[tuple[str, date], float]:
-    """Each metric's value by period: a post figure's growth added up; an account figure
-    (`levels`) each account's last level in the period, added up."""
-    params = {"accounts": list(accounts), "first": first, "last": last, "unit": unit}
+    """Each metric's value by period over `accounts` (None: every account of the
+    workspace): a post figure's growth added up; an account figure (`levels`) each
+    account's last level in the period, added up."""
+    among = list(accounts) if accounts is not None else None
+    params = {"accounts": among, "first": first, "last": last, "unit": unit}
     summed = [m for m in metrics if unit == "day" or m not in levels]
     lasts = [m for m in metrics if m not in summed]
     found: dict[tuple[str, date], float] = {}
-    for query, chosen in (("snapshot_sums", summed), ("snapshot_last_levels", lasts)):
-        if chosen:
-            rows = await session.execute(QUERIES[query], params | {"metrics": chosen})
+    for query, named in (("snapshot_sums", summed), ("snapshot_last_levels", lasts)):
+        if named:
+            rows = await session.execute(QUERIES[query], params | {"metrics": named})
             found.update({(r.metric, r.period): float(r.value) for r in rows})
     return found
 
