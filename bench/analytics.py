@@ -12,13 +12,25 @@ Views: one workspace with 50 accounts and two years of daily snapshots for 10 me
 `crier serve --workers 2`, for a dashboard's view (the last 30 days, 3 metrics, beside the
 previous 30) and for two years by week; p99 and the ratio to the server's ceiling
 (`/readyz`). Every phase is bounded in count and time.
+
+Export: one workspace with 685 accounts and two years of daily snapshots for 10 metrics
+(5,001,500 rows), exported as one CSV by a worker's exporter (rows through a server-side
+cursor, a partition at a time, to a file, then to storage), then by the naive baseline in
+the same run (every row read into memory, the CSV made as one string, then written). Each
+runs in a process of its own, whose peak resident memory the kernel reports when it ends;
+both files must be the same (checked). Figures: seconds, peak memory and the ratio.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -31,10 +43,14 @@ import aiohttp
 from sqlalchemy import text
 
 from bench.common import Measured, Reply, crier_server, database, send, table, warmed_load
-from crier.analytics import repository
+from crier.analytics import export_files, exports, repository
 from crier.analytics.schemas import Metric
 from crier.kit.db import Database, DatabaseUrls
+from crier.kit.db.engine import SCHEDULER_ROLE
 from crier.kit.ids import new_id
+from crier.kit.storage import LocalStorage
+from crier.kit.time import SystemClock
+from crier.models import AnalyticsExport
 from crier.workspace.service import create_workspace
 
 WORKSPACES = 1000
@@ -56,6 +72,10 @@ CLIENTS = 16
 WORKERS = 2
 MAX_REQUESTS = 3000
 MAX_SECONDS = 15.0
+EXPORT_ACCOUNTS = 685
+EXPORT_DAYS = 730
+EXPORT_LIMIT = 900.0
+"""Seconds an export process may take before it is stopped (and the run is invalid)."""
 
 _MADE = text("""
 WITH author AS (SELECT id FROM members LIMIT 1),
@@ -325,6 +345,163 @@ async def _views(base: str, key: str) -> list[Measured]:
         return results
 
 
+_EXPORT_DATA = text("""
+WITH acc AS (
+    INSERT INTO social_accounts (workspace_id, id, platform, external_id, handle, display_name,
+                                 status)
+    SELECT crier_current_workspace(), gen_random_uuid(), 'sandbox', 'e' || g, 'e' || g,
+           'Account ' || g, 'active'
+    FROM generate_series(1, :accounts) g
+    RETURNING id
+)
+-- In the order of the table's keys, ids ascending: the indexes grow at their ends.
+INSERT INTO analytics_snapshots (workspace_id, id, social_account_id, metric, value, date)
+SELECT crier_current_workspace(),
+       CAST(lpad(to_hex(row_number() OVER (ORDER BY acc.id, m, n)), 32, '0') AS uuid),
+       acc.id, m, CASE WHEN m = 'followers' THEN 1000 + n ELSE floor(random() * 100) END,
+       CAST(:last AS date) - n
+FROM acc, unnest(CAST(:metrics AS text[])) AS m, generate_series(0, :days - 1) n
+ORDER BY acc.id, m, n
+""")
+
+
+async def _export_setup(urls: DatabaseUrls) -> tuple[UUID, UUID, int]:
+    """The export's workspace, its snapshots and a queued CSV export of them all."""
+    db = Database(urls, pool_size=2)
+    try:
+        async with db.transaction() as session:
+            new = await create_workspace(
+                session, name="Exports", plan="agency", owner_email="exports@example.com"
+            )
+        ws = new.workspace.id
+        async with db.workspace_transaction(ws) as session:
+            await session.execute(
+                _EXPORT_DATA,
+                {
+                    "accounts": EXPORT_ACCOUNTS,
+                    "metrics": list(VIEW_METRICS),
+                    "days": EXPORT_DAYS,
+                    "last": DAY,
+                },
+            )
+            export = AnalyticsExport(
+                workspace_id=ws,
+                id=new_id(),
+                format="csv",
+                title="Everything",
+                metrics=list(VIEW_METRICS),
+                first_day=DAY - timedelta(days=EXPORT_DAYS - 1),
+                last_day=DAY,
+                granularity="day",
+            )
+            session.add(export)
+            rows = (
+                await session.execute(text("SELECT count(*) FROM analytics_snapshots"))
+            ).scalar_one()
+        async with db.engine.connect() as conn:
+            await conn.execute(text("COMMIT"))
+            await conn.execute(text("ANALYZE analytics_snapshots"))
+        return ws, export.id, int(rows)
+    finally:
+        await db.dispose()
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+async def _export_child(mode: str, ws: UUID, export_id: UUID, folder: Path) -> dict[str, Any]:
+    """One export in this process: the exporter's, or the naive baseline's."""
+    urls = DatabaseUrls.from_strings(
+        os.environ["BENCH_OWNER_URL"], os.environ["BENCH_APP_URL"], None
+    )
+    db = Database(urls, pool_size=3)
+    scheduler_db = Database(urls, pool_size=1, role=SCHEDULER_ROLE)
+    idle = _rss_kib()
+    started = time.perf_counter()
+    try:
+        if mode == "stream":
+            storage = LocalStorage(folder)
+            exporter = exports.Exporter(db, scheduler_db, storage, SystemClock(), "bench")
+            if not await exporter.run(ws, export_id):
+                raise RuntimeError("the export was not written")
+            async with db.workspace_transaction(ws) as session:
+                found = await repository.export(session, export_id)
+                assert found is not None
+                assert found.file_path is not None
+                path, rows = storage.local_path(found.file_path), found.rows_written
+        else:
+            async with db.workspace_transaction(ws) as session:
+                found = await repository.export(session, export_id)
+                assert found is not None
+                spec = exports.spec_of(found, "UTC")
+                state, parts = await exports.read_rows(session, spec)
+                everything = [row async for part in parts for row in part]
+            whole = export_files.csv_text(
+                everything, state.accounts, state.before, with_header=True
+            )
+            path, rows = folder / "naive.csv", len(everything)
+            path.write_text(whole, encoding="utf-8", newline="")
+        seconds = time.perf_counter() - started
+        with path.open("rb") as written:  # a chunk at a time: the check adds no memory
+            digest = hashlib.file_digest(written, "sha256").hexdigest()
+        return {"seconds": seconds, "rows": rows, "idle_kib": idle, "sha256": digest}
+    finally:
+        await db.dispose()
+        await scheduler_db.dispose()
+
+
+def _run_export(
+    mode: str, urls: DatabaseUrls, ws: UUID, export_id: UUID, folder: Path
+) -> dict[str, Any]:
+    """`_export_child` in a new process; what it printed, with its peak memory."""
+    env = {
+        **os.environ,
+        "BENCH_OWNER_URL": urls.owner.render_as_string(hide_password=False),
+        "BENCH_APP_URL": urls.app.render_as_string(hide_password=False),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    child = subprocess.Popen(  # noqa: S603 (this interpreter, our own arguments)
+        [
+            sys.executable,
+            "-m",
+            "bench.analytics",
+            "export",
+            mode,
+            str(ws),
+            str(export_id),
+            str(folder),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+    )
+    timer = threading.Timer(EXPORT_LIMIT, child.kill)
+    timer.start()
+    try:
+        assert child.stdout is not None
+        out = child.stdout.read()
+        # This child's own resource use, its peak resident memory among it (KiB on Linux).
+        _, status, usage = os.wait4(child.pid, 0)
+    finally:
+        timer.cancel()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"the {mode} export failed ({child.returncode})")
+    found: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    found["peak_kib"] = usage.ru_maxrss
+    return found
+
+
+def _exports(urls: DatabaseUrls, root: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    ws, export_id, rows = asyncio.run(_export_setup(urls))
+    setup = time.perf_counter() - started
+    stream = _run_export("stream", urls, ws, export_id, root / "stream")
+    naive = _run_export("naive", urls, ws, export_id, root / "naive")
+    return {"setup": setup, "rows": rows, "stream": stream, "naive": naive}
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="crier-bench-") as folder:
         root = Path(folder)
@@ -333,6 +510,7 @@ def main() -> None:
             key = asyncio.run(_view_setup(urls))
             with crier_server(urls, root, WORKERS) as base:
                 ceiling, dashboard, long = asyncio.run(_views(base, key))
+            exported = _exports(urls, root)
     speedup = figures["slow"] / figures["fast"] if figures["fast"] else 0.0
     print(
         f"\nAnalytics rollup: {WORKSPACES:,} workspaces x {ACCOUNTS} accounts x "
@@ -363,7 +541,27 @@ def main() -> None:
         )
     if ceiling.errors or dashboard.errors or long.errors:
         print("errors were answered during the run: the figures above are not valid")
+    stream, naive = exported["stream"], exported["naive"]
+    print(
+        f"\nCSV export: {exported['rows']:,} snapshot rows ({EXPORT_ACCOUNTS} accounts x "
+        f"{EXPORT_DAYS} days x {len(VIEW_METRICS)} metrics, set up in {exported['setup']:.0f} s), "
+        "each export in a process of its own"
+    )
+    for name, run in (("exporter (streamed)", stream), ("naive baseline", naive)):
+        print(
+            f"{name:20} {run['seconds']:6.1f} s, {run['rows']:,} rows, peak memory "
+            f"{run['peak_kib'] / 1024:,.0f} MiB ({run['idle_kib'] / 1024:,.0f} MiB before it began)"
+        )
+    print(
+        f"peak memory: {stream['peak_kib'] / 1024:,.0f} MiB (target: under 150 MB); "
+        f"naive / streamed = {naive['peak_kib'] / stream['peak_kib']:.1f}x"
+    )
+    print(f"files identical:     {stream['sha256'] == naive['sha256']}")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["export"]:
+        mode, ws, export_id, folder = sys.argv[2:6]
+        print(json.dumps(asyncio.run(_export_child(mode, UUID(ws), UUID(export_id), Path(folder)))))
+    else:
+        main()

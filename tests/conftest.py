@@ -238,6 +238,7 @@ def build_runtime(
         # (tests/analytics does).
         worker_review_poll_seconds=0,
         worker_metrics_poll_seconds=0,
+        worker_export_poll_seconds=0,
     )
     if x is not None:  # this server's X app, on the emulator
         settings = settings.model_copy(

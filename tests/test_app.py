@@ -174,7 +174,7 @@ async def test_creates_that_take_an_idempotency_key_document_it_and_its_409(
             creates += 1
             assert names["Idempotency-Key"]["schema"]["pattern"] == "^[ -~]{1,255}$"
             assert "409" in operation["responses"], f"{method.upper()} {path}"
-    assert creates == 6
+    assert creates == 7
 
 
 async def test_cursors_are_described_as_they_are_read(tenant: Tenant) -> None:

@@ -75,6 +75,10 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
         "/v1/analytics/views", json={"name": "Mine", "metrics": ["likes"], "range": "last_7_days"}
     )
     assert view.status_code == 201, view.text
+    export = await tenant.post(
+        "/v1/analytics/exports", json={"format": "csv", "view_id": view.json()["id"]}
+    )
+    assert export.status_code == 202, export.text
     return Owned(
         {
             "account_id": account,
@@ -88,6 +92,7 @@ async def own_one_of_everything(tenant: Tenant) -> Owned:
             "template_id": template.json()["id"],
             "rule_id": alert.json()["id"],
             "view_id": view.json()["id"],
+            "export_id": export.json()["id"],
             "grant_id": await a_grant(tenant),
         }
     )

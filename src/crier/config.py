@@ -108,6 +108,17 @@ class Settings(BaseSettings):
         "snapshots (complete days are aggregated after its local midnight); 0: only complete "
         "days.",
     )
+    worker_export_poll_seconds: float = Field(
+        default=2,
+        ge=0,
+        description="How often workers look for analytics exports to write and for export "
+        "files due to be deleted; 0: these workers write none.",
+    )
+    analytics_export_days: float = Field(
+        default=7,
+        gt=0,
+        description="How long an analytics export's file is kept for download.",
+    )
     allow_loopback: bool = Field(
         default=False,
         validation_alias=AliasChoices("CRIER_ALLOW_LOOPBACK", "CRIER_WEBHOOK_ALLOW_LOOPBACK"),

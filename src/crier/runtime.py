@@ -139,6 +139,12 @@ class Runtime:
                 else None
             ),
             "metrics_schedule": metric_schedule.parse(self.settings.metrics_schedule),
+            "export_poll": (
+                timedelta(seconds=self.settings.worker_export_poll_seconds)
+                if self.settings.worker_export_poll_seconds
+                else None
+            ),
+            "export_keep": timedelta(days=self.settings.analytics_export_days),
             "analytics_today_every": (
                 timedelta(minutes=self.settings.analytics_today_minutes)
                 if self.settings.analytics_today_minutes
@@ -151,6 +157,7 @@ class Runtime:
             self.platforms,
             self.vault,
             self.clock,
+            self.storage,
             **(options | overrides),
         )
 

@@ -80,6 +80,9 @@ INSERTS: dict[str, str] = {
     "analytics_views": "INSERT INTO analytics_views "
     "(workspace_id, id, name, metrics, relative_range) "
     "VALUES (%(ws)s, %(id)s, %(external)s, '{likes}', 'last_7_days')",
+    "analytics_exports": "INSERT INTO analytics_exports "
+    "(workspace_id, id, format, title, metrics, first_day, last_day, granularity) "
+    "VALUES (%(ws)s, %(id)s, 'csv', 'Export', '{likes}', %(date)s, %(date)s, 'day')",
     "metric_fetches": "INSERT INTO metric_fetches "
     "(workspace_id, id, social_account_id, since, next_fetch_at) "
     "VALUES (%(ws)s, %(id)s, %(account)s, now(), now())",

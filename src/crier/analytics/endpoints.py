@@ -4,22 +4,28 @@ a network."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import FileResponse, StreamingResponse
 
-from crier.analytics import metrics_of, query, repository, views
+from crier.analytics import exports, metrics_of, query, repository, views
+from crier.analytics.export_files import CONTENT_TYPES
 from crier.analytics.schemas import (
     AnalyticsData,
+    AnalyticsExport,
+    AnalyticsExportCreate,
     AnalyticsView,
     AnalyticsViewCreate,
     AnalyticsViewUpdate,
     BestTimes,
     Comparison,
     DayRange,
+    ExportId,
     Granularity,
     Metric,
     Period,
@@ -28,12 +34,13 @@ from crier.analytics.schemas import (
     TopPosts,
     ViewId,
 )
-from crier.auth.dependencies import acting_with, requires
+from crier.auth.dependencies import IdempotentRequest, acting_with, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Acting, Principal
 from crier.kit.body import JsonRoute
-from crier.kit.errors import ValidationFailed, field_error
-from crier.kit.http import DbSession, RequestClock, problem_responses
+from crier.kit.errors import NotFound, ValidationFailed, field_error
+from crier.kit.http import DbSession, RequestClock, problem_responses, respond
+from crier.kit.idempotency import Recorded, fingerprint
 from crier.kit.pagination import Page, PageRequest, make_page, page_request
 from crier.kit.time import Day
 from crier.social_account.schemas import Platform
@@ -42,6 +49,14 @@ router = APIRouter(prefix="/analytics", tags=["Analytics"], route_class=JsonRout
 posts_router = APIRouter(prefix="/posts", tags=["Analytics"], route_class=JsonRoute)
 CanRead = Annotated[Principal, requires(Permission.ANALYTICS_READ)]
 Saving = Annotated[Acting, acting_with(Permission.ANALYTICS_READ)]
+CanExport = Annotated[Principal, requires(Permission.ANALYTICS_EXPORT)]
+Exporting = Annotated[Acting, acting_with(Permission.ANALYTICS_EXPORT)]
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The rows as CSV, streamed.",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def _today(principal: Principal, clock: RequestClock) -> date:
@@ -91,6 +106,43 @@ PlatformsQuery = Annotated[
     list[Platform] | None,
     Query(alias="platform", max_length=10, description="Only these platforms (repeat it)."),
 ]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """The figures a query names in its parameters."""
+
+    scope: query.Scope
+    metrics: list[Metric]
+    range: RelativeRange | DayRange
+    granularity: Granularity
+    comparison: Comparison | None
+
+
+def asked_figures(
+    metric: Annotated[
+        list[Metric], Query(min_length=1, max_length=15, description="The figures (repeat it).")
+    ],
+    relative: RangeQuery = None,
+    first: FromQuery = None,
+    last: ToQuery = None,
+    social_account_ids: AccountsQuery = None,
+    platforms: PlatformsQuery = None,
+    granularity: Annotated[Granularity, Query(description="The steps.")] = Granularity.DAY,
+    comparison: Annotated[
+        Comparison | None, Query(description="The period to compare with.")
+    ] = None,
+) -> Asked:
+    return Asked(
+        scope=query.Scope(social_account_ids, [p.value for p in platforms] if platforms else None),
+        metrics=metric,
+        range=_range(relative, first, last),
+        granularity=granularity,
+        comparison=comparison,
+    )
+
+
+AskedFigures = Annotated[Asked, Depends(asked_figures)]
 
 
 @router.post(
@@ -181,29 +233,18 @@ async def query_data(
     principal: CanRead,
     session: DbSession,
     clock: RequestClock,
-    metric: Annotated[
-        list[Metric], Query(min_length=1, max_length=15, description="The figures (repeat it).")
-    ],
-    relative: RangeQuery = None,
-    first: FromQuery = None,
-    last: ToQuery = None,
-    social_account_ids: AccountsQuery = None,
-    platforms: PlatformsQuery = None,
-    granularity: Annotated[Granularity, Query(description="The steps.")] = Granularity.DAY,
-    comparison: Annotated[
-        Comparison | None, Query(description="The period to compare with.")
-    ] = None,
+    asked: AskedFigures,
 ) -> AnalyticsData:
     """Figures as a saved view would show them, without saving one."""
     return await query.data(
         session,
         principal.workspace_timezone,
         _today(principal, clock),
-        scope=query.Scope(social_account_ids, [p.value for p in platforms] if platforms else None),
-        metrics=metric,
-        range_=_range(relative, first, last),
-        granularity=granularity,
-        comparison=comparison,
+        scope=asked.scope,
+        metrics=asked.metrics,
+        range_=asked.range,
+        granularity=asked.granularity,
+        comparison=asked.comparison,
     )
 
 
@@ -261,3 +302,156 @@ async def best_times(
 async def post_metrics(post_id: UUID, _: CanRead, session: DbSession) -> PostMetrics:
     """Each target's figures: the latest and every observation, as its network gave them."""
     return await metrics_of.post(session, post_id)
+
+
+def _csv(request: Request, principal: Principal, spec: exports.Spec) -> StreamingResponse:
+    name = exports.file_name(spec, "csv")
+    return StreamingResponse(
+        exports.stream_csv(request.app.state.db, principal.workspace_id, spec),
+        media_type=CONTENT_TYPES["csv"],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/views/{view_id}/data.csv",
+    response_class=StreamingResponse,
+    responses=CSV_RESPONSE | problem_responses(401, 403, 404, 422),
+)
+async def view_csv(
+    view_id: ViewId,
+    principal: CanExport,
+    session: DbSession,
+    clock: RequestClock,
+    request: Request,
+) -> StreamingResponse:
+    """The view's figures as CSV, streamed whatever their size: a row per account, metric
+    and period (`period`, `social_account_id`, `platform`, `handle`, `account`, `metric`,
+    `value`, and with a comparison `previous_period` and `previous_value`); periods with
+    no figure are left out."""
+    spec = await exports.view_spec(
+        session, view_id, principal.workspace_timezone, _today(principal, clock)
+    )
+    await query.accounts(session, spec.scope)
+    return _csv(request, principal, spec)
+
+
+@router.get(
+    "/query.csv",
+    response_class=StreamingResponse,
+    responses=CSV_RESPONSE | problem_responses(401, 403, 404, 422),
+)
+async def query_csv(
+    principal: CanExport,
+    session: DbSession,
+    clock: RequestClock,
+    request: Request,
+    asked: AskedFigures,
+) -> StreamingResponse:
+    """The figures `GET /v1/analytics/query` shows, as CSV rows per account (as a view's
+    `data.csv`), streamed."""
+    spec = exports.query_spec(
+        title="analytics",
+        timezone=principal.workspace_timezone,
+        today=_today(principal, clock),
+        scope=asked.scope,
+        metrics=asked.metrics,
+        range_=asked.range,
+        granularity=asked.granularity,
+        comparison=asked.comparison,
+    )
+    await query.accounts(session, spec.scope)
+    return _csv(request, principal, spec)
+
+
+@router.post(
+    "/exports",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AnalyticsExport,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_export(
+    data: AnalyticsExportCreate, acting: Exporting, idem: IdempotentRequest
+) -> Response:
+    """Ask the workers for a CSV, XLSX or PDF of a saved view (`view_id`) or of figures
+    (`query`). It answers at once with the export, `queued`; poll it for its `progress`,
+    or wait for the `analytics.export.ready` event, then download it from its
+    `download_url`. A relative range is resolved to days now."""
+    today = _today(acting.principal, acting.clock)
+
+    async def make() -> AnalyticsExport:
+        return exports.shown(await exports.create(acting, data, today))
+
+    return respond(
+        await idem.create(
+            fingerprint("POST", "/v1/analytics/exports", data.model_dump(mode="json")),
+            make,
+            answer=lambda e: Recorded.of(202, e, {"Location": f"/v1/analytics/exports/{e.id}"}),
+        )
+    )
+
+
+@router.get(
+    "/exports", response_model=Page[AnalyticsExport], responses=problem_responses(401, 403, 422)
+)
+async def list_exports(
+    _: CanExport, session: DbSession, page: Annotated[PageRequest, Depends(page_request)]
+) -> Page[AnalyticsExport]:
+    """The workspace's exports, the newest first (expired ones too, without their file)."""
+    rows = await repository.exports(session, after=page.after, limit=page.limit + 1)
+    items, cursor = make_page([exports.shown(e) for e in rows], page.limit, lambda e: e.id)
+    return Page[AnalyticsExport](data=items, next_cursor=cursor)
+
+
+@router.get(
+    "/exports/{export_id}",
+    response_model=AnalyticsExport,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_export(export_id: ExportId, _: CanExport, session: DbSession) -> AnalyticsExport:
+    """One export: its status, progress and, once ready, its download link."""
+    return exports.shown(await exports.get(session, export_id))
+
+
+FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The file.",
+        "content": {
+            kind: {"schema": {"type": "string", "format": "binary"}}
+            for kind in sorted(set(CONTENT_TYPES.values()))
+        },
+    }
+}
+
+
+@router.get(
+    "/exports/{export_id}/file",
+    response_class=FileResponse,
+    responses=FILE_RESPONSE | problem_responses(401, 403, 404, 409, 410, 422),
+)
+async def download_export(
+    export_id: ExportId, _: CanExport, session: DbSession, request: Request
+) -> FileResponse:
+    """The export's file, while it is ready: `409 analytics-export-not-ready` before (or
+    when it failed), `410 analytics-export-expired` once deleted."""
+    export = await exports.get(session, export_id)
+    path = exports.ready_file(export)
+    storage = request.app.state.storage
+    if not storage.exists(path):
+        raise NotFound("The export's file is missing from storage.")
+    return FileResponse(
+        storage.local_path(path),
+        media_type=CONTENT_TYPES[export.format],
+        filename=export.file_name,
+    )
+
+
+@router.delete(
+    "/exports/{export_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def delete_export(export_id: ExportId, acting: Exporting, request: Request) -> Response:
+    """Delete an export and its file; one being written stops."""
+    await exports.delete(acting.session, request.app.state.storage, export_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

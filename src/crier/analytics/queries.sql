@@ -285,3 +285,99 @@ SELECT crier_current_workspace(), gen_random_uuid(), :account_id, :delivery_id, 
            0),
        :at
 FROM new n
+
+-- name: export_rows
+-- The snapshots of the accounts :accounts (NULL: every account) and metrics :metrics
+-- from :first to :last, one row per account, metric and period (:unit: day, week or
+-- month): a post figure's growth added up over the period; an account figure's (:levels)
+-- last level in it. Beside each, the figure of the period it is compared with, from
+-- :before_first to :before_last (NULL: no comparison), a compared period's first day
+-- :pairs_before standing beside the shown one's :pairs_shown. Account by account, then
+-- metric, then period; periods with no figure on either side are left out.
+WITH figures AS (
+    SELECT true AS shown, s.social_account_id, s.metric, s.date, s.value
+    FROM analytics_snapshots s
+    WHERE s.workspace_id = crier_current_workspace()
+      AND s.metric = ANY(CAST(:metrics AS text[]))
+      AND s.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
+      AND (CAST(:accounts AS uuid[]) IS NULL
+           OR s.social_account_id = ANY(CAST(:accounts AS uuid[])))
+    UNION ALL
+    SELECT false, s.social_account_id, s.metric, s.date, s.value
+    FROM analytics_snapshots s
+    WHERE s.workspace_id = crier_current_workspace()
+      AND s.metric = ANY(CAST(:metrics AS text[]))
+      AND s.date BETWEEN CAST(:before_first AS date) AND CAST(:before_last AS date)
+      AND (CAST(:accounts AS uuid[]) IS NULL
+           OR s.social_account_id = ANY(CAST(:accounts AS uuid[])))
+), periods AS (
+    -- a day is its own period: one snapshot per account, metric and day
+    SELECT shown, social_account_id, metric, date AS period, value
+    FROM figures WHERE CAST(:unit AS text) = 'day'
+    UNION ALL
+    SELECT shown, social_account_id, metric,
+           CAST(date_trunc(:unit, CAST(date AS timestamp)) AS date) AS period,
+           CASE WHEN metric = ANY(CAST(:levels AS text[]))
+                THEN (array_agg(value ORDER BY date DESC))[1]
+                ELSE sum(value) END AS value
+    FROM figures WHERE CAST(:unit AS text) <> 'day'
+    GROUP BY 1, 2, 3, 4
+), compared AS (
+    SELECT b.social_account_id, b.metric, p.shown AS period, b.value
+    FROM periods b
+    JOIN unnest(CAST(:pairs_shown AS date[]), CAST(:pairs_before AS date[])) AS p (shown, before)
+      ON p.before = b.period
+    WHERE NOT b.shown
+)
+SELECT coalesce(c.social_account_id, b.social_account_id) AS social_account_id,
+       coalesce(c.metric, b.metric) AS metric, coalesce(c.period, b.period) AS period,
+       c.value, b.value AS previous_value
+FROM (SELECT * FROM periods WHERE shown) AS c
+FULL JOIN compared b
+  ON b.social_account_id = c.social_account_id AND b.metric = c.metric AND b.period = c.period
+ORDER BY 1, 2, 3
+
+-- name: export_accounts
+-- The workspace's accounts among :ids (all when NULL), as an export names them.
+SELECT id, platform, handle, display_name FROM social_accounts
+WHERE workspace_id = crier_current_workspace()
+  AND (CAST(:ids AS uuid[]) IS NULL OR id = ANY(CAST(:ids AS uuid[])))
+ORDER BY id
+
+-- name: waiting_exports
+-- Exports of any workspace that wait for a worker (new, held back after a failure until
+-- `leased_until`, or held by a worker whose lease ran out), the oldest first. Runs as
+-- crier_scheduler.
+SELECT workspace_id, id FROM analytics_exports
+WHERE status IN ('queued', 'running')
+  AND (leased_until IS NULL OR leased_until <= :now)
+ORDER BY created_at
+LIMIT :limit
+
+-- name: expired_exports
+-- Exports of any workspace whose file was kept long enough. Runs as crier_scheduler.
+SELECT workspace_id, id FROM analytics_exports
+WHERE status = 'ready' AND expires_at <= :now
+ORDER BY expires_at
+LIMIT :limit
+
+-- name: take_export
+-- The export :id for the worker :worker until :until, if it waits for one (as
+-- crier_app, in its workspace).
+UPDATE analytics_exports
+SET status = 'running', leased_by = :worker, leased_until = :until,
+    attempts = attempts + 1, started_at = coalesce(started_at, :now), progress = 0,
+    rows_written = 0, updated_at = :now
+WHERE workspace_id = crier_current_workspace() AND id = :id
+  AND status IN ('queued', 'running')
+  AND (leased_until IS NULL OR leased_until <= :now)
+RETURNING *
+
+-- name: export_progress
+-- How far the worker :worker got with the export :id, its lease renewed; no row when
+-- the export is no longer its own (deleted, or taken over).
+UPDATE analytics_exports
+SET progress = :progress, rows_written = :rows, leased_until = :until, updated_at = :now
+WHERE workspace_id = crier_current_workspace() AND id = :id
+  AND leased_by = :worker AND status = 'running'
+RETURNING id

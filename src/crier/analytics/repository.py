@@ -3,7 +3,7 @@ finding due fetches, which runs as crier_scheduler across workspaces."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crier.kit.db import Database
 from crier.kit.ids import new_id
 from crier.kit.sql import queries
-from crier.models import AnalyticsRollup, AnalyticsView, MetricFetch, MetricObservation
+from crier.models import (
+    AnalyticsExport,
+    AnalyticsRollup,
+    AnalyticsView,
+    MetricFetch,
+    MetricObservation,
+)
 
 QUERIES = queries(__file__, "queries.sql")
 
@@ -343,3 +349,138 @@ async def best_times(
         QUERIES["best_times"], {"account_id": account_id, "since": since, "young": young}
     )
     return list(rows)
+
+
+class ExportRow(NamedTuple):
+    social_account_id: UUID
+    metric: str
+    period: date
+    value: float | None
+    """None: only the compared period has a figure."""
+    previous_value: float | None
+
+
+EXPORT_PARTITION = 5000
+"""Rows read from the server at a time while exporting."""
+
+
+async def export_rows(
+    session: AsyncSession,
+    accounts: Sequence[UUID] | None,
+    metrics: Sequence[str],
+    levels: Sequence[str],
+    shown: tuple[date, date],
+    before: tuple[date, date] | None,
+    pairs: Sequence[tuple[date, date]],
+    unit: str,
+) -> AsyncIterator[list[ExportRow]]:
+    """The export's rows (see the query), `EXPORT_PARTITION` at a time, read through a
+    server-side cursor so that memory stays flat whatever their number. `pairs` puts each
+    shown period's first day beside its compared period's."""
+    params = {
+        "accounts": list(accounts) if accounts is not None else None,
+        "metrics": list(metrics),
+        "levels": list(levels),
+        "first": shown[0],
+        "last": shown[1],
+        "before_first": before[0] if before else None,
+        "before_last": before[1] if before else None,
+        "pairs_shown": [p for p, _ in pairs],
+        "pairs_before": [b for _, b in pairs],
+        "unit": unit,
+    }
+    result = await session.stream(QUERIES["export_rows"], params)
+    async for part in result.partitions(EXPORT_PARTITION):
+        yield [ExportRow(*r) for r in part]
+
+
+async def export_accounts(session: AsyncSession, ids: Sequence[UUID] | None) -> list[Any]:
+    """The accounts among `ids` (None: all), by id, with their platform, handle and name."""
+    rows = await session.execute(
+        QUERIES["export_accounts"], {"ids": list(ids) if ids is not None else None}
+    )
+    return list(rows)
+
+
+async def waiting_exports(scheduler_db: Database, now: datetime, limit: int) -> list[Any]:
+    """Exports of any workspace waiting for a worker, the oldest first."""
+    async with scheduler_db.engine.connect() as conn:
+        rows = await conn.execute(QUERIES["waiting_exports"], {"now": now, "limit": limit})
+        return list(rows)
+
+
+async def expired_exports(scheduler_db: Database, now: datetime, limit: int) -> list[Any]:
+    """Ready exports of any workspace whose file was kept long enough."""
+    async with scheduler_db.engine.connect() as conn:
+        rows = await conn.execute(QUERIES["expired_exports"], {"now": now, "limit": limit})
+        return list(rows)
+
+
+async def take_export(
+    session: AsyncSession, export_id: UUID, worker: str, now: datetime, until: datetime
+) -> AnalyticsExport | None:
+    """The export for `worker` until `until`, if it waits for a worker."""
+    found = await session.execute(
+        select(AnalyticsExport).from_statement(
+            QUERIES["take_export"].bindparams(id=export_id, worker=worker, now=now, until=until)
+        ),
+        execution_options={"populate_existing": True},
+    )
+    return found.scalar_one_or_none()
+
+
+async def export_progress(
+    session: AsyncSession,
+    export_id: UUID,
+    worker: str,
+    progress: float,
+    rows: int,
+    now: datetime,
+    until: datetime,
+) -> bool:
+    """Record how far `worker` got and renew its lease; False when the export is no
+    longer its own."""
+    found = await session.execute(
+        QUERIES["export_progress"],
+        {
+            "id": export_id,
+            "worker": worker,
+            "progress": progress,
+            "rows": rows,
+            "now": now,
+            "until": until,
+        },
+    )
+    return found.first() is not None
+
+
+async def held_export(
+    session: AsyncSession, export_id: UUID, worker: str
+) -> AnalyticsExport | None:
+    """The export, locked, if `worker` still holds it."""
+    return await session.scalar(
+        select(AnalyticsExport)
+        .where(
+            AnalyticsExport.id == export_id,
+            AnalyticsExport.leased_by == worker,
+            AnalyticsExport.status == "running",
+        )
+        .with_for_update()
+    )
+
+
+async def export(
+    session: AsyncSession, export_id: UUID, *, lock: bool = False
+) -> AnalyticsExport | None:
+    query = select(AnalyticsExport).where(AnalyticsExport.id == export_id)
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
+async def exports(
+    session: AsyncSession, *, after: UUID | None, limit: int
+) -> list[AnalyticsExport]:
+    """The workspace's exports, the newest first, after the cursor."""
+    query = select(AnalyticsExport).order_by(AnalyticsExport.id.desc()).limit(limit)
+    if after is not None:
+        query = query.where(AnalyticsExport.id < after)
+    return list(await session.scalars(query))

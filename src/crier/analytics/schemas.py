@@ -110,12 +110,12 @@ _PLATFORMS = Field(
 _RANGE = Field(description='A relative range, or days by date (`{"from", "to"}`).')
 
 
-class AnalyticsViewCreate(BaseModel):
+class AnalyticsQuery(BaseModel):
+    """Figures: whose, which, over which days, in which steps, beside which period; what a
+    saved view holds but its name, and what an export without a view holds."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(
-        min_length=1, max_length=200, pattern=NOT_BLANK, description="Unique in the workspace."
-    )
     social_account_ids: list[SocialAccountId] | None = _ACCOUNTS
     platforms: list[Platform] | None = _PLATFORMS
     metrics: Metrics
@@ -125,6 +125,14 @@ class AnalyticsViewCreate(BaseModel):
     )
     comparison: Comparison | None = Field(
         default=None, description="The period to compare with; null for none."
+    )
+
+
+class AnalyticsViewCreate(AnalyticsQuery):
+    """A view to save: figures, and the name they are saved under."""
+
+    name: str = Field(
+        min_length=1, max_length=200, pattern=NOT_BLANK, description="Unique in the workspace."
     )
 
 
@@ -291,3 +299,83 @@ class BestTimes(BaseModel):
         description="Up to 5 slots with at least 2 posts, the highest mean first."
     )
     slots: list[Slot] = Field(description="Every slot with a measured post, by weekday, hour.")
+
+
+ExportId = Annotated[UUID, Field(description="Identifier of an analytics export.")]
+
+
+class ExportFormat(StrEnum):
+    """`csv`: a row per account, metric and period; `xlsx`: a summary sheet and the same
+    rows; `pdf`: a report with a chart per metric and the top posts."""
+
+    CSV = "csv"
+    XLSX = "xlsx"
+    PDF = "pdf"
+
+
+class ExportStatus(StrEnum):
+    """`queued` until a worker takes it (again, after a failure it retries); `running`;
+    `ready` to download; `failed` for good (see `error`); `expired` once its file is gone."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    READY = "ready"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class AnalyticsExportCreate(BaseModel):
+    """A saved view's figures or a query's, to export as a file; a relative range is
+    resolved to days now, in the workspace timezone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: ExportFormat = Field(description="The file to make.")
+    view_id: ViewId | None = Field(default=None, description="A saved view (or `query`).")
+    query: AnalyticsQuery | None = Field(default=None, description="Figures, without a view.")
+    title: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=NOT_BLANK,
+        description="The report's title and the file's name; the view's name by default.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AnalyticsExportCreate:
+        if (self.view_id is None) == (self.query is None):
+            raise ValueError("Give `view_id` or `query`, one of them.")
+        return self
+
+
+class AnalyticsExport(BaseModel):
+    """An export: what it holds, how far its worker got, and its file while it is kept."""
+
+    id: ExportId
+    format: ExportFormat = Field(description="The file made.")
+    status: ExportStatus = Field(description="Where it stands.")
+    progress: float = Field(ge=0, le=1, description="How far its worker got, from 0 to 1.")
+    rows_written: int = Field(description="Rows of figures written so far.")
+    title: str = Field(description="The report's title.")
+    view_id: ViewId | None = Field(description="The view it was made of; null for a query.")
+    social_account_ids: list[SocialAccountId] | None = Field(
+        description="Only these accounts; null for every one (of `platforms`)."
+    )
+    platforms: list[Platform] | None = Field(description="Only these platforms; null for all.")
+    metrics: list[Metric] = Field(description="The figures exported.")
+    range: Period = Field(description="The days exported, in the workspace timezone.")
+    granularity: Granularity = Field(description="One row a day, a week or a month.")
+    comparison: Comparison | None = Field(description="The period compared with; null: none.")
+    comparison_range: Period | None = Field(description="The days compared with; null for none.")
+    attempts: int = Field(description="Times a worker started it.")
+    error: str | None = Field(description="Why the last attempt failed; null when none did.")
+    file_name: str | None = Field(description="The file's name, once it is ready.")
+    size_bytes: int | None = Field(description="The file's size, once it is ready.")
+    download_url: str | None = Field(
+        description="Where to download the file (with an API key that may export) while it "
+        "is ready; null otherwise."
+    )
+    created_at: datetime = Field(description="When it was asked for.")
+    started_at: datetime | None = Field(description="When a worker first took it.")
+    finished_at: datetime | None = Field(description="When it became ready or failed.")
+    expires_at: datetime | None = Field(description="When its file is deleted.")

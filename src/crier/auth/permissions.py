@@ -30,6 +30,7 @@ class Permission(StrEnum):
     MEDIA_UPLOAD = "media:upload"
     MEDIA_DELETE = "media:delete"
     ANALYTICS_READ = "analytics:read"
+    ANALYTICS_EXPORT = "analytics:export"
     REVIEWS_READ = "reviews:read"
     REVIEWS_REPLY = "reviews:reply"
     WEBHOOKS_MANAGE = "webhooks:manage"
@@ -53,6 +54,7 @@ DESCRIPTIONS: Mapping[Permission, str] = {
     Permission.MEDIA_UPLOAD: "Upload media.",
     Permission.MEDIA_DELETE: "Delete media.",
     Permission.ANALYTICS_READ: "Read analytics; save, change and delete analytics views.",
+    Permission.ANALYTICS_EXPORT: "Export analytics as CSV, XLSX or PDF and download the files.",
     Permission.REVIEWS_READ: "Read reviews.",
     Permission.REVIEWS_REPLY: "Reply to reviews; manage reply templates and alert rules.",
     Permission.WEBHOOKS_MANAGE: "Manage webhook endpoints and replay events.",
@@ -81,7 +83,13 @@ _VIEWER = frozenset(
     }
 )
 _CONTRIBUTOR = _VIEWER | {P.POSTS_WRITE, P.MEDIA_UPLOAD}
-_EDITOR = _CONTRIBUTOR | {P.POSTS_SCHEDULE, P.POSTS_DELETE, P.MEDIA_DELETE, P.REVIEWS_REPLY}
+_EDITOR = _CONTRIBUTOR | {
+    P.POSTS_SCHEDULE,
+    P.POSTS_DELETE,
+    P.MEDIA_DELETE,
+    P.ANALYTICS_EXPORT,
+    P.REVIEWS_REPLY,
+}
 _ADMIN = _EDITOR | {
     P.WORKSPACE_UPDATE,
     P.MEMBERS_MANAGE,

@@ -113,7 +113,7 @@ class Recorded:
     def of(
         cls, status: int, content: BaseModel, headers: Mapping[str, str] | None = None
     ) -> Recorded:
-        return cls(status, dict(headers or {}), content.model_dump_json())
+        return cls(status, dict(headers or {}), content.model_dump_json(by_alias=True))
 
 
 Answer = Callable[[Created], Recorded]

@@ -1,6 +1,7 @@
 """ORM models, one module per table family. Importing this package registers them all."""
 
 from crier.models.analytics import (
+    AnalyticsExport,
     AnalyticsRollup,
     AnalyticsSnapshot,
     AnalyticsView,
@@ -28,6 +29,7 @@ from crier.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoin
 from crier.models.workspace import Workspace
 
 __all__ = [
+    "AnalyticsExport",
     "AnalyticsRollup",
     "AnalyticsSnapshot",
     "AnalyticsView",

@@ -7,6 +7,7 @@ import datetime as dt
 from uuid import UUID
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Date,
     DateTime,
@@ -182,3 +183,57 @@ class AnalyticsView(TenantModel):
     last_day: Mapped[dt.date | None] = mapped_column(Date)
     granularity: Mapped[str] = mapped_column(Text, server_default="day")
     comparison: Mapped[str | None] = mapped_column(Text)
+
+
+class AnalyticsExport(TenantModel):
+    """A view's or a query's figures written to a file by a worker: what (the range
+    resolved to days when it was asked), how far it got, and the file while it is kept."""
+
+    __tablename__ = "analytics_exports"
+    __table_args__ = (
+        CheckConstraint("format IN ('csv', 'xlsx', 'pdf')", name="format_known"),
+        CheckConstraint(
+            "status IN ('queued', 'running', 'ready', 'failed', 'expired')", name="status_known"
+        ),
+        CheckConstraint("granularity IN ('day', 'week', 'month')", name="granularity_known"),
+        CheckConstraint(
+            "comparison IN ('previous_period', 'previous_year')", name="comparison_known"
+        ),
+        Index(
+            "ix_analytics_exports_waiting",
+            "created_at",
+            postgresql_where=sql("status IN ('queued', 'running')"),
+        ),
+        Index("ix_analytics_exports_kept", "expires_at", postgresql_where=sql("status = 'ready'")),
+    )
+
+    requested_by: Mapped[UUID | None] = mapped_column()
+    """The member who asked for it."""
+    format: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="queued")
+    view_id: Mapped[UUID | None] = mapped_column()
+    """The saved view it was made of (None: a query); the view may be gone since."""
+    title: Mapped[str] = mapped_column(Text)
+    social_account_ids: Mapped[list[UUID] | None] = mapped_column(ARRAY(Uuid))
+    platforms: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    metrics: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    first_day: Mapped[dt.date] = mapped_column(Date)
+    last_day: Mapped[dt.date] = mapped_column(Date)
+    granularity: Mapped[str] = mapped_column(Text)
+    comparison: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[float] = mapped_column(Double, server_default="0")
+    """From 0 to 1."""
+    rows_written: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    leased_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """While running: until when its worker holds it; while queued after a failure: not
+    before."""
+    leased_by: Mapped[str | None] = mapped_column(Text)
+    file_path: Mapped[str | None] = mapped_column(Text)
+    """Where the file lives in storage, while it is kept."""
+    file_name: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -27,11 +27,14 @@ from uuid import UUID
 from sqlalchemy.exc import DBAPIError
 
 from crier.analytics import schedule as metric_schedule
+from crier.analytics.exports import KEEP as EXPORT_KEEP
+from crier.analytics.exports import Exporter
 from crier.analytics.rollups import Rollups
 from crier.analytics.tasks import MetricCollector
 from crier.kit.db import Database
 from crier.kit.db.notify import first_of, listen
 from crier.kit.idempotency import purge_expired as purge_idempotency_keys
+from crier.kit.storage import Storage
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.platforms.registry import Platforms
@@ -91,6 +94,7 @@ class Worker:
         platforms: Platforms,
         vault: Vault,
         clock: Clock,
+        storage: Storage,
         *,
         worker_id: str | None = None,
         lease: timedelta = timedelta(seconds=60),
@@ -106,6 +110,8 @@ class Worker:
         metrics_poll: timedelta | None = timedelta(seconds=30),
         metrics_schedule: Sequence[timedelta] = metric_schedule.DEFAULT,
         analytics_today_every: timedelta | None = timedelta(hours=1),
+        export_poll: timedelta | None = timedelta(seconds=2),
+        export_keep: timedelta = EXPORT_KEEP,
     ) -> None:
         self.app_db, self.scheduler_db = app_db, scheduler_db
         self.platforms, self.vault, self.clock = platforms, vault, clock
@@ -138,6 +144,7 @@ class Worker:
             refresh=self.sender.refresh_account,
         )
         self.rollups = Rollups(app_db, scheduler_db, clock, today_every=analytics_today_every)
+        self.exports = Exporter(app_db, scheduler_db, storage, clock, self.id, keep=export_keep)
         self._sweeps = [
             # How often the accounts whose tokens are about to expire are refreshed, whether
             # or not a post is due for them (None: only when one is).
@@ -150,6 +157,8 @@ class Worker:
             # whose days are due to be aggregated (None: never).
             _Sweep("metric fetch sweep", metrics_poll, self.metrics.sweep),
             _Sweep("analytics rollup sweep", metrics_poll, self.rollups.sweep),
+            # And the analytics exports waiting to be written (None: never).
+            _Sweep("analytics export sweep", export_poll, self.exports.sweep),
         ]
         self.held: dict[tuple[UUID, UUID], Held] = {}
         self._timers: list[tuple[datetime, UUID, UUID]] = []

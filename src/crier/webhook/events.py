@@ -36,6 +36,8 @@ class EventType(StrEnum):
     REVIEW_REPLIED = "review.replied"
     REVIEW_REPLY_FAILED = "review.reply_failed"
     REVIEW_ALERT = "review.alert"
+    ANALYTICS_EXPORT_READY = "analytics.export.ready"
+    ANALYTICS_EXPORT_FAILED = "analytics.export.failed"
     WEBHOOK_TEST = "webhook.test"
 
 
@@ -67,6 +69,11 @@ DESCRIPTIONS: dict[EventType, str] = {
     "good. `data`: the review, with `reply_status: failed` and `reply_error`.",
     EventType.REVIEW_ALERT: "A review met an alert rule (once per rule and review). `data`: "
     "`rule` (`id`, `name`) and `review`, as it is now.",
+    EventType.ANALYTICS_EXPORT_READY: "An export asked of the workers is ready to download. "
+    "`data`: the export, as `GET /v1/analytics/exports/{id}` shows it, with its "
+    "`download_url`.",
+    EventType.ANALYTICS_EXPORT_FAILED: "An export failed for good (after its retries). "
+    "`data`: the export, with its `error`.",
     EventType.WEBHOOK_TEST: "Sent by `POST /v1/webhook-endpoints/{id}/test`, to that "
     "endpoint only. `data`: `{endpoint_id, message}`.",
 }
@@ -126,7 +133,9 @@ def emit_statement(
             "subject_ids": [post_id for _, post_id in events],
             "data": "["
             + ",".join(
-                data.model_dump_json() if isinstance(data, BaseModel) else json.dumps(data)
+                data.model_dump_json(by_alias=True)
+                if isinstance(data, BaseModel)
+                else json.dumps(data)
                 for data, _ in events
             )
             + "]",
