@@ -398,9 +398,9 @@ async def _export_setup(urls: DatabaseUrls) -> tuple[UUID, UUID, int]:
             rows = (
                 await session.execute(text("SELECT count(*) FROM analytics_snapshots"))
             ).scalar_one()
-        async with db.engine.connect() as conn:
-            await conn.execute(text("COMMIT"))
-            await conn.execute(text("ANALYZE analytics_snapshots"))
+        async with db.engine.connect() as conn:  # ANALYZE runs outside a transaction
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await auto.execute(text("ANALYZE analytics_snapshots"))
         return ws, export.id, int(rows)
     finally:
         await db.dispose()

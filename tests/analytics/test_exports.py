@@ -490,12 +490,7 @@ async def test_an_export_deleted_while_written_stops_and_leaves_no_file(
 
 
 async def test_a_worker_whose_lease_ran_out_loses_the_export_to_another(
-    paris: Tenant,
-    db: Database,
-    worker: Worker,
-    clock: FakeClock,
-    runtime: Any,
-    scheduler_db: Database,
+    paris: Tenant, db: Database, worker: Worker, clock: FakeClock
 ) -> None:
     view = await a_view(paris)
     export = await ask(paris, format="csv", view_id=view["id"])

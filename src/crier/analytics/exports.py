@@ -54,6 +54,7 @@ from crier.kit.time import Clock
 from crier.models import AnalyticsExport
 from crier.webhook import events
 from crier.webhook.events import EventType
+from crier.workspace import repository as workspace_repository
 
 log = logging.getLogger(__name__)
 
@@ -448,10 +449,10 @@ class Exporter:
             )
             if export is None:
                 return False
-            timezone = (
-                await session.execute(repository.QUERIES["workspace_timezone"])
-            ).scalar_one()
-            spec, format_, attempts = spec_of(export, timezone), export.format, export.attempts
+            workspace = await workspace_repository.get(session, workspace_id)
+            assert workspace is not None  # its export is still there
+            spec = spec_of(export, workspace.timezone)
+            format_, attempts = export.format, export.attempts
         try:
             with tempfile.TemporaryDirectory(prefix="crier-export-") as folder:
                 name = file_name(spec, format_)
