@@ -218,6 +218,7 @@ async def _syncs(url: str, urls: DatabaseUrls, vault: Vault, ws: UUID) -> dict[s
             accounts_url=url,
             information_url=url,
             api_url=url,
+            performance_url=url,
         )
     )
     db, scheduler_db = Database(urls, pool_size=AT_ONCE), Database(urls, 2, SCHEDULER_ROLE)

@@ -272,6 +272,7 @@ def build_runtime(
                 "google_accounts_url": google.url,
                 "google_information_url": google.url,
                 "google_business_url": google.url,
+                "google_performance_url": google.url,
             }
         )
     return Runtime.build(

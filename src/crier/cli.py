@@ -455,6 +455,7 @@ def _emulator_with_app(network: EmulatedNetwork, host: str, port: int) -> Any:
             "ACCOUNTS_URL": base,
             "INFORMATION_URL": base,
             "BUSINESS_URL": base,
+            "PERFORMANCE_URL": base,
         }
         network_prefix = "CRIER_GOOGLE_"
     else:

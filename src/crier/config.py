@@ -280,6 +280,10 @@ class Settings(BaseSettings):
         default="https://mybusiness.googleapis.com",
         description="The Google My Business API v4 (reviews and local posts).",
     )
+    google_performance_url: str = Field(
+        default="https://businessprofileperformance.googleapis.com",
+        description="The Business Profile Performance API (a location's figures by day).",
+    )
 
     sandbox_host: str = Field(default="127.0.0.1", description="Where `crier sandbox` listens.")
     sandbox_port: int = Field(default=8001, ge=1, le=65535, description="Port of `crier sandbox`.")

@@ -48,7 +48,9 @@ WHERE workspace_id = crier_current_workspace() AND social_account_id = :account_
 --   observations recorded (`delta`: since the one before, or from 0 for the first), added
 --   up over the account's posts; the same as its last count of the day less its last
 --   before the day;
--- - an account's own figure on a day is the last observed that day;
+-- - an account's own figure on a day is the last observed that day, or, for a network's
+--   figure of a whole day (`day`: Google's daily series), the one for that day, on the
+--   network's own date whatever the timezone;
 -- - `posts_published` counts the account's deliveries published that day.
 -- Snapshots no longer made are deleted; the others are written only where their value
 -- changed, keeping their ids, so running it again changes nothing.
@@ -68,8 +70,13 @@ WITH bounds AS (
            CAST(o.observed_at AT TIME ZONE b.tz AS date) AS day, o.value
     FROM metric_observations o, bounds b
     WHERE o.workspace_id = crier_current_workspace() AND o.delivery_id IS NULL
-      AND o.observed_at >= b.starts AND o.observed_at < b.ends
+      AND o.day IS NULL AND o.observed_at >= b.starts AND o.observed_at < b.ends
     ORDER BY o.social_account_id, o.metric, day, o.observed_at DESC
+), daily AS (
+    SELECT o.social_account_id, o.metric, o.day, o.value
+    FROM metric_observations o
+    WHERE o.workspace_id = crier_current_workspace() AND o.day IS NOT NULL
+      AND o.day BETWEEN CAST(:first AS date) AND CAST(:last AS date)
 ), published AS (
     SELECT d.social_account_id, CAST(d.published_at AT TIME ZONE b.tz AS date) AS day,
            CAST(count(*) AS double precision) AS value
@@ -81,6 +88,8 @@ WITH bounds AS (
     SELECT social_account_id, metric, day, value FROM grown
     UNION ALL
     SELECT social_account_id, metric, day, value FROM levels
+    UNION ALL
+    SELECT social_account_id, metric, day, value FROM daily
     UNION ALL
     SELECT social_account_id, 'posts_published', day, value FROM published
 ), removed AS (
@@ -126,6 +135,33 @@ FROM (
 ) AS t
 WHERE r.workspace_id = crier_current_workspace() AND r.rebuilt_through >= t.day
 
+-- name: touch_days
+-- A network revised its figures of whole days from :first on: if that day was already
+-- aggregated, the rollup does it again, by :soon at the latest.
+UPDATE analytics_rollups r
+SET dirty_from = least(coalesce(r.dirty_from, CAST(:first AS date)), CAST(:first AS date)),
+    next_run_at = least(r.next_run_at, :soon), updated_at = :now
+WHERE r.workspace_id = crier_current_workspace() AND r.rebuilt_through >= CAST(:first AS date)
+
+-- name: observe_days
+-- Keep the network's figures of whole days (:days, :metrics and :values side by side) for
+-- the account :account_id, observed at :at: one per metric and day, replacing the one kept
+-- before when the network revised it. The earliest day whose figure is new or changed
+-- (NULL: none).
+WITH kept AS (
+    INSERT INTO metric_observations AS o
+        (workspace_id, id, social_account_id, delivery_id, metric, value, observed_at, day)
+    SELECT crier_current_workspace(), gen_random_uuid(), :account_id, NULL, n.metric,
+           n.value, :at, n.day
+    FROM unnest(CAST(:days AS date[]), CAST(:metrics AS text[]),
+                CAST(:values AS double precision[])) AS n (day, metric, value)
+    ON CONFLICT (workspace_id, day, social_account_id, metric) WHERE day IS NOT NULL
+    DO UPDATE SET value = EXCLUDED.value, observed_at = EXCLUDED.observed_at
+    WHERE o.value IS DISTINCT FROM EXCLUDED.value
+    RETURNING o.day
+)
+SELECT min(day) FROM kept
+
 -- name: due_rollups
 -- Workspaces whose rollup is due and that no worker holds, the longest
 -- due first. Runs as crier_scheduler.
@@ -134,10 +170,15 @@ WHERE next_run_at <= :now AND (leased_until IS NULL OR leased_until <= :now)
 ORDER BY next_run_at
 LIMIT :limit
 
--- name: first_observed
--- When the workspace's first observation was made (NULL: none yet).
-SELECT min(observed_at) FROM metric_observations
-WHERE workspace_id = crier_current_workspace()
+-- name: first_observed_day
+-- The day of the workspace's first observation in its timezone :tz, or the first day a
+-- network's daily figure is for, whichever is earlier (NULL: none yet).
+SELECT least(
+    (SELECT CAST(min(observed_at) AT TIME ZONE CAST(:tz AS text) AS date)
+     FROM metric_observations WHERE workspace_id = crier_current_workspace()),
+    (SELECT min(day) FROM metric_observations
+     WHERE workspace_id = crier_current_workspace() AND day IS NOT NULL)
+)
 
 -- name: redo_every_day
 -- The workspace's timezone changed: its rollup does every day again, now, in the new
@@ -151,7 +192,9 @@ FROM (
         (SELECT CAST(min(o.observed_at) AT TIME ZONE w.timezone AS date)
          FROM metric_observations o JOIN workspaces w ON w.id = o.workspace_id
          WHERE o.workspace_id = crier_current_workspace()
-         GROUP BY w.timezone)
+         GROUP BY w.timezone),
+        (SELECT min(o.day) FROM metric_observations o
+         WHERE o.workspace_id = crier_current_workspace() AND o.day IS NOT NULL)
     ) - 1 AS first
 ) AS d
 WHERE r.workspace_id = crier_current_workspace() AND d.first IS NOT NULL

@@ -163,6 +163,33 @@ async def observe(
     )
 
 
+async def observe_days(
+    session: AsyncSession,
+    account_id: UUID,
+    days: Mapping[date, Mapping[str, float]],
+    at: datetime,
+) -> date | None:
+    """Keep a network's figures of whole days for the account, observed `at`: one per
+    metric and day, replacing the one kept before where the network revised it. The
+    earliest day whose figures are new or changed (None: none are)."""
+    rows = [(day, m, float(v)) for day in sorted(days) for m, v in sorted(days[day].items())]
+    if not rows:
+        return None
+    await session.flush()
+    found = await session.execute(
+        QUERIES["observe_days"],
+        {
+            "days": [r[0] for r in rows],
+            "metrics": [r[1] for r in rows],
+            "values": [r[2] for r in rows],
+            "account_id": account_id,
+            "at": at,
+        },
+    )
+    first = found.scalar_one()
+    return first if isinstance(first, date) else None
+
+
 async def hold_back_account(
     session: AsyncSession, account_id: UUID, until: datetime, now: datetime
 ) -> None:
@@ -230,6 +257,12 @@ async def touch_day(session: AsyncSession, at: datetime, now: datetime, soon: da
     await session.execute(QUERIES["touch_day"], {"at": at, "now": now, "soon": soon})
 
 
+async def touch_days(session: AsyncSession, first: date, now: datetime, soon: datetime) -> None:
+    """A network revised its figures of whole days from `first` on: those days are
+    aggregated again if they were already."""
+    await session.execute(QUERIES["touch_days"], {"first": first, "now": now, "soon": soon})
+
+
 async def redo_every_day(session: AsyncSession, now: datetime) -> None:
     """The workspace's timezone changed: its rollup does every day again, now."""
     await session.execute(QUERIES["redo_every_day"], {"now": now})
@@ -264,9 +297,11 @@ async def held_rollup(session: AsyncSession) -> AnalyticsRollup | None:
     return await session.scalar(select(AnalyticsRollup).with_for_update())
 
 
-async def first_observed(session: AsyncSession) -> datetime | None:
-    found = (await session.execute(QUERIES["first_observed"])).scalar_one()
-    return found if isinstance(found, datetime) else None
+async def first_observed_day(session: AsyncSession, timezone: str) -> date | None:
+    """The first day the workspace has an observation for, in its timezone (a network's
+    daily figure on its own date); None when it has none yet."""
+    found = (await session.execute(QUERIES["first_observed_day"], {"tz": timezone})).scalar_one()
+    return found if isinstance(found, date) else None
 
 
 async def accounts_in_scope(

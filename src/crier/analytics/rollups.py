@@ -102,12 +102,14 @@ class Rollups:
                 return False
             timezone, lease = workspace.timezone, rollup.leased_until
             seen_dirty, done = rollup.dirty_from, rollup.rebuilt_through
-            first_at = await repository.first_observed(session) if done is None else None
+            first_day = None
+            if done is None:
+                first_day = await repository.first_observed_day(session, timezone)
         yesterday = local_today(now, timezone) - timedelta(days=1)
         if done is not None:
             first = done + timedelta(days=1)
-        elif first_at is not None:
-            first = local_today(first_at, timezone)
+        elif first_day is not None:
+            first = first_day
         else:
             first = yesterday
         if seen_dirty is not None:

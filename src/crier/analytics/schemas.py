@@ -19,7 +19,9 @@ NOT_BLANK = r"\S"
 
 class Metric(StrEnum):
     """A figure of the snapshots: a post's (grown that day, added up over the account's
-    posts) or an account's own (its level that day)."""
+    posts), an account's own (its level that day), or an account's count of the day as
+    the network keeps it (a Google location's impressions, clicks, calls, direction
+    requests, conversations, bookings and food orders)."""
 
     IMPRESSIONS = "impressions"
     REACH = "reach"
@@ -32,6 +34,17 @@ class Metric(StrEnum):
     QUOTES = "quotes"
     BOOKMARKS = "bookmarks"
     POSTS_PUBLISHED = "posts_published"
+    IMPRESSIONS_DESKTOP_MAPS = "impressions_desktop_maps"
+    IMPRESSIONS_DESKTOP_SEARCH = "impressions_desktop_search"
+    IMPRESSIONS_MOBILE_MAPS = "impressions_mobile_maps"
+    IMPRESSIONS_MOBILE_SEARCH = "impressions_mobile_search"
+    CALL_CLICKS = "call_clicks"
+    WEBSITE_CLICKS = "website_clicks"
+    DIRECTION_REQUESTS = "direction_requests"
+    CONVERSATIONS = "conversations"
+    BOOKINGS = "bookings"
+    FOOD_ORDERS = "food_orders"
+    FOOD_MENU_CLICKS = "food_menu_clicks"
     FOLLOWERS = "followers"
     FOLLOWING = "following"
     POSTS = "posts"

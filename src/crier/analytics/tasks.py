@@ -1,6 +1,9 @@
 """Metric collection: workers fetch each published delivery's figures on a decaying
 schedule from its receipt (`schedule.DEFAULT`), and each active account's own figures once
-a day, and keep every observation.
+a day, and keep every observation. A network that keeps an account's figures as counts per
+day (`HasDailyFigures`) is read back over its history the first time and over its recent
+days, which it may still revise, each day after; each day's figure is kept once, replaced
+when it changed, and the days it changed are aggregated again.
 
 A fetch is due at one time; it is taken under a lease, the network asked, and what it said
 stored with the next due time in one transaction, if the lease is still the worker's. A
@@ -14,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +32,7 @@ from crier.kit.db import Database
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
 from crier.models import MetricFetch, SocialAccount
-from crier.platforms.base import Account
+from crier.platforms.base import Account, HasDailyFigures
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import Platforms
 from crier.review.tasks import Refresh, reach, reload_target
@@ -56,6 +59,16 @@ class _Fetch:
     external_id: str
     """The post on the network (its id), for a delivery's figures."""
     lease: datetime
+    first_fetch: bool
+    """Whether the account's own figures were never fetched yet (a network's daily figures
+    are then read back over its whole history)."""
+
+
+@dataclass
+class _Days:
+    """A network's figures of whole days (`HasDailyFigures`), by day."""
+
+    figures: dict[date, dict[str, int]]
 
 
 class MetricCollector:
@@ -116,10 +129,15 @@ class MetricCollector:
                 return False
             return await self._store(taken, figures)
 
-    async def _ask(self, taken: _Fetch) -> dict[str, float]:
+    async def _ask(self, taken: _Fetch) -> Mapping[str, float] | _Days:
         adapter = self.platforms.adapter(taken.platform)
+        if taken.delivery_id is None and isinstance(adapter, HasDailyFigures):
+            last = self.clock.now().astimezone(UTC).date()
+            days = adapter.history_days if taken.first_fetch else adapter.revised_days
+            first = last - timedelta(days - 1)
+            return _Days(await adapter.daily_metrics(taken.target, first, last))
         if taken.delivery_id is None:
-            return dict(await adapter.account_metrics(taken.target))
+            return await adapter.account_metrics(taken.target)
         return with_engagements(await adapter.metrics(taken.target, taken.external_id))
 
     async def _take(
@@ -151,6 +169,7 @@ class MetricCollector:
                 reach(self.vault, account),
                 external_id,
                 now + FETCH_LEASE,
+                fetch.last_fetched_at is None,
             )
 
     def _unusable(
@@ -187,18 +206,25 @@ class MetricCollector:
             return None
         return fetch
 
-    async def _store(self, taken: _Fetch, figures: dict[str, float]) -> bool:
+    async def _store(self, taken: _Fetch, figures: Mapping[str, float] | _Days) -> bool:
         now = self.clock.now()
         async with self.db.workspace_transaction(taken.workspace_id) as session:
             fetch = await self._held(session, taken)
             if fetch is None:
                 return False
-            await repository.observe(
-                session, taken.workspace_id, taken.account_id, taken.delivery_id, figures, now
-            )
             self._next(fetch, now)
             fetch.last_error, fetch.last_error_at = None, None
             await repository.open_rollup(session, now)
+            if isinstance(figures, _Days):
+                first = await repository.observe_days(
+                    session, taken.account_id, figures.figures, now
+                )
+                if first is not None:
+                    await repository.touch_days(session, first, now, now + TOUCHED_SOON)
+                return True
+            await repository.observe(
+                session, taken.workspace_id, taken.account_id, taken.delivery_id, figures, now
+            )
             await repository.touch_day(session, now, now, now + TOUCHED_SOON)
             return True
 

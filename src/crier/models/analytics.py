@@ -126,6 +126,15 @@ class MetricObservation(TenantModel):
             "observed_at",
         ),
         Index("ix_metric_observations_time", "workspace_id", "observed_at"),
+        Index(
+            "ux_metric_observations_day",
+            "workspace_id",
+            "day",
+            "social_account_id",
+            "metric",
+            unique=True,
+            postgresql_where=sql("day IS NOT NULL"),
+        ),
     )
 
     social_account_id: Mapped[UUID] = mapped_column()
@@ -136,6 +145,10 @@ class MetricObservation(TenantModel):
     """For a delivery's count: how much it grew since the delivery's previous observation
     of it (from 0 for the first), so that a day's growth is the sum of its deltas."""
     observed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    day: Mapped[dt.date | None] = mapped_column(Date)
+    """For a network's figure of a whole day (Google's daily series): the day, as the
+    network counts it; one per account, metric and day, replaced when the network revises
+    it."""
 
 
 class AnalyticsRollup(TenantModel):

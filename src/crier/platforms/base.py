@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -294,4 +294,25 @@ class HasReviews(Protocol):
 
     async def delete_reply(self, account: Account, review_id: str) -> None:
         """Remove the business's reply to the review (done, too, if it had none)."""
+        ...
+
+
+@runtime_checkable
+class HasDailyFigures(Protocol):
+    """An adapter whose accounts' own figures are counts per day that the network keeps
+    and may revise for a while (Google Business Profile's Performance API), rather than
+    levels read now."""
+
+    history_days: int
+    """How many days back the first fetch of an account reads."""
+    revised_days: int
+    """How many recent days each later fetch reads again (the network's figures for them
+    may still come in or change)."""
+
+    async def daily_metrics(
+        self, account: Account, first: date, last: date
+    ) -> dict[date, dict[str, int]]:
+        """The account's figures of each day from `first` to `last` (the network's dates),
+        under the names of `crier.analytics.names`; a day the network has no figures for
+        yet is absent."""
         ...

@@ -102,6 +102,7 @@ def installed(
                 accounts_url=settings.google_accounts_url,
                 information_url=settings.google_information_url,
                 api_url=settings.google_business_url,
+                performance_url=settings.google_performance_url,
                 clock=clock,
             )
         )

@@ -6,7 +6,7 @@ Google's JSON errors in the delivery error catalogue."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import httpx
@@ -47,6 +47,7 @@ def adapter_for(google: Google, http: httpx.AsyncClient, clock: FakeClock) -> Go
         accounts_url=google.url,
         information_url=google.url,
         api_url=google.url,
+        performance_url=google.url,
         clock=clock,
     )
 
@@ -171,6 +172,145 @@ async def test_google_errors_map_to_the_catalogue(
     )
     assert refused.status_code == 400
     assert 'Unknown name "cta"' in refused.json()["error"]["message"]
+
+
+async def test_a_locations_figures_come_by_day_on_googles_dates_with_zeros_left_out(
+    emulated: Google, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    adapter = adapter_for(emulated, http, clock)
+    business = new_business(emulated, "Quay Books")
+    tokens = await consented(emulated, adapter, business.email)
+    name, network = business.locations[0].name, emulated.network
+    newest = clock.now().astimezone(UTC).date() - timedelta(days=network.daily_lag_days)
+    day = newest - timedelta(days=1)
+    network.set_daily(name, "BUSINESS_IMPRESSIONS_MOBILE_SEARCH", day, 7)
+    network.set_daily(name, "BUSINESS_IMPRESSIONS_DESKTOP_MAPS", day, 0)
+    network.set_daily(name, "WEBSITE_CLICKS", day, 12_000_000_000)  # an int64, as a string
+    location = Account(tokens.access_token, name)
+
+    figures = await adapter.daily_metrics(location, day - timedelta(days=2), newest + timedelta(3))
+    assert sorted(figures) == [day - timedelta(days=n) for n in (2, 1, 0)] + [newest]
+    assert figures[day]["impressions_mobile_search"] == 7
+    assert figures[day]["impressions_desktop_maps"] == 0
+    assert figures[day]["website_clicks"] == 12_000_000_000
+    assert figures[day]["impressions"] == sum(
+        figures[day][f"impressions_{where}"]
+        for where in ("desktop_maps", "desktop_search", "mobile_maps", "mobile_search")
+    )
+    assert figures[day]["clicks"] == sum(
+        figures[day][m] for m in ("call_clicks", "website_clicks", "direction_requests")
+    )
+    assert set(figures[day]) == {
+        "impressions_desktop_maps",
+        "impressions_desktop_search",
+        "impressions_mobile_maps",
+        "impressions_mobile_search",
+        "impressions",
+        "conversations",
+        "direction_requests",
+        "call_clicks",
+        "website_clicks",
+        "clicks",
+        "bookings",
+        "food_orders",
+        "food_menu_clicks",
+    }
+
+    # On the wire: a 0 is left out, the value of any other is an int64 string.
+    url = f"{emulated.url}/v1/locations/{business.locations[0].location_id}"
+    shown = await http.get(
+        f"{url}:fetchMultiDailyMetricsTimeSeries",
+        params=[
+            ("dailyMetrics", "BUSINESS_IMPRESSIONS_DESKTOP_MAPS"),
+            ("dailyMetrics", "WEBSITE_CLICKS"),
+            ("daily_range.start_date.year", day.year),  # Google takes either spelling
+            ("daily_range.start_date.month", day.month),
+            ("daily_range.start_date.day", day.day),
+            ("dailyRange.endDate.year", day.year),
+            ("dailyRange.endDate.month", day.month),
+            ("dailyRange.endDate.day", day.day),
+        ],
+        headers=bearer(tokens.access_token),
+    )
+    assert shown.status_code == 200, shown.text
+    dated = {"year": day.year, "month": day.month, "day": day.day}
+    assert shown.json() == {
+        "multiDailyMetricTimeSeries": [
+            {
+                "dailyMetricTimeSeries": [
+                    {
+                        "dailyMetric": "BUSINESS_IMPRESSIONS_DESKTOP_MAPS",
+                        "timeSeries": {"datedValues": [{"date": dated}]},
+                    },
+                    {
+                        "dailyMetric": "WEBSITE_CLICKS",
+                        "timeSeries": {"datedValues": [{"date": dated, "value": "12000000000"}]},
+                    },
+                ]
+            }
+        ]
+    }
+
+
+async def test_the_performance_api_refuses_what_google_refuses(
+    emulated: Google, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    adapter = adapter_for(emulated, http, clock)
+    mine, theirs = new_business(emulated, "Mine"), new_business(emulated, "Theirs")
+    tokens = await consented(emulated, adapter, mine.email)
+    day = clock.now().astimezone(UTC).date() - timedelta(days=10)
+    whole = [("dailyMetrics", "CALL_CLICKS")] + [
+        (f"dailyRange.{end}.{part}", getattr(day, part))
+        for end in ("startDate", "endDate")
+        for part in ("year", "month", "day")
+    ]
+
+    async def asked(
+        params: list[tuple[str, Any]], location: str = mine.locations[0].location_id, **kw: Any
+    ) -> tuple[int, str]:
+        headers = kw.get("headers", bearer(tokens.access_token))
+        answer = await http.get(
+            f"{emulated.url}/v1/locations/{location}:fetchMultiDailyMetricsTimeSeries",
+            params=params,
+            headers=headers,
+        )
+        return answer.status_code, answer.json()["error"]["status"] if answer.is_error else ""
+
+    assert await asked(whole) == (200, "")
+    assert await asked(whole, headers={}) == (401, "UNAUTHENTICATED")
+    assert await asked(whole, theirs.locations[0].location_id) == (403, "PERMISSION_DENIED")
+    assert await asked(whole, "999") == (404, "NOT_FOUND")
+    assert await asked(whole[1:]) == (400, "INVALID_ARGUMENT")  # no metric
+    assert await asked([("dailyMetrics", "CALLS"), *whole[1:]]) == (400, "INVALID_ARGUMENT")
+    unknown = [("dailyMetrics", "DAILY_METRIC_UNKNOWN"), *whole[1:]]
+    assert await asked(unknown) == (400, "INVALID_ARGUMENT")
+    assert await asked(whole[:-1]) == (400, "INVALID_ARGUMENT")  # no end day
+    later = [*whole[:4], ("dailyRange.endDate.year", day.year - 1), *whole[5:]]
+    assert await asked(later) == (400, "INVALID_ARGUMENT")  # the start after the end
+    bad = [*whole[:3], ("dailyRange.startDate.day", 32), *whole[4:]]
+    assert await asked(bad) == (400, "INVALID_ARGUMENT")
+    old = day - timedelta(days=600)
+    too_old = [
+        whole[0],
+        ("dailyRange.startDate.year", old.year),
+        ("dailyRange.startDate.month", old.month),
+        ("dailyRange.startDate.day", old.day),
+        *whole[4:],
+    ]
+    assert await asked(too_old) == (400, "INVALID_ARGUMENT")  # beyond 18 months
+
+    # The adapter's history is within what Google keeps; a refusal is in the catalogue.
+    location = Account(tokens.access_token, mine.locations[0].name)
+    today = clock.now().astimezone(UTC).date()
+    read = await adapter.daily_metrics(
+        location, today - timedelta(days=adapter.history_days - 1), today
+    )
+    assert len(read) == adapter.history_days - emulated.network.daily_lag_days
+    with pytest.raises(PlatformError) as failed:
+        await adapter.daily_metrics(
+            Account(tokens.access_token, theirs.locations[0].name), day, day
+        )
+    assert (failed.value.code, failed.value.status) == (ErrorCode.AUTH_REVOKED, 403)
 
 
 async def test_reviews_come_as_google_shapes_them(

@@ -20,6 +20,13 @@ button. Google has no idempotency key, so a delivery whose outcome is unknown is
 again only after a look-up of the location's posts found it is not there
 (`lookup_before_resend`). Google keeps no per-post metrics.
 
+A location's own figures are counts per day (developers.google.com: my-business/reference/
+performance/rest/v1/locations/fetchMultiDailyMetricsTimeSeries, TimeSeries): impressions
+on Maps and Search, on desktop and mobile, and the clicks on its call, website and
+directions buttons, its conversations, bookings and food orders, each day on Google's own
+date. A day's value is a string, absent when it is 0; the newest days may not be there yet.
+The first fetch reads back `HISTORY_DAYS`; each later one the last `REVISED_DAYS` again.
+
 Reviews are listed the most recently changed first, 50 a page; a reply is an upsert (PUT)
 and its removal a DELETE. Errors are Google's `{"error": {"code", "message", "status"}}`;
 quotas are per minute, and a 429 says nothing of when to come back: the next minute.
@@ -28,7 +35,7 @@ quotas are per minute, and a 429 says nothing of when to come back: the next min
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -65,6 +72,34 @@ LOOKUP_MARGIN = timedelta(minutes=5)
 QUOTA_WAIT = 60.0
 """Seconds to wait after a 429: Google's quotas are per minute and it says no more."""
 _FRACTION = re.compile(r"\.(\d{6})\d+")
+DAILY_METRICS = {
+    "BUSINESS_IMPRESSIONS_DESKTOP_MAPS": "impressions_desktop_maps",
+    "BUSINESS_IMPRESSIONS_DESKTOP_SEARCH": "impressions_desktop_search",
+    "BUSINESS_IMPRESSIONS_MOBILE_MAPS": "impressions_mobile_maps",
+    "BUSINESS_IMPRESSIONS_MOBILE_SEARCH": "impressions_mobile_search",
+    "BUSINESS_CONVERSATIONS": "conversations",
+    "BUSINESS_DIRECTION_REQUESTS": "direction_requests",
+    "CALL_CLICKS": "call_clicks",
+    "WEBSITE_CLICKS": "website_clicks",
+    "BUSINESS_BOOKINGS": "bookings",
+    "BUSINESS_FOOD_ORDERS": "food_orders",
+    "BUSINESS_FOOD_MENU_CLICKS": "food_menu_clicks",
+}
+"""Google's daily metrics, by the names Crier keeps them under."""
+SUMMED = {
+    "impressions": (
+        "impressions_desktop_maps",
+        "impressions_desktop_search",
+        "impressions_mobile_maps",
+        "impressions_mobile_search",
+    ),
+    "clicks": ("call_clicks", "website_clicks", "direction_requests"),
+}
+"""The normalized figures a location's day adds up from Google's own."""
+HISTORY_DAYS = 540
+"""Days read back on a location's first fetch: Google keeps about 18 months."""
+REVISED_DAYS = 14
+"""Recent days each later fetch reads again: Google's newest days come in late."""
 
 
 class GoogleBusinessAdapter:
@@ -77,6 +112,8 @@ class GoogleBusinessAdapter:
     only once a look-up found it is not there."""
     keys_kept = timedelta(days=7)
     """How far back a delivery is looked up."""
+    history_days = HISTORY_DAYS
+    revised_days = REVISED_DAYS
 
     def __init__(
         self,
@@ -89,6 +126,7 @@ class GoogleBusinessAdapter:
         accounts_url: str = "https://mybusinessaccountmanagement.googleapis.com",
         information_url: str = "https://mybusinessbusinessinformation.googleapis.com",
         api_url: str = "https://mybusiness.googleapis.com",
+        performance_url: str = "https://businessprofileperformance.googleapis.com",
         clock: Clock | None = None,
     ) -> None:
         self._http = http
@@ -99,6 +137,7 @@ class GoogleBusinessAdapter:
         self._accounts = accounts_url.rstrip("/")
         self._information = information_url.rstrip("/")
         self._api = api_url.rstrip("/")
+        self._performance = performance_url.rstrip("/")
         self._clock = clock or SystemClock()
 
     def configured(self) -> bool:
@@ -288,8 +327,43 @@ class GoogleBusinessAdapter:
         return {}
 
     async def account_metrics(self, account: Account) -> dict[str, int]:
-        """A location's figures are daily series (the Performance API), not read here."""
+        """A location's figures are counts per day (`daily_metrics`), not levels."""
         return {}
+
+    async def daily_metrics(
+        self, account: Account, first: date, last: date
+    ) -> dict[date, dict[str, int]]:
+        location = "locations/" + account.external_id.rpartition("/")[2]
+        params: list[tuple[str, str | int]] = [("dailyMetrics", m) for m in DAILY_METRICS]
+        for end, day in (("startDate", first), ("endDate", last)):
+            params += [
+                (f"dailyRange.{end}.year", day.year),
+                (f"dailyRange.{end}.month", day.month),
+                (f"dailyRange.{end}.day", day.day),
+            ]
+        body = await self._json(
+            "GET",
+            f"{self._performance}/v1/{location}:fetchMultiDailyMetricsTimeSeries",
+            account,
+            params=params,
+        )
+        days: dict[date, dict[str, int]] = {}
+        for multi in body.get("multiDailyMetricTimeSeries") or []:
+            for series in (multi or {}).get("dailyMetricTimeSeries") or []:
+                name = DAILY_METRICS.get(str((series or {}).get("dailyMetric")))
+                values = ((series or {}).get("timeSeries") or {}).get("datedValues") or []
+                if name is None:
+                    continue
+                for dated in values:
+                    found = _date(dated.get("date")) if isinstance(dated, dict) else None
+                    value = _count(dated.get("value")) if found else None
+                    if found is not None and value is not None:
+                        days.setdefault(found, {})[name] = value
+        for figures in days.values():
+            for total, parts in SUMMED.items():
+                if any(p in figures for p in parts):
+                    figures[total] = sum(figures.get(p, 0) for p in parts)
+        return days
 
     def _published(self, shown: dict[str, Any]) -> Published:
         name = str(shown["name"])
@@ -380,6 +454,26 @@ def parse_time(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(_FRACTION.sub(r".\1", value)).astimezone(UTC)
     except ValueError:
+        return None
+
+
+def _date(value: Any) -> date | None:
+    """A day of Google's `Date` (`{"year", "month", "day"}`); None for a month or a year."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return date(int(value["year"]), int(value["month"]), int(value["day"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _count(value: Any) -> int | None:
+    """A day's value: an int64 as a string, absent when it is 0."""
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
         return None
 
 

@@ -35,7 +35,20 @@ posts-data), and as strict as Google where it is strict:
   `summary` of at most 1,500 characters, `languageCode`, `callToAction`
   (`{actionType, url}`, no url for `CALL`) and `media` (`[{mediaFormat, sourceUrl}]`);
   unknown fields are refused as Google's JSON parser refuses them. `GET` lists a
-  location's posts, the newest first (`pageSize` at most 100).
+  location's posts, the newest first (`pageSize` at most 100);
+- `GET /v1/locations/{l}:fetchMultiDailyMetricsTimeSeries` (the Performance API,
+  my-business/reference/performance/rest/v1/locations/fetchMultiDailyMetricsTimeSeries,
+  DailyMetric, DailyRange, TimeSeries): `dailyMetrics` (repeated, required, known
+  `DailyMetric` names) and `dailyRange.startDate.{year,month,day}` and
+  `dailyRange.endDate.*` (required, valid dates, the start not after the end; the
+  `daily_range.start_date.*` spelling is taken too, as Google's API frontend takes
+  either). The range may begin at most 18 months back (the limit v4's insights document;
+  the Performance API's own pages do not state one). It answers
+  `{"multiDailyMetricTimeSeries": [{"dailyMetricTimeSeries": [{"dailyMetric",
+  "timeSeries": {"datedValues": [{"date", "value"}]}}]}]}`, a dated value per day with
+  `value` an int64 string left out when it is 0; the last `daily_lag_days` days (3) have
+  no figures yet, as Google's newest days come in late. A location's figures are made up
+  from its name and the day, unless a test set them (`Network.set_daily`).
 
 Every call needs a bearer token with the scope (401 `UNAUTHENTICATED`, 403
 `PERMISSION_DENIED`); a location that is not the user's is 403 and a review that does not
@@ -60,7 +73,7 @@ import hashlib
 import html
 import secrets
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from typing import Any
 
@@ -95,6 +108,21 @@ POST_FIELDS = frozenset(
 LOCATION_FIELDS = frozenset(
     {"name", "title", "storefrontAddress", "metadata", "languageCode", "websiteUri"}
 )
+DAILY_METRICS = (
+    "BUSINESS_IMPRESSIONS_DESKTOP_MAPS",
+    "BUSINESS_IMPRESSIONS_DESKTOP_SEARCH",
+    "BUSINESS_IMPRESSIONS_MOBILE_MAPS",
+    "BUSINESS_IMPRESSIONS_MOBILE_SEARCH",
+    "BUSINESS_CONVERSATIONS",
+    "BUSINESS_DIRECTION_REQUESTS",
+    "CALL_CLICKS",
+    "WEBSITE_CLICKS",
+    "BUSINESS_BOOKINGS",
+    "BUSINESS_FOOD_ORDERS",
+    "BUSINESS_FOOD_MENU_CLICKS",
+)
+"""The Performance API's `DailyMetric` values (but `DAILY_METRIC_UNKNOWN`)."""
+HISTORY_MONTHS = 18
 MAX_SUMMARY = 1500
 MAX_REPLY_BYTES = 4096
 
@@ -214,6 +242,10 @@ class Network:
     served: dict[str, int] = field(default_factory=dict)
     """API calls answered, by method and route (`GET reviews`)."""
     ids: Any = field(default_factory=lambda: count(10_000_000_000))
+    daily: dict[tuple[str, str, date], int] = field(default_factory=dict)
+    """Figures a test set: by location (v4 name), `DailyMetric` and day."""
+    daily_lag_days: int = 3
+    """The newest days that have no figures yet."""
 
     def next_id(self) -> str:
         return str(next(self.ids))
@@ -278,6 +310,21 @@ class Network:
 
     def posts_of(self, location: str) -> list[StoredPost]:
         return [p for p in self.posts.values() if p.location == location]
+
+    def set_daily(self, location: str, metric: str, day: date, value: int) -> None:
+        """The location's figure of `metric` on `day` from now on (Google revising it)."""
+        self.daily[(location, metric, day)] = value
+
+    def figure(self, location: str, metric: str, day: date) -> int | None:
+        """The location's figure of `metric` on `day`: None while the day is too recent,
+        a test's when set, or else made up from the location, metric and day."""
+        if day > self.clock.now().astimezone(UTC).date() - timedelta(days=self.daily_lag_days):
+            return None
+        if (location, metric, day) in self.daily:
+            return self.daily[(location, metric, day)]
+        seed = hashlib.sha256(f"{location} {metric} {day}".encode()).digest()
+        scale = 400 if "IMPRESSIONS" in metric else 12
+        return int.from_bytes(seed[:4]) % scale
 
 
 class Refused(Exception):
@@ -780,6 +827,72 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
             body["nextPageToken"] = _page_token(start + size)
         return JSONResponse(body)
 
+    # Performance
+
+    def range_end(request: Request, end: str) -> date:
+        """`dailyRange.{end}` (or `daily_range.{snake}`): a whole date."""
+        snake = "start_date" if end == "startDate" else "end_date"
+        parts = []
+        for part in ("year", "month", "day"):
+            given = request.query_params.get(f"dailyRange.{end}.{part}")
+            if given is None:
+                given = request.query_params.get(f"daily_range.{snake}.{part}")
+            if given is None or not given.isdigit():
+                raise _invalid(
+                    "Request contains an invalid argument. "
+                    f"(daily_range.{snake}.{part} is required)"
+                )
+            parts.append(int(given))
+        try:
+            return date(parts[0], parts[1], parts[2])
+        except ValueError:
+            raise _invalid(f"Invalid date in daily_range.{snake}.") from None
+
+    async def daily_series(request: Request) -> Response:
+        user = user_of(request)
+        named = [n for n in state.locations.values() if n.location_id == request.path_params["l"]]
+        if not named:
+            raise _refused(404, "Requested entity was not found.")
+        location = named[0]
+        if location.account_id not in user.accounts:
+            raise _refused(403, "The caller does not have permission")
+        metrics = request.query_params.getlist("dailyMetrics")
+        if not metrics:
+            raise _invalid("Request contains an invalid argument. (daily_metrics is required)")
+        for i, metric in enumerate(metrics):
+            if metric not in DAILY_METRICS:
+                raise _invalid(
+                    f"Invalid value at 'daily_metrics[{i}]' "
+                    f'(type.googleapis.com/google.business.performance.v1.DailyMetric), "{metric}"'
+                )
+        first, last = range_end(request, "startDate"), range_end(request, "endDate")
+        if first > last:
+            raise _invalid("Request contains an invalid argument. (start_date after end_date)")
+        today = now().astimezone(UTC).date()
+        months = today.year * 12 + today.month - 1 - HISTORY_MONTHS
+        oldest = date(months // 12, months % 12 + 1, 1)
+        if first < oldest:
+            raise _invalid(
+                "Request contains an invalid argument. (daily_range must be within the "
+                "last 18 months)"
+            )
+        series = []
+        for metric in metrics:
+            values = []
+            day = first
+            while day <= last:
+                value = state.figure(location.name, metric, day)
+                if value is not None:
+                    dated: dict[str, Any] = {
+                        "date": {"year": day.year, "month": day.month, "day": day.day}
+                    }
+                    if value:
+                        dated["value"] = str(value)
+                    values.append(dated)
+                day += timedelta(days=1)
+            series.append({"dailyMetric": metric, "timeSeries": {"datedValues": values}})
+        return JSONResponse({"multiDailyMetricTimeSeries": [{"dailyMetricTimeSeries": series}]})
+
     # Control
 
     async def control_users(request: Request) -> Response:
@@ -874,6 +987,11 @@ def create_emulator_app(network: Network | None = None) -> Starlette:
         Route(f"{v4}/reviews/{{r}}/reply", api("reply", delete_reply), methods=["DELETE"]),
         Route(f"{v4}/localPosts", api("localPosts", create_post), methods=["POST"]),
         Route(f"{v4}/localPosts", api("localPosts", list_posts), methods=["GET"]),
+        Route(
+            "/v1/locations/{l}:fetchMultiDailyMetricsTimeSeries",
+            api("performance", daily_series),
+            methods=["GET"],
+        ),
         Route("/_emulator/users", api("", control_users), methods=["POST"]),
         Route(
             "/_emulator/locations/{a}/{l}/reviews",
