@@ -129,11 +129,14 @@ def processes(
 
 
 @contextmanager
-def crier_server(urls: DatabaseUrls, folder: Path, workers: int = 1) -> Iterator[str]:
-    """`crier serve` and `crier sandbox` on free loopback ports, each in its own process;
-    yields the API's base URL."""
+def crier_server(
+    urls: DatabaseUrls, folder: Path, workers: int = 1, settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`crier serve` and `crier sandbox` on free loopback ports, each in its own process,
+    with these `CRIER_` settings too; yields the API's base URL."""
     port = free_port()
     env = _environment(folder)
+    env.update(settings or {})
     env.update(
         DATABASE_URL=urls.owner.render_as_string(hide_password=False),
         CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),

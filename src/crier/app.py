@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, compile_path
 
 from crier import __version__
+from crier.analytics.answers import DEFAULT_BUDGET, Answers
 from crier.analytics.endpoints import posts_router as analytics_posts_router
 from crier.analytics.endpoints import router as analytics_router
 from crier.auth.endpoints import router as auth_router
@@ -87,6 +88,7 @@ def create_app(
     webhook_guard: Guard | None = None,
     base_url: str = "http://127.0.0.1:8000",
     redirect_origins: frozenset[str] | None = None,
+    analytics_answers: int = DEFAULT_BUDGET,
 ) -> FastAPI:
     """Build the API around an open database, a media storage and the platform adapters."""
     app = FastAPIOffline(
@@ -107,6 +109,7 @@ def create_app(
     app.state.webhook_guard = webhook_guard or Guard()
     app.state.base_url = base_url.rstrip("/")
     app.state.redirect_origins = redirect_origins or frozenset({app.state.base_url})
+    app.state.analytics_answers = Answers(analytics_answers)
 
     included = [
         *(

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How long an analytics export's file is kept for download.",
     )
+    analytics_cache_mb: float = Field(
+        default=32,
+        ge=0,
+        description="Megabytes of analytics answers (view data, queries) each API process "
+        "keeps until the workspace's snapshots change; 0 keeps none.",
+    )
     allow_loopback: bool = Field(
         default=False,
         validation_alias=AliasChoices("CRIER_ALLOW_LOOPBACK", "CRIER_WEBHOOK_ALLOW_LOOPBACK"),

@@ -107,6 +107,7 @@ class Runtime:
             webhook_guard=self.guard,
             base_url=self.settings.base_url,
             redirect_origins=self.settings.redirect_origins,
+            analytics_answers=int(self.settings.analytics_cache_mb * 1024 * 1024),
         )
 
     def scheduler_db(self, pool_size: int = 2) -> Database:

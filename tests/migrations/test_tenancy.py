@@ -72,6 +72,8 @@ INSERTS: dict[str, str] = {
     "VALUES (%(ws)s, %(id)s, %(external)s, 'Thank you, {reviewer_name}!')",
     "scheduled_post_months": "INSERT INTO scheduled_post_months "
     "(workspace_id, id, month_start, scheduled) VALUES (%(ws)s, %(id)s, clock_timestamp(), 0)",
+    "analytics_generations": "INSERT INTO analytics_generations (workspace_id, id, generation) "
+    "VALUES (%(ws)s, %(id)s, 1)",
     "analytics_snapshots": "INSERT INTO analytics_snapshots "
     "(workspace_id, id, social_account_id, metric, value, date) "
     "VALUES (%(ws)s, %(id)s, %(account)s, 'likes', 3, %(date)s)",

@@ -4,7 +4,6 @@ a network."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
@@ -13,7 +12,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
-from crier.analytics import exports, metrics_of, query, repository, views
+from crier.analytics import exports, metrics_of, query, reading, repository, views
+from crier.analytics.answers import Answers
 from crier.analytics.export_files import CONTENT_TYPES
 from crier.analytics.schemas import (
     AnalyticsData,
@@ -34,7 +34,7 @@ from crier.analytics.schemas import (
     TopPosts,
     ViewId,
 )
-from crier.auth.dependencies import IdempotentRequest, acting_with, requires
+from crier.auth.dependencies import BEARER_KEY, IdempotentRequest, acting_with, key_hash, requires
 from crier.auth.permissions import Permission
 from crier.auth.principal import Acting, Principal
 from crier.kit.body import JsonRoute
@@ -48,6 +48,15 @@ from crier.social_account.schemas import Platform
 router = APIRouter(prefix="/analytics", tags=["Analytics"], route_class=JsonRoute)
 posts_router = APIRouter(prefix="/posts", tags=["Analytics"], route_class=JsonRoute)
 CanRead = Annotated[Principal, requires(Permission.ANALYTICS_READ)]
+
+
+def kept_answers(request: Request) -> Answers:
+    """This process's answers read from the snapshots, kept until they change."""
+    kept: Answers = request.app.state.analytics_answers
+    return kept
+
+
+KeptAnswers = Annotated[Answers, Depends(kept_answers)]
 Saving = Annotated[Acting, acting_with(Permission.ANALYTICS_READ)]
 CanExport = Annotated[Principal, requires(Permission.ANALYTICS_EXPORT)]
 Exporting = Annotated[Acting, acting_with(Permission.ANALYTICS_EXPORT)]
@@ -108,17 +117,6 @@ PlatformsQuery = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class Asked:
-    """The figures a query names in its parameters."""
-
-    scope: query.Scope
-    metrics: list[Metric]
-    range: RelativeRange | DayRange
-    granularity: Granularity
-    comparison: Comparison | None
-
-
 def asked_figures(
     metric: Annotated[
         list[Metric], Query(min_length=1, max_length=15, description="The figures (repeat it).")
@@ -132,8 +130,8 @@ def asked_figures(
     comparison: Annotated[
         Comparison | None, Query(description="The period to compare with.")
     ] = None,
-) -> Asked:
-    return Asked(
+) -> reading.Figures:
+    return reading.Figures(
         scope=query.Scope(social_account_ids, [p.value for p in platforms] if platforms else None),
         metrics=metric,
         range=_range(relative, first, last),
@@ -142,7 +140,7 @@ def asked_figures(
     )
 
 
-AskedFigures = Annotated[Asked, Depends(asked_figures)]
+AskedFigures = Annotated[reading.Figures, Depends(asked_figures)]
 
 
 @router.post(
@@ -208,44 +206,29 @@ async def delete_view(view_id: ViewId, acting: Saving) -> Response:
     "/views/{view_id}/data",
     response_model=AnalyticsData,
     responses=problem_responses(401, 403, 404, 422),
+    openapi_extra=BEARER_KEY,
 )
-async def view_data(
-    view_id: ViewId, principal: CanRead, session: DbSession, clock: RequestClock
-) -> AnalyticsData:
+async def view_data(view_id: ViewId, request: Request, kept: KeptAnswers) -> Response:
     """The view's figures now: a series per metric, its total and the comparison's, from
     the daily snapshots (today's are made after tonight's midnight)."""
-    view = await views.get(session, view_id)
-    shown = views.shown(view)
-    return await query.data(
-        session,
-        principal.workspace_timezone,
-        _today(principal, clock),
-        scope=views.scope_of(view),
-        metrics=shown.metrics,
-        range_=shown.range,
-        granularity=shown.granularity,
-        comparison=shown.comparison,
-    )
+    # The key, the view and what its answer rests on in one round trip, without the
+    # request transaction; the answer is kept until the snapshots change.
+    state = request.app.state
+    body = await reading.view_answer(state.db, state.clock, key_hash(request), kept, view_id)
+    return Response(body, media_type="application/json")
 
 
-@router.get("/query", response_model=AnalyticsData, responses=problem_responses(401, 403, 404, 422))
-async def query_data(
-    principal: CanRead,
-    session: DbSession,
-    clock: RequestClock,
-    asked: AskedFigures,
-) -> AnalyticsData:
+@router.get(
+    "/query",
+    response_model=AnalyticsData,
+    responses=problem_responses(401, 403, 404, 422),
+    openapi_extra=BEARER_KEY,
+)
+async def query_data(request: Request, asked: AskedFigures, kept: KeptAnswers) -> Response:
     """Figures as a saved view would show them, without saving one."""
-    return await query.data(
-        session,
-        principal.workspace_timezone,
-        _today(principal, clock),
-        scope=asked.scope,
-        metrics=asked.metrics,
-        range_=asked.range,
-        granularity=asked.granularity,
-        comparison=asked.comparison,
-    )
+    state = request.app.state
+    body = await reading.query_answer(state.db, state.clock, key_hash(request), kept, asked)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/top-posts", response_model=TopPosts, responses=problem_responses(401, 403, 404, 422))

@@ -260,13 +260,51 @@ JOIN deliveries d ON d.workspace_id = crier_current_workspace() AND d.post_id = 
 JOIN latest l ON l.delivery_id = d.id
 ORDER BY r.value DESC, r.published_at, r.post_id, d.id
 
--- name: accounts_in_scope
--- The workspace's accounts among :ids (all when NULL) on :platforms (all when NULL).
-SELECT id FROM social_accounts
-WHERE workspace_id = crier_current_workspace()
-  AND (CAST(:ids AS uuid[]) IS NULL OR id = ANY(CAST(:ids AS uuid[])))
-  AND (CAST(:platforms AS text[]) IS NULL OR platform = ANY(CAST(:platforms AS text[])))
-ORDER BY id
+-- name: view_in_context
+-- The saved view :id, with its accounts now (`in_scope`, ids ascending), which of the
+-- accounts it names are the workspace's (`known`), and the workspace's snapshot
+-- generation, as `reading_context` gives them.
+SELECT v.*,
+       ARRAY(
+           SELECT a.id FROM social_accounts a
+           WHERE a.workspace_id = v.workspace_id
+             AND (v.social_account_ids IS NULL OR a.id = ANY(v.social_account_ids))
+             AND (v.platforms IS NULL OR a.platform = ANY(v.platforms))
+           ORDER BY a.id
+       ) AS in_scope,
+       ARRAY(
+           SELECT a.id FROM social_accounts a
+           WHERE a.workspace_id = v.workspace_id AND a.id = ANY(v.social_account_ids)
+       ) AS known,
+       coalesce(
+           (SELECT g.generation FROM analytics_generations g
+            WHERE g.workspace_id = v.workspace_id),
+           0
+       ) AS generation
+FROM analytics_views v
+WHERE v.workspace_id = crier_current_workspace() AND v.id = :id
+
+-- name: reading_context
+-- What an answer read from the snapshots rests on besides them: the workspace's accounts
+-- among :ids (all when NULL) on :platforms (all when NULL), ids ascending; which of :ids
+-- are the workspace's (empty when NULL); and its snapshot generation (0: none written).
+SELECT ARRAY(
+           SELECT id FROM social_accounts
+           WHERE workspace_id = crier_current_workspace()
+             AND (CAST(:ids AS uuid[]) IS NULL OR id = ANY(CAST(:ids AS uuid[])))
+             AND (CAST(:platforms AS text[]) IS NULL
+                  OR platform = ANY(CAST(:platforms AS text[])))
+           ORDER BY id
+       ) AS in_scope,
+       ARRAY(
+           SELECT id FROM social_accounts
+           WHERE workspace_id = crier_current_workspace() AND id = ANY(CAST(:ids AS uuid[]))
+       ) AS known,
+       coalesce(
+           (SELECT generation FROM analytics_generations
+            WHERE workspace_id = crier_current_workspace()),
+           0
+       ) AS generation
 
 -- name: best_times
 -- The account's deliveries published from :since to :young, each with its engagements at

@@ -98,18 +98,27 @@ def day_bounds(first: date, last: date, timezone: str) -> tuple[datetime, dateti
     )
 
 
-async def accounts(session: AsyncSession, scope: Scope) -> list[UUID]:
-    """The workspace's accounts in `scope`; an account id not of this workspace answers
-    404, as a missing one does."""
-    found = await repository.accounts_in_scope(session, scope.social_account_ids, scope.platforms)
+async def context(session: AsyncSession, scope: Scope) -> repository.Context:
+    """The workspace's accounts in `scope` and its snapshot generation; an account id not
+    of this workspace answers 404, as a missing one does."""
+    found = await repository.reading_context(session, scope.social_account_ids, scope.platforms)
+    return checked(scope, found)
+
+
+def checked(scope: Scope, found: repository.Context) -> repository.Context:
+    """`found`, unless the scope names an account id not of this workspace (404)."""
     if scope.social_account_ids is not None:
-        known = set(await repository.accounts_in_scope(session, scope.social_account_ids, None))
-        unknown = [str(a) for a in scope.social_account_ids if a not in known]
+        unknown = [str(a) for a in scope.social_account_ids if a not in found.known]
         if unknown:
             raise NotFound(
                 f"No social account with these ids in this workspace: {', '.join(unknown)}."
             )
     return found
+
+
+async def accounts(session: AsyncSession, scope: Scope) -> list[UUID]:
+    """The workspace's accounts in `scope` (404 for an account id not of this workspace)."""
+    return (await context(session, scope)).in_scope
 
 
 def _total(metric: Metric, values: Sequence[float | None]) -> float | None:
@@ -128,9 +137,11 @@ async def data(
     range_: RelativeRange | DayRange,
     granularity: Granularity,
     comparison: Comparison | None,
+    ids: Sequence[UUID] | None = None,
 ) -> AnalyticsData:
-    """The series of `metrics` over `range_` by `granularity`, beside `comparison`."""
-    ids = await accounts(session, scope)
+    """The series of `metrics` over `range_` by `granularity`, beside `comparison` (over
+    the accounts `ids` of the scope, when they were looked up already)."""
+    ids = list(ids) if ids is not None else await accounts(session, scope)
     first, last = resolve(range_, today)
     wanted = list(dict.fromkeys(metrics))
     levels = [m.value for m in wanted if m in LEVELS]

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db import Database
+from crier.kit.db.engine import Statement
 from crier.kit.ids import new_id
 from crier.kit.sql import queries
 from crier.models import (
@@ -304,18 +305,35 @@ async def first_observed_day(session: AsyncSession, timezone: str) -> date | Non
     return found if isinstance(found, date) else None
 
 
-async def accounts_in_scope(
+class Context(NamedTuple):
+    in_scope: list[UUID]
+    """The workspace's accounts in the scope, ids ascending."""
+    known: set[UUID]
+    """Which of the ids the scope names are the workspace's."""
+    generation: int
+    """The workspace's snapshot generation: it moves whenever its snapshots change."""
+
+
+def reading_context_statement(
+    ids: Sequence[UUID] | None, platforms: Sequence[str] | None
+) -> Statement:
+    """The accounts of a scope and the snapshot generation (see the query)."""
+    return QUERIES["reading_context"], {
+        "ids": list(ids) if ids is not None else None,
+        "platforms": list(platforms) if platforms is not None else None,
+    }
+
+
+def context_of(row: Mapping[Any, Any]) -> Context:
+    return Context(list(row["in_scope"]), set(row["known"]), int(row["generation"]))
+
+
+async def reading_context(
     session: AsyncSession, ids: Sequence[UUID] | None, platforms: Sequence[str] | None
-) -> list[UUID]:
-    """The workspace's accounts among `ids` (all when None) on `platforms` (all: None)."""
-    rows = await session.execute(
-        QUERIES["accounts_in_scope"],
-        {
-            "ids": list(ids) if ids is not None else None,
-            "platforms": list(platforms) if platforms is not None else None,
-        },
-    )
-    return [r.id for r in rows]
+) -> Context:
+    """The accounts of a scope and the snapshot generation, in one statement."""
+    row = (await session.execute(*reading_context_statement(ids, platforms))).one()
+    return context_of(row._mapping)
 
 
 async def snapshot_series(
@@ -374,6 +392,18 @@ async def views(session: AsyncSession, *, after: UUID | None, limit: int) -> lis
 
 async def view(session: AsyncSession, view_id: UUID) -> AnalyticsView | None:
     return await session.scalar(select(AnalyticsView).where(AnalyticsView.id == view_id))
+
+
+def view_in_context_statement(view_id: UUID) -> Statement:
+    """The saved view with its accounts now and the snapshot generation (see the query),
+    to run in one round trip with others (`Database.read_at_once`)."""
+    return QUERIES["view_in_context"], {"id": view_id}
+
+
+def view_in_context(row: Mapping[str, Any]) -> tuple[AnalyticsView, Context]:
+    """The view and its `Context`, from a row of `view_in_context_statement`."""
+    view = AnalyticsView(**{c.key: row[c.name] for c in AnalyticsView.__table__.columns})
+    return view, context_of(row)
 
 
 async def best_times(

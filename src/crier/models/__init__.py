@@ -2,6 +2,7 @@
 
 from crier.models.analytics import (
     AnalyticsExport,
+    AnalyticsGeneration,
     AnalyticsRollup,
     AnalyticsSnapshot,
     AnalyticsView,
@@ -30,6 +31,7 @@ from crier.models.workspace import Workspace
 
 __all__ = [
     "AnalyticsExport",
+    "AnalyticsGeneration",
     "AnalyticsRollup",
     "AnalyticsSnapshot",
     "AnalyticsView",

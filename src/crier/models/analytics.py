@@ -170,6 +170,17 @@ class AnalyticsRollup(TenantModel):
     last_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class AnalyticsGeneration(TenantModel):
+    """The workspace's snapshot generation: moved on by a trigger whenever a statement
+    writes, changes or removes any of its snapshots, so that an answer read from them may
+    be kept until it does."""
+
+    __tablename__ = "analytics_generations"
+    __table_args__ = (UniqueConstraint("workspace_id"),)
+
+    generation: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
 class AnalyticsView(TenantModel):
     """A saved view: which accounts' figures, which metrics, over which days, in which
     steps, compared with which period; read from the snapshots alone."""
