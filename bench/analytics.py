@@ -45,7 +45,7 @@ import aiohttp
 from sqlalchemy import text
 
 from bench.common import Measured, Reply, crier_server, database, send, table, warmed_load
-from crier.analytics import export_files, exports, repository
+from crier.analytics import export_files, exports, repository, rollups
 from crier.analytics.schemas import Metric
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import SCHEDULER_ROLE
@@ -221,8 +221,7 @@ async def _rollups(urls: DatabaseUrls) -> dict[str, float]:
         now = datetime.now(UTC)
 
         async def set_based(ws: UUID) -> None:
-            async with db.workspace_transaction(ws) as session:
-                await repository.rebuild_days(session, DAY, DAY, now)
+            await rollups.rebuild(db, ws, DAY, DAY, now)
 
         fast = await _bounded(workspaces, set_based, ROLLUP_LIMIT, "the rollup")
         made = {ws: await _snapshots(db, ws) for ws in workspaces[:50]}

@@ -41,9 +41,9 @@ WHERE workspace_id = crier_current_workspace() AND social_account_id = :account_
   AND next_fetch_at < :until
 
 -- name: rebuild_days
--- The workspace's snapshots for the days :first to :last (days in its timezone :tz, so a
--- DST day has 23 or 25 hours; :starts and :ends are when the first begins and the day
--- after the last begins), made again from its observations, in one statement:
+-- The workspace's snapshots for the days :first to :last (days in its timezone, so a DST
+-- day has 23 or 25 hours; `starts` and `ends` are when the first begins and the day after
+-- the last begins), made again from its observations, in one statement:
 -- - a post's figure on a day is how much it grew that day: the growth each of the day's
 --   observations recorded (`delta`: since the one before, or from 0 for the first), added
 --   up over the account's posts; the same as its last count of the day less its last
@@ -55,8 +55,10 @@ WHERE workspace_id = crier_current_workspace() AND social_account_id = :account_
 -- Snapshots no longer made are deleted; the others are written only where their value
 -- changed, keeping their ids, so running it again changes nothing.
 WITH bounds AS (
-    SELECT CAST(:tz AS text) AS tz, CAST(:starts AS timestamptz) AS starts,
-           CAST(:ends AS timestamptz) AS ends
+    SELECT w.timezone AS tz,
+           CAST(CAST(:first AS date) AS timestamp) AT TIME ZONE w.timezone AS starts,
+           CAST(CAST(:last AS date) + 1 AS timestamp) AT TIME ZONE w.timezone AS ends
+    FROM workspaces w WHERE w.id = crier_current_workspace()
 ), grown AS (
     SELECT o.social_account_id, o.metric,
            CAST(o.observed_at AT TIME ZONE b.tz AS date) AS day, sum(o.delta) AS value
@@ -330,10 +332,6 @@ SELECT CAST(extract(isodow FROM m.published_at AT TIME ZONE z.tz) AS int) AS wee
 FROM measured m, zone z
 WHERE m.value IS NOT NULL
 GROUP BY 1, 2
-
--- name: workspace_timezone
--- The workspace's timezone.
-SELECT timezone FROM workspaces WHERE id = crier_current_workspace()
 
 -- name: observe_post
 -- Keep what the network reported at :at for the delivery :delivery_id (:metrics and

@@ -4,10 +4,9 @@ finding due fetches, which runs as crier_scheduler across workspaces."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crier.kit.db import Database
 from crier.kit.db.engine import Statement
+from crier.kit.db.tenancy import enter_workspace_statement
 from crier.kit.ids import new_id
 from crier.kit.sql import queries
 from crier.models import (
@@ -227,25 +227,25 @@ class Rebuilt(NamedTuple):
     """Snapshots the days no longer have."""
 
 
-async def rebuild_days(session: AsyncSession, first: date, last: date, now: datetime) -> Rebuilt:
-    """Make the workspace's snapshots for the days `first` to `last` again (set-based).
+_ASYNCHRONOUS_COMMIT = text("SET LOCAL synchronous_commit TO off")
 
-    The transaction's commit is not waited for on disk: the snapshots are made again from
-    the observations whenever needed, and the rollup's own record, committed after them,
+
+async def rebuild_days(
+    db: Database, workspace_id: UUID, first: date, last: date, now: datetime
+) -> Rebuilt:
+    """Make the workspace's snapshots for the days `first` to `last` again (set-based), in
+    a transaction of its own that goes to the server in one round trip.
+
+    The commit is not waited for on disk: the snapshots are made again from the
+    observations whenever needed, and the rollup's own record, committed after them,
     flushes them with it."""
-    await session.execute(text("SET LOCAL synchronous_commit TO off"))
-    timezone = (await session.execute(QUERIES["workspace_timezone"])).scalar_one()
-    zone = ZoneInfo(timezone)
-    params = {
-        "first": first,
-        "last": last,
-        "now": now,
-        "tz": timezone,
-        "starts": datetime.combine(first, time(), zone),
-        "ends": datetime.combine(last + timedelta(days=1), time(), zone),
-    }
-    row = (await session.execute(QUERIES["rebuild_days"], params)).one()
-    return Rebuilt(int(row.made), int(row.written), int(row.removed))
+    async with db.pipelined() as tx:
+        await tx.send(enter_workspace_statement(workspace_id))
+        await tx.send((_ASYNCHRONOUS_COMMIT, {}))
+        made = await tx.send((QUERIES["rebuild_days"], {"first": first, "last": last, "now": now}))
+        await tx.commit()
+        [row] = await made.rows()
+    return Rebuilt(int(row["made"]), int(row["written"]), int(row["removed"]))
 
 
 async def open_rollup(session: AsyncSession, now: datetime) -> None:

@@ -58,8 +58,7 @@ async def rebuild(
     start = first
     while start <= last:
         end = min(last, start + timedelta(days=STRETCH - 1))
-        async with db.workspace_transaction(workspace_id) as session:
-            done = await repository.rebuild_days(session, start, end, now)
+        done = await repository.rebuild_days(db, workspace_id, start, end, now)
         made, written, removed = made + done.made, written + done.written, removed + done.removed
         start = end + timedelta(days=1)
     return Rebuilt(made, written, removed)

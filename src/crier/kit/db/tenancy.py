@@ -9,9 +9,10 @@ or rollback and can never leak into the next transaction on a pooled connection.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _SET_LOCAL = text("SELECT set_config(:name, :value, true)")
@@ -22,7 +23,12 @@ _ENTER = text("SELECT crier_enter_workspace(:workspace_id)")
 
 async def enter_workspace(session: AsyncSession, workspace_id: UUID) -> None:
     """Make this transaction see, and write, only the rows of `workspace_id`."""
-    await session.execute(_ENTER, {"workspace_id": workspace_id})
+    await session.execute(*enter_workspace_statement(workspace_id))
+
+
+def enter_workspace_statement(workspace_id: UUID) -> tuple[TextClause, dict[str, Any]]:
+    """`enter_workspace` as a statement for a pipelined transaction (`Database.pipelined`)."""
+    return _ENTER, {"workspace_id": workspace_id}
 
 
 async def set_local(session: AsyncSession, name: str, value: str) -> None:
