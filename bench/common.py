@@ -264,12 +264,14 @@ async def send(session: aiohttp.ClientSession, method: str, url: str, json: obje
 
 
 def table(rows: list[Measured]) -> str:
+    width = max([34, *(len(m.name) for m in rows)])
     lines = [
-        f"{'endpoint':34} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f"{'endpoint':{width}} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>7}"
     ]
     for m in rows:
         lines.append(
-            f"{m.name:34} {len(m.latencies):>9} {m.rps:>8.0f} {m.percentile(50):>8.1f} "
+            f"{m.name:{width}} {len(m.latencies):>9} {m.rps:>8.0f} {m.percentile(50):>8.1f} "
             f"{m.percentile(99):>8.1f} {m.errors:>7}"
         )
     return "\n".join(lines)
