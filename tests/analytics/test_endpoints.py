@@ -189,6 +189,12 @@ async def test_analytics_needs_the_analytics_read_permission(paris: Tenant) -> N
             "permission-denied",
         )
         assert denied["permission"] == "analytics:read"
+    # Without a key, the key is what is wrong first, whatever else is.
+    for path in (
+        "/v1/analytics/query?metric=likes&range=last_7_days&from=2027-01-01&to=2027-01-02",
+        "/v1/analytics/views/not-an-id/data",
+    ):
+        assert_problem(await paris.http.get(path), 401, "unauthorized")
 
 
 async def test_view_data_has_series_totals_and_the_previous_period_beside_them(
