@@ -25,13 +25,13 @@ class Answers:
     def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
         self.budget = budget
         self.size = 0
-        self.hits = self.misses = 0
+        self.hits = 0
+        """Answers given from what is kept."""
         self._kept: OrderedDict[Hashable, bytes] = OrderedDict()
 
     def get(self, key: Hashable) -> bytes | None:
         found = self._kept.get(key)
         if found is None:
-            self.misses += 1
             return None
         self.hits += 1
         self._kept.move_to_end(key)

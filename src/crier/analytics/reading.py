@@ -98,7 +98,6 @@ async def _answer(
         timezone,
         query.resolve(figures.range, today),
         tuple(context.in_scope),
-        figures.scope.social_account_ids is None and figures.scope.platforms is None,
         tuple(dict.fromkeys(figures.metrics)),
         figures.granularity,
         figures.comparison,
