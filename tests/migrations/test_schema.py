@@ -270,3 +270,30 @@ def test_upgrading_renames_the_permission_to_reply_to_reviews_in_grants_and_scop
         {"grant": ["reviews:respond", "posts:read"], "deny": ["reviews:respond"]},
         ["reviews:respond", "posts:read"],
     )
+
+
+def test_upgrading_keeps_the_snapshots_and_a_workspace_takes_them_with_its_accounts(
+    scratch: DatabaseUrls,
+) -> None:
+    """0028: the snapshots' own key to the workspace goes, the one to the account (which
+    carries `workspace_id`) cascading instead; the rows stay, and removing a workspace
+    still removes its snapshots, through its accounts."""
+    migrations.upgrade(scratch.owner, "0027")
+    with psycopg.connect(libpq(scratch.owner)) as conn, conn.transaction():
+        params = _seed_account(conn)
+        ws = params["ws"]
+        conn.execute(
+            INSERTS["analytics_snapshots"], {**params, "id": uuid.uuid4(), "date": "2026-01-02"}
+        )
+    migrations.upgrade(scratch.owner)
+
+    def snapshots() -> list[tuple[object, ...]]:
+        with psycopg.connect(libpq(scratch.owner)) as conn, conn.transaction():
+            conn.execute("SELECT set_config('app.workspace_id', %s, true)", [str(ws)])
+            return conn.execute("SELECT metric, value FROM analytics_snapshots").fetchall()
+
+    assert snapshots() == [("likes", 3.0)]
+    with psycopg.connect(libpq(scratch.owner)) as conn, conn.transaction():
+        conn.execute("SELECT set_config('app.workspace_id', %s, true)", [str(ws)])
+        assert conn.execute("DELETE FROM workspaces WHERE id = %s", [ws]).rowcount == 1
+    assert snapshots() == []

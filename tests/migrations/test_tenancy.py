@@ -380,6 +380,16 @@ def test_a_post_target_cannot_point_at_another_workspaces_account(
         run_in(conn, a.ws, INSERTS["post_targets"], a.params(account=b.refs["account"]))
 
 
+def test_a_snapshot_needs_an_account_of_its_own_workspace(
+    two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """The one foreign key of a snapshot, to its account, carries its workspace."""
+    a, b = two
+    for account in (b.refs["account"], uuid.uuid4()):
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            run_in(conn, a.ws, INSERTS["analytics_snapshots"], a.params(account=account))
+
+
 def test_an_api_key_row_is_visible_without_context_only_to_its_secret(
     two: tuple[Seeded, Seeded], conn: psycopg.Connection[tuple[object, ...]]
 ) -> None:

@@ -53,7 +53,9 @@ WHERE workspace_id = crier_current_workspace() AND social_account_id = :account_
 --   network's own date whatever the timezone;
 -- - `posts_published` counts the account's deliveries published that day.
 -- Snapshots no longer made are deleted; the others are written only where their value
--- changed, keeping their ids, so running it again changes nothing.
+-- changed, keeping their ids, so running it again changes nothing. A new snapshot's id is
+-- made from its account, metric and day, not drawn at random: the embedded PostgreSQL
+-- reads /dev/urandom afresh for every gen_random_uuid().
 WITH bounds AS (
     SELECT w.timezone AS tz,
            CAST(CAST(:first AS date) AS timestamp) AT TIME ZONE w.timezone AS starts,
@@ -107,8 +109,10 @@ WITH bounds AS (
 ), written AS (
     INSERT INTO analytics_snapshots AS s
         (workspace_id, id, social_account_id, metric, value, date, created_at, updated_at)
-    SELECT crier_current_workspace(), gen_random_uuid(), m.social_account_id, m.metric,
-           m.value, m.day, :now, :now
+    SELECT crier_current_workspace(),
+           CAST(md5(concat_ws('/', crier_current_workspace(), m.social_account_id, m.metric,
+                               m.day)) AS uuid),
+           m.social_account_id, m.metric, m.value, m.day, :now, :now
     FROM made m
     ON CONFLICT (workspace_id, social_account_id, metric, date)
     DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at

@@ -227,9 +227,6 @@ class Rebuilt(NamedTuple):
     """Snapshots the days no longer have."""
 
 
-_ASYNCHRONOUS_COMMIT = text("SET LOCAL synchronous_commit TO off")
-
-
 async def rebuild_days(
     db: Database, workspace_id: UUID, first: date, last: date, now: datetime
 ) -> Rebuilt:
@@ -240,8 +237,7 @@ async def rebuild_days(
     observations whenever needed, and the rollup's own record, committed after them,
     flushes them with it."""
     async with db.pipelined() as tx:
-        await tx.send(enter_workspace_statement(workspace_id))
-        await tx.send((_ASYNCHRONOUS_COMMIT, {}))
+        await tx.send(enter_workspace_statement(workspace_id, await_commit=False))
         made = await tx.send((QUERIES["rebuild_days"], {"first": first, "last": last, "now": now}))
         await tx.commit()
         [row] = await made.rows()

@@ -32,17 +32,24 @@ class AnalyticsSnapshot(TenantModel):
         ForeignKeyConstraint(
             ["workspace_id", "social_account_id"],
             ["social_accounts.workspace_id", "social_accounts.id"],
+            ondelete="CASCADE",
         ),
-        UniqueConstraint("workspace_id", "social_account_id", "metric", "date"),
+        # The rollup's upsert and the reading of views (by metric and day, for many
+        # accounts at once, the value in the index itself) share this one index.
         Index(
-            "ix_analytics_snapshots_reading",
+            "ux_analytics_snapshots_reading",
             "workspace_id",
             "metric",
             "date",
-            postgresql_include=["social_account_id", "value"],
+            "social_account_id",
+            unique=True,
+            postgresql_include=["value"],
         ),
     )
 
+    # No foreign key of its own to the workspace: the one to the account, which carries
+    # `workspace_id`, implies it, and one check per snapshot written is enough.
+    workspace_id: Mapped[UUID] = mapped_column(primary_key=True, sort_order=-20)
     social_account_id: Mapped[UUID] = mapped_column()
     metric: Mapped[str] = mapped_column(Text)
     value: Mapped[float] = mapped_column(Double)
@@ -126,6 +133,14 @@ class MetricObservation(TenantModel):
             "observed_at",
         ),
         Index("ix_metric_observations_time", "workspace_id", "observed_at"),
+        # An account's own figures of a day, which the rollup finds without reading the
+        # pages of every post's figures beside them.
+        Index(
+            "ix_metric_observations_own_time",
+            "workspace_id",
+            "observed_at",
+            postgresql_where=sql("delivery_id IS NULL AND day IS NULL"),
+        ),
         Index(
             "ux_metric_observations_day",
             "workspace_id",

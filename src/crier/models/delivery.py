@@ -10,11 +10,13 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKeyConstraint,
+    Index,
     Integer,
     SmallInteger,
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -39,6 +41,14 @@ class Delivery(TenantModel):
             ["social_accounts.workspace_id", "social_accounts.id"],
         ),
         UniqueConstraint("workspace_id", "post_target_id"),
+        # The deliveries published in a stretch of days (the rollup's posts_published),
+        # found without reading every delivery the workspace ever made.
+        Index(
+            "ix_deliveries_published",
+            "workspace_id",
+            "published_at",
+            postgresql_where=text("status = 'published'"),
+        ),
         CheckConstraint(
             "status IN ('pending', 'sending', 'published', 'failed', 'cancelled')",
             name="status_known",

@@ -19,6 +19,9 @@ _SET_LOCAL = text("SELECT set_config(:name, :value, true)")
 
 
 _ENTER = text("SELECT crier_enter_workspace(:workspace_id)")
+_ENTER_UNAWAITED = text(
+    "SELECT crier_enter_workspace(:workspace_id), set_config('synchronous_commit', 'off', true)"
+)
 
 
 async def enter_workspace(session: AsyncSession, workspace_id: UUID) -> None:
@@ -26,9 +29,13 @@ async def enter_workspace(session: AsyncSession, workspace_id: UUID) -> None:
     await session.execute(*enter_workspace_statement(workspace_id))
 
 
-def enter_workspace_statement(workspace_id: UUID) -> tuple[TextClause, dict[str, Any]]:
-    """`enter_workspace` as a statement for a pipelined transaction (`Database.pipelined`)."""
-    return _ENTER, {"workspace_id": workspace_id}
+def enter_workspace_statement(
+    workspace_id: UUID, *, await_commit: bool = True
+) -> tuple[TextClause, dict[str, Any]]:
+    """`enter_workspace` as a statement for a pipelined transaction (`Database.pipelined`).
+    `await_commit=False`: the same statement also lets the transaction's COMMIT return
+    before it is on disk (`synchronous_commit` off, for this transaction only)."""
+    return (_ENTER if await_commit else _ENTER_UNAWAITED), {"workspace_id": workspace_id}
 
 
 async def set_local(session: AsyncSession, name: str, value: str) -> None:
