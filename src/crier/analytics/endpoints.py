@@ -34,7 +34,13 @@ from crier.analytics.schemas import (
     TopPosts,
     ViewId,
 )
-from crier.auth.dependencies import BEARER_KEY, IdempotentRequest, acting_with, key_hash, requires
+from crier.auth.dependencies import (
+    BEARER_KEY,
+    IdempotentRequest,
+    acting_with,
+    presented_key_hash,
+    requires,
+)
 from crier.auth.permissions import Permission
 from crier.auth.principal import Acting, Principal
 from crier.kit.body import JsonRoute
@@ -50,14 +56,16 @@ posts_router = APIRouter(prefix="/posts", tags=["Analytics"], route_class=JsonRo
 CanRead = Annotated[Principal, requires(Permission.ANALYTICS_READ)]
 
 
-def kept_answers(request: Request) -> Answers:
-    """This process's answers read from the snapshots, kept until they change."""
+async def kept_answers(request: Request) -> Answers:
+    """This process's answers read from the snapshots, kept until they change. (Each of
+    the dependencies of the data routes is a coroutine: FastAPI runs a plain function in a
+    worker thread, a hop that costs more than these do.)"""
     kept: Answers = request.app.state.analytics_answers
     return kept
 
 
 KeptAnswers = Annotated[Answers, Depends(kept_answers)]
-KeyHash = Annotated[bytes, Depends(key_hash)]
+KeyHash = Annotated[bytes, Depends(presented_key_hash)]
 """The request's API key, hashed: first, so that a request without one answers 401 before
 anything else is checked."""
 Saving = Annotated[Acting, acting_with(Permission.ANALYTICS_READ)]
@@ -120,7 +128,7 @@ PlatformsQuery = Annotated[
 ]
 
 
-def asked_figures(
+async def asked_figures(
     metric: Annotated[
         list[Metric], Query(min_length=1, max_length=15, description="The figures (repeat it).")
     ],

@@ -39,6 +39,12 @@ def key_hash(request: Request) -> bytes:
     return keys.hash_key(token)
 
 
+async def presented_key_hash(request: Request) -> bytes:
+    """`key_hash` as a dependency of its own. A coroutine, so that FastAPI runs it on the
+    event loop and not in a worker thread, as it would a plain function."""
+    return key_hash(request)
+
+
 async def current_principal(
     request: Request,
     session: DbSession,
