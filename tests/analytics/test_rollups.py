@@ -18,6 +18,7 @@ from crier.analytics.rollups import AFTER_MIDNIGHT, Rollups, next_run, rebuild
 from crier.kit.db import Database
 from crier.models import AnalyticsRollup, AnalyticsSnapshot
 from crier.scheduler.worker import Worker
+from tests.analytics.test_endpoints import snap
 from tests.conftest import FakeClock, MakeTenant, Tenant
 from tests.post.conftest import sandbox_account
 from tests.scheduler.test_metric_collection import published
@@ -162,6 +163,36 @@ async def test_a_rebuild_is_idempotent_and_any_range_agrees_with_the_whole(
     )
     assert (middle.made, middle.written) == (6, 0)  # the day before the range is the baseline
     assert await rows(db, tenant) == whole
+
+
+async def test_snapshots_no_longer_made_are_removed_for_every_metric_and_only_in_the_range(
+    new_york: Tenant, worker: Worker, clock: FakeClock, db: Database
+) -> None:
+    tenant = new_york
+    account = await sandbox_account(tenant)
+    delivery = (await published(tenant, worker, clock, account))["id"]
+    start = clock.now().astimezone(NEW_YORK).date() + timedelta(days=1)
+    last = start + timedelta(days=2)
+    await observe(db, tenant, account, delivery, local(start, 12), likes=3)
+    # Left from a rebuild before, of figures since gone: metrics before and after the ones
+    # still made, in the range and outside it.
+    stale = {
+        ("aardvarks", start): 1.0,
+        ("clicks", start + timedelta(days=1)): 2.0,
+        ("likes", last): 3.0,
+        ("shares", start): 4.0,
+        ("zebras", last): 5.0,
+    }
+    outside = {
+        ("clicks", start - timedelta(days=1)): 6.0,
+        ("zebras", last + timedelta(days=1)): 7.0,
+    }
+    for (metric, day), value in (stale | outside).items():
+        await snap(db, tenant, account, metric, day, value)
+
+    done = await rebuild(db, UUID(tenant.id), start, last, clock.now())
+    assert done.removed == len(stale)
+    assert await snapshots(db, tenant) == outside | {("likes", start): 3}
 
 
 async def test_a_workspace_that_changes_its_timezone_is_rebuilt_in_its_new_days(

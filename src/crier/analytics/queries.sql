@@ -56,7 +56,17 @@ WHERE workspace_id = crier_current_workspace() AND social_account_id = :account_
 -- changed, keeping their ids, so running it again changes nothing. A new snapshot's id is
 -- made from its account, metric and day, not drawn at random: the embedded PostgreSQL
 -- reads /dev/urandom afresh for every gen_random_uuid().
-WITH bounds AS (
+-- `kinds` are the metrics the workspace has snapshots of, found one by one in the index
+-- (a loose scan): the index leads with the metric, so the DELETE looks for the range's
+-- days under each, instead of reading every snapshot of the workspace's history.
+WITH RECURSIVE kinds (metric) AS (
+    SELECT min(s.metric) FROM analytics_snapshots s
+    WHERE s.workspace_id = crier_current_workspace()
+    UNION ALL
+    SELECT (SELECT min(s.metric) FROM analytics_snapshots s
+            WHERE s.workspace_id = crier_current_workspace() AND s.metric > k.metric)
+    FROM kinds k WHERE k.metric IS NOT NULL
+), bounds AS (
     SELECT w.timezone AS tz,
            CAST(CAST(:first AS date) AS timestamp) AT TIME ZONE w.timezone AS starts,
            CAST(CAST(:last AS date) + 1 AS timestamp) AT TIME ZONE w.timezone AS ends
@@ -99,6 +109,7 @@ WITH bounds AS (
 ), removed AS (
     DELETE FROM analytics_snapshots s
     WHERE s.workspace_id = crier_current_workspace()
+      AND s.metric IN (SELECT k.metric FROM kinds k WHERE k.metric IS NOT NULL)
       AND s.date BETWEEN CAST(:first AS date) AND CAST(:last AS date)
       AND NOT EXISTS (
           SELECT FROM made m
