@@ -431,12 +431,16 @@ async def kill_while_held(
     return await deliveries_of(db, tenant, posts)
 
 
+@pytest.mark.parametrize("keys", ["kept", "ignored"])
 async def test_a_worker_killed_while_mastodon_held_the_stored_status_posts_it_once(
-    make_tenant: MakeTenant, db: Database, vault: Vault, workers: Workers
+    make_tenant: MakeTenant, db: Database, vault: Vault, workers: Workers, keys: str
 ) -> None:
-    """Mastodon has no lookup by key: the status the instance stored while the killed
-    worker waited is found again by sending it once more with the same Idempotency-Key."""
+    """The worker that takes over looks each status up among the account's own before any
+    resend, and finds the ones the instance stored while the killed worker waited: on an
+    instance that keeps Idempotency-Keys (Mastodon) and on one that ignores them
+    (GoToSocial), where a resend would post again."""
     instance = Instance(SystemClock())
+    instance.faults.ignore_idempotency_keys = keys == "ignored"
     async with serving(create_emulator_app(instance)) as url:
         tenant = await make_tenant()
         person = instance.account_named("crash")
@@ -455,6 +459,9 @@ async def test_a_worker_killed_while_mastodon_held_the_stored_status_posts_it_on
             [status] = instance.statuses_with_key(str(delivery.id))
             assert delivery.external_id == status.id
         assert len(instance.statuses) == 3
+        attempts = await attempts_of(db, tenant, [d.post_id for d in deliveries])
+        assert sorted(a.delivery_id for a in attempts) == sorted(d.id for d in deliveries)
+        assert {a.outcome for a in attempts} == {"published"}  # one each: none sent again
 
 
 async def test_a_worker_killed_while_bluesky_held_the_stored_post_posts_it_once(

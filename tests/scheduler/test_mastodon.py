@@ -3,13 +3,14 @@ images and alt text published by the scheduler exactly once, whatever the instan
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from crier.kit.db import Database
-from crier.platforms.mastodon.emulator import StoredStatus
+from crier.platforms.mastodon.emulator import App, StoredStatus
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, Tenant, assert_problem
 from tests.mastodon import Mastodon, connect_mastodon
@@ -142,24 +143,124 @@ async def test_a_call_that_hangs_after_the_instance_stored_the_status_posts_once
     assert delivery["platform_post_id"] == status.id
 
 
-async def test_a_status_of_unknown_outcome_is_not_sent_again_once_the_key_is_forgotten(
+async def test_a_status_of_unknown_outcome_is_found_on_the_instance_after_its_key_is_forgotten(
     tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
 ) -> None:
-    """The instance keeps an Idempotency-Key for an hour: a resend after that could make a
-    second status, so the delivery fails `outcome_unknown` instead (say, the only worker
-    died mid-call and came back the next morning)."""
+    """Say the only worker died mid-call and came back the next morning: the instance has
+    forgotten the Idempotency-Key, and the status is found among the account's own."""
     account = await connect_mastodon(tenant, mastodon)
     mastodon.instance.faults.hang_after_store = 1
     mastodon.instance.faults.hang_seconds = 3
     post = await schedule(tenant, account, clock)
     await publish_due(worker, clock)
-    assert len(statuses(mastodon)) == 1
+    [status] = statuses(mastodon)
+    clock.advance(timedelta(hours=10))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["platform_post_id"]) == ("published", status.id)
+    assert len(delivery["attempts"]) == 1
+    assert len(statuses(mastodon)) == 1, "not posted twice"
+
+
+async def test_a_status_not_found_is_not_sent_again_once_the_key_is_forgotten(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    """Gone from the account's statuses (its author deleted it) and the key forgotten: a
+    resend could make a second status, so the delivery fails `outcome_unknown`."""
+    account = await connect_mastodon(tenant, mastodon)
+    mastodon.instance.faults.hang_after_store = 1
+    mastodon.instance.faults.hang_seconds = 3
+    post = await schedule(tenant, account, clock)
+    await publish_due(worker, clock)
+    mastodon.instance.statuses.clear()
     clock.advance(timedelta(hours=1))
     await worker.tick()
     [delivery] = await deliveries(tenant, post["id"])
     assert (delivery["status"], delivery["error_code"]) == ("failed", "outcome_unknown")
     assert len(delivery["attempts"]) == 1
-    assert len(statuses(mastodon)) == 1, "not posted twice"
+    assert statuses(mastodon) == [], "not posted again"
+
+
+async def test_an_instance_that_ignores_idempotency_keys_gets_each_status_once(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    """GoToSocial takes `Idempotency-Key` and ignores it: the call that hung after the
+    instance stored the status is settled by the lookup, not by a resend."""
+    account = await connect_mastodon(tenant, mastodon)
+    mastodon.instance.faults.ignore_idempotency_keys = True
+    mastodon.instance.faults.hang_after_store = 1
+    mastodon.instance.faults.hang_seconds = 3
+    media = await image(tenant, alt_text="A red square")
+    post = await schedule(tenant, account, clock, media=[media])
+    await publish_due(worker, clock)
+    await publish_due(worker, clock)
+    [status] = statuses(mastodon)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert (delivery["status"], delivery["platform_post_id"]) == ("published", status.id)
+    assert [a["outcome"] for a in delivery["attempts"]] == ["published"]
+
+
+async def test_the_lookup_takes_only_crier_s_status_of_this_delivery(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    """The same text posted before the delivery's first attempt, or by another app since,
+    is not the delivery's status: nothing is found, and it is sent again."""
+    account = await connect_mastodon(tenant, mastodon)
+    instance = mastodon.instance
+    instance.faults.ignore_idempotency_keys = True
+    text = "Hello, fediverse"
+    owner = next(a for a in instance.accounts.values() if a["username"] == "alice")
+    other = StoredStatus(
+        instance.next_id(),
+        owner["id"],
+        text,
+        clock.now() - timedelta(minutes=30),
+        "public",
+        None,
+        "",
+        False,
+        [],
+        None,
+        next(iter(instance.apps)),
+    )
+    instance.statuses[other.id] = other  # earlier, from Crier
+    post = await schedule(tenant, account, clock, text=text)
+    instance.faults.unavailable = 1  # 503: the send may have been taken
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "pending", delivery
+    instance.apps["elsewhere"] = App("1", "Elsewhere", [], {"write"}, "elsewhere", "-", None)
+    later = instance.next_id()
+    instance.statuses[later] = replace(
+        other, id=later, created_at=clock.now(), client_id="elsewhere"
+    )
+    await publish_due(worker, clock)
+
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "published", delivery
+    [made] = [s for s in statuses(mastodon) if s.idempotency_key == delivery["id"]]
+    assert delivery["platform_post_id"] == made.id
+    assert len(statuses(mastodon)) == 3
+
+
+async def test_a_lookup_that_fails_sends_nothing_and_asks_again_later(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    account = await connect_mastodon(tenant, mastodon)
+    mastodon.instance.faults.ignore_idempotency_keys = True
+    mastodon.instance.faults.hang_after_store = 1
+    mastodon.instance.faults.hang_seconds = 3
+    post = await schedule(tenant, account, clock)
+    await publish_due(worker, clock)
+    mastodon.instance.faults.unavailable = 1  # the lookup answers 503
+    await publish_due(worker, clock)
+    [delivery] = await deliveries(tenant, post["id"])
+    assert delivery["status"] == "pending", delivery
+    assert len(statuses(mastodon)) == 1
+    await publish_due(worker, clock, minutes=10)
+    [delivery] = await deliveries(tenant, post["id"])
+    [status] = statuses(mastodon)
+    assert (delivery["status"], delivery["platform_post_id"]) == ("published", status.id)
 
 
 async def test_a_server_error_after_storing_is_sent_again_with_its_key_and_posts_once(
@@ -214,18 +315,32 @@ async def test_a_revoked_token_fails_at_once_without_retries(
     assert delivery["attempts"][0]["message"] == "The access token is invalid"
 
 
+@pytest.mark.parametrize(
+    ("gotosocial", "message"),
+    [
+        (False, "Validation failed: Text character limit of 20 exceeded"),
+        (True, "Bad Request: text with spoiler exceed max chars (20)"),
+    ],
+)
 async def test_a_status_the_instance_refuses_fails_with_its_message(
-    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+    tenant: Tenant,
+    mastodon: Mastodon,
+    worker: Worker,
+    clock: FakeClock,
+    gotosocial: bool,
+    message: str,
 ) -> None:
+    """Mastodon refuses with 422, GoToSocial with 400: both are the content's refusal."""
     account = await connect_mastodon(tenant, mastodon)
     post = await schedule(tenant, account, clock, text="x" * 40)
     mastodon.instance.faults.max_characters = 20  # the instance lowered its limit since
+    mastodon.instance.faults.refuses_as_gotosocial = gotosocial
     await publish_due(worker, clock)
     [delivery] = await deliveries(tenant, post["id"])
     assert (delivery["status"], delivery["error_code"]) == ("failed", "content_rejected")
-    assert delivery["attempts"][0]["message"] == (
-        "Validation failed: Text character limit of 20 exceeded"
-    )
+    assert [(a["http_status"], a["message"]) for a in delivery["attempts"]] == [
+        (400 if gotosocial else 422, message)
+    ]
     assert statuses(mastodon) == []
 
 
@@ -254,6 +369,15 @@ async def test_the_instances_own_limits_and_counting_apply_when_scheduling(
     text = "b" * 440 + " " + link + " @carol@very.long.example.social"
     assert len(text) > 500
     assert (await schedule(tenant, default, clock, text=text))["status"] == "scheduled"
+
+    # An instance that counts a link 25 (GoToSocial) has its links counted so.
+    mastodon.instance.faults.characters_reserved_per_url = 25
+    carol = await connect_mastodon(tenant, mastodon, "carol")
+    fits = "b" * 474 + " " + link  # 474 + 1 + 25
+    assert (await schedule(tenant, carol, clock, text=fits))["status"] == "scheduled"
+    over = await schedule_refused(tenant, carol, clock, "b" + fits)
+    assert over["errors"][0]["type"] == "text_too_long"  # type: ignore[index]
+    assert (await schedule(tenant, default, clock, text="b" + fits))["status"] == "scheduled"
 
     # A content warning counts with the text.
     warned = await tenant.post(

@@ -47,13 +47,23 @@ class PlatformRules:
     counted_settings: tuple[str, ...] = ()
     """Settings whose text counts toward `max_text` with the post's (Mastodon's content
     warning)."""
+    counter_for_links: Callable[[int], TextCounter] | None = None
+    """Where every link counts a fixed length that each server may set (Mastodon's
+    `characters_reserved_per_url`): the counter for a given length."""
 
     def with_limits(self, limits: Mapping[str, Any] | None) -> PlatformRules:
         """These rules with what one server says it allows (`Limits` keys) in their place."""
         if not limits:
             return self
-        known = {k: int(v) for k, v in limits.items() if k in LIMIT_KEYS and v is not None}
-        return replace(self, **known)  # type: ignore[arg-type]
+        known: dict[str, Any] = {
+            k: int(v)
+            for k, v in limits.items()
+            if k in LIMIT_KEYS and k != "link_length" and v is not None
+        }
+        link_length = limits.get("link_length")
+        if isinstance(link_length, int) and link_length > 0 and self.counter_for_links:
+            known["count_text"] = self.counter_for_links(link_length)
+        return replace(self, **known)
 
     def describe(self) -> dict[str, Any]:
         """The rules as `GET /v1/platforms` shows them."""
@@ -72,5 +82,8 @@ class PlatformRules:
         }
 
 
-LIMIT_KEYS = frozenset({"max_text", "max_media", "max_image_bytes", "max_video_bytes"})
-"""What a server may set for its own accounts (stored with each account)."""
+LIMIT_KEYS = frozenset(
+    {"max_text", "max_media", "max_image_bytes", "max_video_bytes", "link_length"}
+)
+"""What a server may set for its own accounts (stored with each account); `link_length`
+is what each link counts, for rules with a `counter_for_links`."""

@@ -15,7 +15,7 @@ from crier.kit.storage import LocalStorage
 from crier.platforms.base import Account, Prepared
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.mastodon.adapter import MastodonAdapter
-from crier.platforms.mastodon.rules import count_status, instance_limits
+from crier.platforms.mastodon.rules import MASTODON, count_status, instance_limits
 from crier.platforms.registry import platform_http
 from tests.mastodon import Mastodon
 
@@ -70,19 +70,28 @@ def test_a_status_counts_as_mastodon_counts_it(text: str, length: int) -> None:
 
 
 def test_an_instances_limits_are_read_from_its_configuration() -> None:
-    instance = {
+    instance = {  # as GoToSocial answers, where a link counts 25
         "configuration": {
-            "statuses": {"max_characters": 5000, "max_media_attachments": 8},
-            "media_attachments": {"image_size_limit": 10485760, "video_size_limit": 41943040},
+            "statuses": {
+                "max_characters": 5000,
+                "max_media_attachments": 6,
+                "characters_reserved_per_url": 25,
+            },
+            "media_attachments": {"image_size_limit": 41943040, "video_size_limit": 41943040},
         }
     }
-    assert instance_limits(instance) == {
+    limits = instance_limits(instance)
+    assert limits == {
         "max_text": 5000,
-        "max_media": 8,
-        "max_image_bytes": 10485760,
+        "max_media": 6,
+        "max_image_bytes": 41943040,
         "max_video_bytes": 41943040,
+        "link_length": 25,
     }
     assert instance_limits({}) == {}
+    rules = MASTODON.with_limits(limits)
+    assert rules.count_text("see https://example.com/" + "a" * 200) == 4 + 25
+    assert MASTODON.count_text("see https://example.com/" + "a" * 200) == 4 + 23
 
 
 async def test_an_instance_is_named_by_its_address_alone(make: Make) -> None:

@@ -282,3 +282,61 @@ async def test_a_status_is_measured_as_mastodon_documents_it(mastodon: Mastodon)
         "/api/v1/statuses", json={"status": "b" + fits}, headers=auth
     )
     assert over.status_code == 422
+
+
+async def test_an_accounts_statuses_are_paged_newest_first_with_their_source_to_the_author(
+    mastodon: Mastodon,
+) -> None:
+    _, auth = await signed_in(mastodon)
+    made = []
+    for n in range(5):
+        sent = await mastodon.browser.post(
+            "/api/v1/statuses", json={"status": f"<b>{n}</b> & more"}, headers=auth
+        )
+        made.append(sent.json())
+    alice = made[0]["account"]["id"]
+    path = f"/api/v1/accounts/{alice}/statuses"
+    first = await mastodon.browser.get(path, params={"limit": 2}, headers=auth)
+    assert [s["id"] for s in first.json()] == [made[4]["id"], made[3]["id"]]
+    assert first.json()[0]["application"] == {"name": "Test", "website": None}
+    assert first.json()[0]["content"] == "<p>&lt;b&gt;4&lt;/b&gt; &amp; more</p>"
+    following = httpx.URL(first.links["next"]["url"])
+    second = await mastodon.browser.get(following.path, params=following.params, headers=auth)
+    assert [s["id"] for s in second.json()] == [made[2]["id"], made[1]["id"]]
+    oldest = await mastodon.browser.get(
+        path, params={"limit": 2, "min_id": made[0]["id"]}, headers=auth
+    )
+    assert [s["id"] for s in oldest.json()] == [made[2]["id"], made[1]["id"]]
+    bad = await mastodon.browser.get(path, params={"max_id": "x"}, headers=auth)
+    assert bad.status_code == 400
+
+    source = await mastodon.browser.get(f"/api/v1/statuses/{made[4]['id']}/source", headers=auth)
+    assert source.json() == {"id": made[4]["id"], "text": "<b>4</b> & more", "spoiler_text": ""}
+
+    app = await register(mastodon)
+    query = {
+        "response_type": "code",
+        "client_id": app["client_id"],
+        "redirect_uri": REDIRECT,
+        "scope": "read write",
+    }
+    location = await mastodon.consent(
+        str(httpx.URL("/oauth/authorize", params=query)), username="bob"
+    )
+    bobs = (await token(mastodon, app, query_of(location)["code"], "")).json()
+    bob = {"Authorization": f"Bearer {bobs['access_token']}"}
+    seen = await mastodon.browser.get(path, params={"limit": 1}, headers=bob)
+    assert seen.json()[0]["id"] == made[4]["id"]
+    assert "application" not in seen.json()[0]  # shown to its author only
+    theirs = await mastodon.browser.get(f"/api/v1/statuses/{made[4]['id']}/source", headers=bob)
+    assert (theirs.status_code, theirs.json()) == (404, {"error": "Record not found"})
+
+
+async def test_an_instance_may_ignore_idempotency_keys(mastodon: Mastodon) -> None:
+    _, auth = await signed_in(mastodon)
+    mastodon.instance.faults.ignore_idempotency_keys = True
+    keyed = {**auth, "Idempotency-Key": "k1"}
+    first = await mastodon.browser.post("/api/v1/statuses", data={"status": "one"}, headers=keyed)
+    again = await mastodon.browser.post("/api/v1/statuses", data={"status": "one"}, headers=keyed)
+    assert first.json()["id"] != again.json()["id"]
+    assert len(mastodon.instance.statuses_with_key("k1")) == 2

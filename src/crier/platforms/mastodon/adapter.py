@@ -3,10 +3,13 @@
 Each instance is its own server with its own app: Crier registers one on first use
 (`POST /api/v1/apps`) and keeps it (`platform_apps`). Accounts connect by OAuth 2.0 with
 PKCE; Mastodon's tokens do not expire and have no refresh token. A status is sent with the
-delivery's id as its `Idempotency-Key`, which the instance keeps for an hour: a resend with
-the same key answers the status already made, so a send whose outcome is unknown is simply
-sent again (there is no lookup by key). Media go up first through `POST /api/v2/media`,
-which may answer 202 and process in the background; the status waits until each is ready.
+delivery's id as its `Idempotency-Key`, which Mastodon keeps for an hour: a resend with the
+same key answers the status already made. Not every server of the Mastodon API keeps keys
+(GoToSocial takes the header and ignores it), so a send whose outcome is unknown is first
+looked up among the account's own statuses since its first attempt (`find`), and sent
+again, with the same key, only once the instance said it has no such status. Media go up
+first through `POST /api/v2/media`, which may answer 202 and process in the background; the
+status waits until each is ready.
 
 Instances are named by users, so every call goes through the guarded HTTP client: a name
 resolving to a private, loopback or metadata address is refused before any connection.
@@ -42,6 +45,11 @@ SCOPES = "read:accounts read:statuses write:statuses write:media"
 """Reading the account's profile and statuses, posting statuses and their media."""
 MEDIA_POLLS = 30
 """How many times a media still processing is polled before the send is retried later."""
+LOOKUP_PAGES = 5
+"""Pages of the account's statuses (40 each, newest first) read when looking a delivery up."""
+LOOKUP_MARGIN = timedelta(minutes=5)
+"""How much earlier than a delivery's first attempt its status may say it was made (the
+instance's clock and ours disagree)."""
 
 
 class MastodonAdapter:
@@ -49,6 +57,9 @@ class MastodonAdapter:
     registers_apps = True
     organizations = False
     scopes = SCOPES
+    lookup_before_resend = True
+    """Some servers of the Mastodon API ignore `Idempotency-Key`: a delivery of unknown
+    outcome is sent again only once `find` said the instance has no status for it."""
     keys_kept = timedelta(hours=1)
     """How long an instance remembers an `Idempotency-Key`: a status whose outcome is
     unknown is not sent again after that (the scheduler fails it `outcome_unknown`)."""
@@ -192,9 +203,45 @@ class MastodonAdapter:
         post: Prepared | None = None,
         since: datetime | None = None,
     ) -> Published | None:
-        """Mastodon cannot look a status up by its key: a resend with the same key (within
-        the hour the instance keeps it) answers the status it made, so that is the lookup."""
+        """The account's status made for this delivery, if the instance has one: one of
+        its own statuses since the delivery's first attempt, posted by Crier (where the
+        instance names the application), with the delivery's text (its source, as typed,
+        not the HTML shown) and as many media. Mastodon has no lookup by key."""
+        if post is None:
+            raise PlatformError(ErrorCode.INVALID_REQUEST, "Mastodon looks a status up by its text")
+        server = _server_of(account)
+        start = (since or self._clock.now() - self.keys_kept) - LOOKUP_MARGIN
+        query: dict[str, Any] = {"limit": 40, "exclude_reblogs": "true"}
+        path = f"/api/v1/accounts/{account.external_id}/statuses"
+        for _ in range(LOOKUP_PAGES):
+            page = await self._answer("GET", server, path, account.access_token, params=query)
+            if not isinstance(page, list) or not page:
+                return None
+            for shown in page:
+                made = _time(shown.get("created_at"))
+                if made is not None and made < start:
+                    return None  # newest first: the rest are older still
+                if await self._made_for(account, server, shown, post):
+                    return _published(shown)
+            query["max_id"] = str(page[-1]["id"])
         return None
+
+    async def _made_for(
+        self, account: Account, server: str, shown: dict[str, Any], post: Prepared
+    ) -> bool:
+        """Whether the status `shown` (an entry of the account's statuses) is `post`."""
+        application = shown.get("application")
+        if isinstance(application, dict) and application.get("name") != self._client_name:
+            return False
+        if len(shown.get("media_attachments") or []) != len(post.media):
+            return False
+        text = shown.get("text")  # GoToSocial gives the source with the status
+        if not isinstance(text, str):
+            source = await self._json(
+                "GET", server, f"/api/v1/statuses/{shown['id']}/source", account.access_token
+            )
+            text = str(source.get("text") or "")
+        return text.strip() == post.text.strip()
 
     async def metrics(self, account: Account, external_id: str) -> dict[str, int]:
         status = await self._json(
@@ -263,6 +310,19 @@ class MastodonAdapter:
         return await call(self._http, method, server + path, sends=sends, token=access_token, **kw)
 
     async def _json(
+        self, method: str, server: str, path: str, access_token: str | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        """The JSON object of a successful answer (`_answer`, with its options)."""
+        body = await self._answer(method, server, path, access_token, **kw)
+        if not isinstance(body, dict):
+            raise PlatformError(
+                ErrorCode.PLATFORM_UNAVAILABLE,
+                f"{path} answered JSON that is not an object",
+                may_have_succeeded=bool(kw.get("sends")),
+            )
+        return body
+
+    async def _answer(
         self,
         method: str,
         server: str,
@@ -272,18 +332,18 @@ class MastodonAdapter:
         sends: bool = False,
         media: bool = False,
         **kw: Any,
-    ) -> dict[str, Any]:
+    ) -> Any:
+        """The JSON of a successful answer; an error answer raised as `PlatformError`."""
         response = await self._request(method, server, path, access_token, sends=sends, **kw)
         if response.is_success:
             try:
-                body: dict[str, Any] = response.json()
+                return response.json()
             except ValueError:
                 raise PlatformError(
                     ErrorCode.PLATFORM_UNAVAILABLE,
                     f"{path} answered {response.status_code} with no JSON",
                     may_have_succeeded=sends,
                 ) from None
-            return body
         raise _error(response, self._clock.now(), sends=sends, media=media)
 
 
@@ -312,20 +372,26 @@ def _error(
         return failure
     if status in (401, 403):
         return PlatformError(ErrorCode.AUTH_REVOKED, message, status=status)
-    if status == 422:
+    if status == 422 or (status == 400 and (sends or media)):
+        # Mastodon refuses a status or a file with 422; GoToSocial with 400 (such as
+        # "text with spoiler exceed max chars (5000)").
         code = ErrorCode.MEDIA_REJECTED if media else ErrorCode.CONTENT_REJECTED
         return PlatformError(code, message, status=status)
     return PlatformError(ErrorCode.INVALID_REQUEST, message, status=status)
 
 
-def _published(status: dict[str, Any]) -> Published:
-    created = str(status.get("created_at") or "")
+def _time(value: object) -> datetime | None:
+    """A time as Mastodon writes it (ISO 8601, `Z` for UTC); None if it is not one."""
     try:
-        at = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        at = datetime.fromisoformat(str(value or "").replace("Z", "+00:00"))
     except ValueError:
-        at = datetime.now(UTC)
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _published(status: dict[str, Any]) -> Published:
     return Published(
         external_id=str(status["id"]),
         permalink=str(status.get("url") or status.get("uri") or ""),
-        published_at=at,
+        published_at=_time(status.get("created_at")) or datetime.now(UTC),
     )

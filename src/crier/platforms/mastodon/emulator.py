@@ -18,15 +18,19 @@ entities/Error), and as strict as an instance where it is strict:
 - `POST /api/v1/statuses` (form or JSON) with `Idempotency-Key` kept for an hour: the same
   key answers the status it made. A status counts as Mastodon counts it; media must be
   the account's own and processed;
-- `GET /api/v1/statuses/:id`, `GET /api/v1/accounts/:id/statuses`.
+- `GET /api/v1/statuses/:id`; `GET /api/v1/statuses/:id/source`, the text as typed, of
+  the caller's own statuses only (404 for others'); `GET /api/v1/accounts/:id/statuses`,
+  newest first, `limit` up to 40, paged by `max_id`, `since_id` and `min_id` with a `Link`
+  header. A status shows the `application` that posted it to its author only.
 
 Errors are `{"error": "..."}` (OAuth ones add `error_description`). Every authenticated
 call carries `X-RateLimit-Limit`, `-Remaining` and `-Reset` (an ISO 8601 time); past the
 limit (300 calls in 5 minutes per account by default) it answers 429.
 
 Faults for tests and demos: `faults` (or `PUT /_emulator/faults`) can make the next
-statuses hang or fail with a 500 after they were stored, media take polls to process, or
-the instance answer 503. `GET /_emulator/statuses` lists every status with the key it was
+statuses hang or fail with a 500 after they were stored, media take polls to process,
+the instance answer 503, or behave as GoToSocial does (ignore `Idempotency-Key`, refuse
+a status with a 400). `GET /_emulator/statuses` lists every status with the key it was
 sent with. `crier emulator mastodon` runs one.
 """
 
@@ -67,15 +71,16 @@ _WORD = regex.compile(r"\S+")
 _REMOTE_MENTION = regex.compile(r"(@[A-Za-z0-9_]+)@[A-Za-z0-9.-]+[A-Za-z0-9]")
 
 
-def status_length(text: str) -> int:
+def status_length(text: str, link_length: int = 23) -> int:
     """A status's length as Mastodon's user guide (user/posting) states it, counted here on
     its own: characters as people see them (grapheme clusters); each word that begins with
-    `http://` or `https://` is a link and counts 23; a mention's domain is not counted."""
+    `http://` or `https://` is a link and counts 23 (`characters_reserved_per_url`); a
+    mention's domain is not counted."""
 
     def counted(word: regex.Match[str]) -> str:
         found = word.group()
         if found.startswith(("http://", "https://")):
-            return "-" * 23
+            return "-" * link_length
         return _REMOTE_MENTION.sub(lambda m: m.group(1), found)
 
     return len(regex.findall(r"\X", _WORD.sub(counted, text)))
@@ -98,6 +103,10 @@ class Faults:
     hang_seconds: float = 30.0
     fail_after_store: int = 0
     """The next statuses are stored, then answered 500."""
+    ignore_idempotency_keys: bool = False
+    """`Idempotency-Key` is taken and ignored, as GoToSocial does: a resend posts again."""
+    refuses_as_gotosocial: bool = False
+    """A status over the limit is refused as GoToSocial refuses it: 400, its own words."""
     processing_polls: int = 0
     """Uploaded images process in the background: 206 this many times, then 200."""
     unavailable: int = 0
@@ -105,6 +114,7 @@ class Faults:
     rate_limit: int = 300
     """Calls per account per 5 minutes."""
     max_characters: int = 500
+    characters_reserved_per_url: int = 23
     max_media_attachments: int = 4
 
 
@@ -159,6 +169,8 @@ class StoredStatus:
     sensitive: bool
     media_ids: list[str]
     idempotency_key: str | None
+    client_id: str | None = None
+    """The app that posted it."""
 
 
 @dataclass
@@ -491,7 +503,7 @@ def create_emulator_app(instance: Instance | None = None) -> Starlette:
                     "statuses": {
                         "max_characters": state.faults.max_characters,
                         "max_media_attachments": state.faults.max_media_attachments,
-                        "characters_reserved_per_url": 23,
+                        "characters_reserved_per_url": state.faults.characters_reserved_per_url,
                     },
                     "media_attachments": {
                         "supported_mime_types": sorted(IMAGE_TYPES | VIDEO_TYPES),
@@ -558,7 +570,11 @@ def create_emulator_app(instance: Instance | None = None) -> Starlette:
     def status_entity(request: Request, status: StoredStatus) -> dict[str, Any]:
         account = state.accounts[status.account_id]
         url = f"{base(request)}/@{account['username']}/{status.id}"
-        return {
+        app = state.apps.get(status.client_id or "")
+        shown = {}
+        if app is not None and _token_account(request) == status.account_id:
+            shown["application"] = {"name": app.name, "website": app.website}
+        return shown | {
             "id": status.id,
             "created_at": status.created_at.isoformat().replace("+00:00", "Z"),
             "uri": f"{base(request)}/users/{account['username']}/statuses/{status.id}",
@@ -577,9 +593,9 @@ def create_emulator_app(instance: Instance | None = None) -> Starlette:
         }
 
     async def post_status(request: Request) -> Response:
-        _, account = authenticated(request, "write:statuses")
+        token, account = authenticated(request, "write:statuses")
         key = request.headers.get("idempotency-key")
-        if key:
+        if key and not state.faults.ignore_idempotency_keys:
             seen = state.keys.get((account["id"], key))
             if seen is not None and seen[1] > now() - IDEMPOTENCY_TTL:
                 return JSONResponse(status_entity(request, state.statuses[seen[0]]))
@@ -593,12 +609,11 @@ def create_emulator_app(instance: Instance | None = None) -> Starlette:
         spoiler = str(params.get("spoiler_text") or "")
         if not text.strip() and not media_ids:
             raise Refused(422, "Validation failed: Text can't be blank")
-        if status_length(text) + status_length(spoiler) > state.faults.max_characters:
-            raise Refused(
-                422,
-                f"Validation failed: Text character limit of {state.faults.max_characters} "
-                "exceeded",
-            )
+        link, limit = state.faults.characters_reserved_per_url, state.faults.max_characters
+        if status_length(text, link) + status_length(spoiler, link) > limit:
+            if state.faults.refuses_as_gotosocial:
+                raise Refused(400, f"Bad Request: text with spoiler exceed max chars ({limit})")
+            raise Refused(422, f"Validation failed: Text character limit of {limit} exceeded")
         if visibility not in VISIBILITIES:
             raise Refused(422, "Validation failed: Visibility is not included in the list")
         if len(media_ids) > state.faults.max_media_attachments:
@@ -628,6 +643,7 @@ def create_emulator_app(instance: Instance | None = None) -> Starlette:
             sensitive=str(params.get("sensitive", "false")).lower() in ("true", "1"),
             media_ids=media_ids,
             idempotency_key=key,
+            client_id=token.client_id,
         )
         state.statuses[status.id] = status
         for media_id in media_ids:
@@ -649,21 +665,44 @@ def create_emulator_app(instance: Instance | None = None) -> Starlette:
             raise Refused(404, "Record not found")
         return JSONResponse(status_entity(request, status))
 
+    async def get_status_source(request: Request) -> Response:
+        _, account = authenticated(request, "read:statuses")
+        status = state.statuses.get(request.path_params["id"])
+        if status is None or status.account_id != account["id"]:
+            raise Refused(404, "Record not found")
+        return JSONResponse(
+            {"id": status.id, "text": status.text, "spoiler_text": status.spoiler_text}
+        )
+
     async def account_statuses(request: Request) -> Response:
         authenticated(request, "read:statuses")
         account_id = request.path_params["id"]
         if account_id not in state.accounts:
             raise Refused(404, "Record not found")
+        query = request.query_params
         try:
-            limit = min(40, int(request.query_params.get("limit", "20")))
+            limit = min(40, int(query.get("limit", "20")))
+            bounds = {n: int(query[n]) for n in ("max_id", "since_id", "min_id") if n in query}
         except ValueError:
-            raise Refused(400, "limit must be a number") from None
-        mine = sorted(
-            (s for s in state.statuses.values() if s.account_id == account_id),
-            key=lambda s: int(s.id),
-            reverse=True,
-        )
-        return JSONResponse([status_entity(request, s) for s in mine[:limit]])
+            raise Refused(400, "limit and ids must be numbers") from None
+        if limit < 1:
+            raise Refused(400, "limit must be positive")
+        mine = [
+            s
+            for s in sorted(state.statuses.values(), key=lambda s: int(s.id), reverse=True)
+            if s.account_id == account_id
+            and int(s.id) < bounds.get("max_id", int(s.id) + 1)
+            and int(s.id) > bounds.get("since_id", bounds.get("min_id", -1))
+        ]
+        page = mine[-limit:] if "min_id" in bounds else mine[:limit]
+        response = JSONResponse([status_entity(request, s) for s in page])
+        if page:
+            here = f"{base(request)}/api/v1/accounts/{account_id}/statuses"
+            response.headers["Link"] = (
+                f'<{here}?{urlencode({"limit": limit, "max_id": page[-1].id})}>; rel="next", '
+                f'<{here}?{urlencode({"limit": limit, "min_id": page[0].id})}>; rel="prev"'
+            )
+        return response
 
     async def metadata(request: Request) -> Response:
         root = base(request)
@@ -696,7 +735,10 @@ def create_emulator_app(instance: Instance | None = None) -> Starlette:
         for name, value in params.items():
             if not hasattr(state.faults, name):
                 raise Refused(422, f"unknown fault {name}")
-            setattr(state.faults, name, type(getattr(state.faults, name))(value))
+            kind = type(getattr(state.faults, name))
+            if kind is bool and isinstance(value, str):
+                value = value.lower() in ("true", "1")
+            setattr(state.faults, name, kind(value))
         return JSONResponse(asdict(state.faults))
 
     routes = [
@@ -713,6 +755,7 @@ def create_emulator_app(instance: Instance | None = None) -> Starlette:
         Route("/api/v1/media/{id}", api(get_media), methods=["GET"]),
         Route("/api/v1/statuses", api(post_status), methods=["POST"]),
         Route("/api/v1/statuses/{id}", api(get_status), methods=["GET"]),
+        Route("/api/v1/statuses/{id}/source", api(get_status_source), methods=["GET"]),
         Route("/_emulator/statuses", control_statuses, methods=["GET"]),
         Route("/_emulator/faults", api(control_faults), methods=["PUT"]),
     ]

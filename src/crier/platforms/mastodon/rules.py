@@ -1,20 +1,22 @@
 """What a Mastodon instance accepts, and how it counts a status.
 
-The numbers are Mastodon's defaults (docs: user/posting, methods/instance); each instance
-may say otherwise in `GET /api/v2/instance`, read when an account connects and stored with
-it. A status counts in graphemes, every `http://` or `https://` link as 23 characters
-whatever its length, and a mention only up to its username (`@alice@example.com` counts as
-`@alice`); a content warning counts toward the limit too.
+The numbers are Mastodon's defaults (docs: user/posting, methods/instance); each
+instance may say otherwise in `GET /api/v2/instance`, read when an account connects and
+stored with it. A status counts in graphemes, every `http://` or `https://` link as 23
+characters whatever its length (or the instance's `characters_reserved_per_url`), and a
+mention only up to its username (`@alice@example.com` counts as `@alice`); a content
+warning counts toward the limit too.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 import regex
 from pydantic import BaseModel, ConfigDict, Field
 
-from crier.platforms.content import PlatformRules, count_graphemes
+from crier.platforms.content import PlatformRules, TextCounter, count_graphemes
 
 URL_LENGTH = 23
 _URL = regex.compile(r"https?://[^\s<>\"']+")
@@ -38,11 +40,16 @@ class MastodonSettings(BaseModel):
     sensitive: bool | None = Field(default=None, description="Mark the media as sensitive.")
 
 
-def count_status(text: str) -> int:
-    """The length Mastodon gives `text`."""
+def count_status(text: str, link_length: int = URL_LENGTH) -> int:
+    """The length Mastodon gives `text`, each link counting `link_length`."""
     text = _MENTION.sub(r"\1", text)
-    text = _URL.sub("x" * URL_LENGTH, text)
+    text = _URL.sub("x" * link_length, text)
     return count_graphemes(text)
+
+
+def status_counter(link_length: int) -> TextCounter:
+    """How an instance whose links count `link_length` counts a status."""
+    return partial(count_status, link_length=link_length)
 
 
 MASTODON = PlatformRules(
@@ -52,11 +59,14 @@ MASTODON = PlatformRules(
     video_alone=True,
     preferred_crop="original",
     count_text=count_status,
-    text_counting="graphemes; each link counts 23, a mention only its username",
+    text_counting=(
+        "graphemes; each link counts 23 (or what the instance says), a mention only its username"
+    ),
     max_image_bytes=16 * 1024 * 1024,
     max_video_bytes=99 * 1024 * 1024,
     settings=MastodonSettings,
     counted_settings=("spoiler_text",),
+    counter_for_links=status_counter,
 )
 
 
@@ -71,5 +81,6 @@ def instance_limits(instance: dict[str, Any]) -> dict[str, int]:
         "max_media": statuses.get("max_media_attachments"),
         "max_image_bytes": media.get("image_size_limit"),
         "max_video_bytes": media.get("video_size_limit"),
+        "link_length": statuses.get("characters_reserved_per_url"),
     }
     return {k: int(v) for k, v in found.items() if isinstance(v, int) and v > 0}
