@@ -153,6 +153,7 @@ class RelayAdapter:
         idempotency_key: str,
         post: Prepared | None = None,
         since: datetime | None = None,
+        taken: frozenset[str] = frozenset(),
     ) -> Published | None:
         response = await self._http.get(
             f"{self._base}/api/posts",

@@ -243,6 +243,44 @@ async def test_the_lookup_takes_only_crier_s_status_of_this_delivery(
     assert len(statuses(mastodon)) == 3
 
 
+async def test_the_lookup_does_not_take_another_deliverys_status_of_the_same_text(
+    tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
+) -> None:
+    """The first post's call hangs after the instance stored it; the second, with the same
+    text, is published before the first is looked up: each keeps its own status."""
+    account = await connect_mastodon(tenant, mastodon)
+    mastodon.instance.faults.ignore_idempotency_keys = True
+    mastodon.instance.faults.hang_after_store = 1
+    mastodon.instance.faults.hang_seconds = 3
+    first = await schedule(tenant, account, clock)
+    clock.advance(timedelta(minutes=1, seconds=0.1))
+    await worker.tick()  # stored, the answer lost: looked up about 2 s later
+    [delivery] = await deliveries(tenant, first["id"])
+    assert delivery["status"] == "pending", delivery
+    [held] = statuses(mastodon)
+    second = await tenant.post(
+        "/v1/posts",
+        json={
+            "payload": {"text": "Hello, fediverse"},
+            "targets": [{"social_account_id": account["id"]}],
+            "status": "scheduled",
+            "publish_at": at(clock, seconds=0.5),
+        },
+    )
+    assert second.status_code == 201, second.text
+    clock.advance(timedelta(seconds=1))
+    await worker.tick()
+    [other] = await deliveries(tenant, second.json()["id"])
+    assert other["status"] == "published", other
+    assert other["platform_post_id"] != held.id
+
+    clock.advance(timedelta(seconds=5))
+    await worker.tick()
+    [delivery] = await deliveries(tenant, first["id"])
+    assert (delivery["status"], delivery["platform_post_id"]) == ("published", held.id)
+    assert len(statuses(mastodon)) == 2
+
+
 async def test_a_lookup_that_fails_sends_nothing_and_asks_again_later(
     tenant: Tenant, mastodon: Mastodon, worker: Worker, clock: FakeClock
 ) -> None:

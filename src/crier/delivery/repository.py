@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -172,6 +172,28 @@ async def first_attempt_started(session: AsyncSession, delivery_id: UUID) -> dat
         .limit(1)
     )
     return result.scalar_one_or_none()
+
+
+TAKEN_MARGIN = timedelta(days=1)
+"""How much earlier than a delivery's first attempt a network may date another delivery's
+post that its lookup could meet (the network's clock against ours)."""
+
+
+async def posts_of_others(
+    session: AsyncSession, account_id: UUID, delivery_id: UUID, since: datetime
+) -> frozenset[str]:
+    """The network's ids of the posts that the account's other deliveries made since
+    `since`: a lookup of this delivery's post by what it says must not take one of them."""
+    result = await session.scalars(
+        select(Delivery.external_id).where(
+            Delivery.status == "published",
+            Delivery.published_at >= since - TAKEN_MARGIN,
+            Delivery.social_account_id == account_id,
+            Delivery.id != delivery_id,
+            Delivery.external_id.is_not(None),
+        )
+    )
+    return frozenset(i for i in result if i is not None)
 
 
 async def last_attempt_started(session: AsyncSession, delivery_id: UUID) -> datetime | None:

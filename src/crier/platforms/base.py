@@ -85,10 +85,13 @@ class Adapter(Protocol):
         idempotency_key: str,
         post: Prepared | None = None,
         since: datetime | None = None,
+        taken: frozenset[str] = frozenset(),
     ) -> Published | None:
         """The post sent with this key, if the platform has it (to settle an unknown outcome).
         `post` is what was sent and `since` when the delivery's first attempt began, for
-        networks that find a post by what it says rather than by a key (X)."""
+        networks that find a post by what it says rather than by a key (X); `taken` are the
+        network's ids of posts that other deliveries of the account made since then, which
+        such a lookup must not take for this one."""
         ...
 
     async def metrics(self, account: Account, external_id: str) -> dict[str, int]:

@@ -390,9 +390,14 @@ class Sender:
             assert account is not None  # refused otherwise
             sealed = SealedAccount.of(account)
             since = await delivery_repository.first_attempt_started(session, delivery_id)
+            taken = await delivery_repository.posts_of_others(
+                session, account.id, delivery_id, since or self.clock.now()
+            )
         adapter = self.platforms.adapter(recheck.platform)
         try:
-            found = await adapter.find(self._open(sealed), str(delivery_id), recheck.content, since)
+            found = await adapter.find(
+                self._open(sealed), str(delivery_id), recheck.content, since, taken
+            )
         except PlatformError as error:
             if getattr(adapter, "lookup_before_resend", False):
                 await self._lookup_failed(workspace_id, recheck, error)

@@ -164,6 +164,8 @@ async def test_google_errors_map_to_the_catalogue(
     assert found is not None
     assert found.external_id == emulated.network.posts_of(own.external_id)[0].name
     assert await adapter.find(own, "key", Prepared("Something else"), clock.now()) is None
+    taken = frozenset({found.external_id})  # another delivery's post, of the same text
+    assert await adapter.find(own, "key", post, clock.now(), taken) is None
     # A post's unknown field is refused as Google's JSON parser refuses it.
     refused = await http.post(
         f"{emulated.url}/v4/{own.external_id}/localPosts",

@@ -121,6 +121,8 @@ async def test_a_post_is_found_by_its_text_since_its_first_attempt(
     assert found is not None
     assert found.external_id == made.external_id
     assert await adapter.find(account, "d2", Prepared("Something else"), since) is None
+    taken = frozenset({made.external_id})  # another delivery's post, of the same text
+    assert await adapter.find(account, "d3", Prepared(words), since, taken) is None
     clock.advance(timedelta(hours=1))
     later = clock.now()
     assert await adapter.find(account, "d1", Prepared(words), later) is None  # before `since`

@@ -230,6 +230,7 @@ class BlueskyAdapter:
         idempotency_key: str,
         post: Prepared | None = None,
         since: datetime | None = None,
+        taken: frozenset[str] = frozenset(),
     ) -> Published | None:
         server, did = _server_of(account), account.external_id
         rkey = record_key(idempotency_key)

@@ -300,9 +300,11 @@ class GoogleBusinessAdapter:
         idempotency_key: str,
         post: Prepared | None = None,
         since: datetime | None = None,
+        taken: frozenset[str] = frozenset(),
     ) -> Published | None:
         """The location's post made for this delivery, if Google has it: one of its posts
-        since the delivery's first attempt whose summary is the delivery's text."""
+        since the delivery's first attempt whose summary is the delivery's text, and not
+        another delivery's (`taken`)."""
         if post is None:
             raise PlatformError(ErrorCode.INVALID_REQUEST, "Google looks a post up by its text")
         start = (since or self._clock.now() - self.keys_kept) - LOOKUP_MARGIN
@@ -314,7 +316,7 @@ class GoogleBusinessAdapter:
                 made = parse_time(shown.get("createTime"))
                 if made is not None and made < start:
                     return None  # the newest first: older ones cannot be the delivery's
-                if shown.get("summary") == post.text:
+                if shown.get("summary") == post.text and str(shown.get("name")) not in taken:
                     return self._published(shown)
             following = page.get("nextPageToken")
             if not following:

@@ -272,6 +272,7 @@ class LinkedInAdapter:
         idempotency_key: str,
         post: Prepared | None = None,
         since: datetime | None = None,
+        taken: frozenset[str] = frozenset(),
     ) -> Published | None:
         """A member's posts cannot be listed without a restricted permission: the resend
         is the look-up (LinkedIn answers it with the post it has)."""

@@ -202,11 +202,13 @@ class MastodonAdapter:
         idempotency_key: str,
         post: Prepared | None = None,
         since: datetime | None = None,
+        taken: frozenset[str] = frozenset(),
     ) -> Published | None:
         """The account's status made for this delivery, if the instance has one: one of
-        its own statuses since the delivery's first attempt, posted by Crier (where the
-        instance names the application), with the delivery's text (its source, as typed,
-        not the HTML shown) and as many media. Mastodon has no lookup by key."""
+        its own statuses since the delivery's first attempt, not another delivery's
+        (`taken`), posted by Crier (where the instance names the application), with the
+        delivery's text (its source, as typed, not the HTML shown) and as many media.
+        Mastodon has no lookup by key."""
         if post is None:
             raise PlatformError(ErrorCode.INVALID_REQUEST, "Mastodon looks a status up by its text")
         server = _server_of(account)
@@ -221,6 +223,8 @@ class MastodonAdapter:
                 made = _time(shown.get("created_at"))
                 if made is not None and made < start:
                     return None  # newest first: the rest are older still
+                if str(shown["id"]) in taken:
+                    continue  # another delivery's status, of the same text
                 if await self._made_for(account, server, shown, post):
                     return _published(shown)
             query["max_id"] = str(page[-1]["id"])

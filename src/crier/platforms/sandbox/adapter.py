@@ -80,6 +80,7 @@ class SandboxAdapter:
         idempotency_key: str,
         post: Prepared | None = None,
         since: datetime | None = None,
+        taken: frozenset[str] = frozenset(),
     ) -> Published | None:
         body = await self._call(
             "GET", "/v1/posts", account.access_token, params={"idempotency_key": idempotency_key}

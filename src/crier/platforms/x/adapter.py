@@ -180,10 +180,11 @@ class XAdapter:
         idempotency_key: str,
         post: Prepared | None = None,
         since: datetime | None = None,
+        taken: frozenset[str] = frozenset(),
     ) -> Published | None:
         """The account's post made for this delivery, if X has it: one of its posts since
-        the delivery's first attempt whose text is the delivery's (links aside, which X
-        shows as t.co links)."""
+        the delivery's first attempt, not another delivery's (`taken`), whose text is the
+        delivery's (links aside, which X shows as t.co links)."""
         if post is None:
             raise PlatformError(ErrorCode.INVALID_REQUEST, "X looks a post up by its text")
         start = (since or self._clock.now() - self.keys_kept) - LOOKUP_MARGIN
@@ -198,6 +199,8 @@ class XAdapter:
         for _ in range(LOOKUP_PAGES):
             page = await self._json("GET", path, account.access_token, params=query)
             for shown in page.get("data") or []:
+                if str(shown["id"]) in taken:
+                    continue  # another delivery's post, of the same text
                 if _comparable(_as_written(shown)) == wanted:
                     return Published(
                         str(shown["id"]),
