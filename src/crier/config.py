@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crier.analytics import schedule as metric_schedule
@@ -53,6 +53,31 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(
         default=60, gt=0, description="How long a worker's claim on a post lasts unrenewed."
     )
+    worker_heartbeat_seconds: float = Field(
+        default=1,
+        gt=0,
+        description="How often a worker says it is alive. One not heard from for "
+        "`worker_silence_seconds` is taken for dead: the posts it held that are not being "
+        "sent pass to other workers at once, before their leases run out.",
+    )
+    worker_silence_seconds: float = Field(
+        default=3,
+        gt=0,
+        description="How long a worker may go unheard before it is taken for dead; more than "
+        "`worker_heartbeat_seconds` (at least twice is sensible).",
+    )
+
+    @field_validator("worker_silence_seconds")
+    @classmethod
+    def _longer_than_a_heartbeat(cls, value: float, info: ValidationInfo) -> float:
+        heartbeat = info.data.get("worker_heartbeat_seconds")
+        if heartbeat is not None and value <= heartbeat:
+            raise ValueError(
+                f"must be more than worker_heartbeat_seconds ({heartbeat}), or live workers "
+                "would be taken for dead"
+            )
+        return value
+
     worker_poll_seconds: float = Field(
         default=1, gt=0, description="The scheduler's safety-net poll, between wake-ups."
     )

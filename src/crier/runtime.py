@@ -120,6 +120,8 @@ class Runtime:
 
         options: dict[str, Any] = {
             "lease": timedelta(seconds=self.settings.worker_lease_seconds),
+            "heartbeat": timedelta(seconds=self.settings.worker_heartbeat_seconds),
+            "silence": timedelta(seconds=self.settings.worker_silence_seconds),
             "poll": timedelta(seconds=self.settings.worker_poll_seconds),
             "webhook_retention": timedelta(days=self.settings.webhook_retention_days),
             "refresh_every": (

@@ -284,9 +284,18 @@ async def test_three_workers_publish_a_thousand_posts_due_in_one_second_exactly_
     await assert_exactly_once(db, tenant, platform, posts)
 
 
+@pytest.mark.parametrize("lease", [LEASE_SECONDS, 600])
 async def test_a_worker_killed_after_claiming_hands_its_posts_over(
-    make_tenant: MakeTenant, db: Database, vault: Vault, platform: Platform, workers: Workers
+    make_tenant: MakeTenant,
+    db: Database,
+    vault: Vault,
+    platform: Platform,
+    workers: Workers,
+    lease: int,
 ) -> None:
+    """Once its leases end, or, with leases far longer than this test may run (600 s
+    against the 60 s it waits), once its heartbeat has been silent for a few seconds."""
+    workers.env["CRIER_WORKER_LEASE_SECONDS"] = str(lease)
     tenant = await make_tenant()
     account = await account_on(platform, db, vault, tenant)
     posts = await schedule_many(db, tenant, account, 5, datetime.now(UTC) + timedelta(seconds=4))

@@ -25,6 +25,7 @@ from crier.models.review import (
     ReviewSync,
     ReviewTemplate,
 )
+from crier.models.scheduler import SchedulerWorker
 from crier.models.social_account import SocialAccount
 from crier.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from crier.models.workspace import Workspace
@@ -58,6 +59,7 @@ __all__ = [
     "ReviewSync",
     "ReviewTemplate",
     "ScheduledPostMonth",
+    "SchedulerWorker",
     "SocialAccount",
     "TenantModel",
     "User",

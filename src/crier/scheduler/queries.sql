@@ -38,6 +38,35 @@ WHERE (workspace_id, id) IN (
 )
 RETURNING workspace_id, id
 
+-- name: beat
+-- Worker :worker is alive at :now (it started at :now if this is its first heartbeat).
+INSERT INTO scheduler_workers (id, started_at, seen_at) VALUES (:worker, :now, :now)
+ON CONFLICT (id) DO UPDATE SET seen_at = EXCLUDED.seen_at
+WHERE scheduler_workers.seen_at < EXCLUDED.seen_at
+
+-- name: take_from_the_dead
+-- Workers not heard from since :stale are taken for dead, once (their heartbeats go), and
+-- the posts they held that are not being sent have their leases end at :now, so the claim
+-- that follows takes them. A post being sent (publishing) keeps its lease: the dead
+-- worker's call may still reach the network, and the lease outlasts any call.
+WITH dead AS (
+    DELETE FROM scheduler_workers WHERE seen_at <= :stale RETURNING id
+)
+UPDATE posts SET lease_expires_at = :now
+WHERE status = 'queued' AND lease_expires_at > :now
+  AND lease_owner IN (SELECT id FROM dead)
+RETURNING workspace_id, id
+
+-- name: release
+-- Worker :worker stops: its heartbeat goes, and the posts it held that are not being sent
+-- have their leases end at :now, for the other workers to take at once.
+WITH gone AS (
+    DELETE FROM scheduler_workers WHERE id = :worker RETURNING id
+)
+UPDATE posts SET lease_expires_at = :now
+WHERE status = 'queued' AND lease_owner = :worker AND lease_expires_at > :now
+RETURNING workspace_id, id
+
 -- name: queue_depth
 -- Posts due within the lock horizon or in flight, across workspaces (for /metrics).
 SELECT count(*) FROM posts

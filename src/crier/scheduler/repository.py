@@ -1,5 +1,5 @@
-"""The scheduler's queries: claiming due posts across workspaces and renewing leases, as
-the scheduler role (crier_scheduler)."""
+"""The scheduler's queries: claiming due posts across workspaces, renewing leases, and
+workers' heartbeats, as the scheduler role (crier_scheduler)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,30 @@ async def renew_leases(scheduler_db: Database, worker: str, now: datetime, lease
         rows = await conn.execute(
             QUERIES["renew_leases"], {"worker": worker, "lease_until": now + lease}
         )
+        return len(rows.all())
+
+
+async def beat(scheduler_db: Database, worker: str, now: datetime) -> None:
+    """`worker` is alive at `now` (its heartbeat)."""
+    async with scheduler_db.engine.begin() as conn:
+        await conn.execute(QUERIES["beat"], {"worker": worker, "now": now})
+
+
+async def take_from_the_dead(scheduler_db: Database, now: datetime, silence: timedelta) -> int:
+    """End the leases of the posts held, not being sent, by workers silent for `silence`
+    (taken for dead), so that the next claim takes them; how many posts that frees."""
+    async with scheduler_db.engine.begin() as conn:
+        rows = await conn.execute(
+            QUERIES["take_from_the_dead"], {"now": now, "stale": now - silence}
+        )
+        return len(rows.all())
+
+
+async def release(scheduler_db: Database, worker: str, now: datetime) -> int:
+    """`worker` stops: end its heartbeat and the leases of the posts it holds that are not
+    being sent, for other workers to take at once; how many posts that frees."""
+    async with scheduler_db.engine.begin() as conn:
+        rows = await conn.execute(QUERIES["release"], {"worker": worker, "now": now})
         return len(rows.all())
 
 

@@ -5,8 +5,10 @@
 claims come back full; in between it only fires, waking exactly when the next held post is
 due (so lateness does not depend on the poll) and gathering what falls due within `gather`
 into one send. Any number of workers may run against one database: claims use SKIP LOCKED
-and leases, renewed well before they expire, so a dead worker's posts pass to another once
-its leases expire.
+and leases, renewed well before they expire. Each worker also beats every `heartbeat`: one
+silent for `silence` is taken for dead, and the posts it held that are not being sent pass
+to the others at once (a post being sent waits for its lease, as the dead worker's call may
+still reach the network). A worker that stops hands its posts over the same way.
 """
 
 from __future__ import annotations
@@ -41,7 +43,15 @@ from crier.platforms.registry import Platforms
 from crier.review.sending import ReplySender
 from crier.review.tasks import ReviewSyncer
 from crier.scheduler.metrics import LEASES_HELD, QUEUE_DEPTH
-from crier.scheduler.repository import accounts_to_refresh, claim_due, queue_depth, renew_leases
+from crier.scheduler.repository import (
+    accounts_to_refresh,
+    beat,
+    claim_due,
+    queue_depth,
+    release,
+    renew_leases,
+    take_from_the_dead,
+)
 from crier.scheduler.service import REFRESH_MARGIN, Held, Sender
 from crier.webhook import repository as webhook_repository
 
@@ -98,6 +108,8 @@ class Worker:
         *,
         worker_id: str | None = None,
         lease: timedelta = timedelta(seconds=60),
+        heartbeat: timedelta = timedelta(seconds=1),
+        silence: timedelta = timedelta(seconds=3),
         batch: int = 200,
         poll: timedelta = timedelta(seconds=1),
         gather: timedelta = timedelta(milliseconds=20),
@@ -120,6 +132,7 @@ class Worker:
             app_db, platforms, vault, clock, self.id, first_metrics_fetch=metrics_schedule[0]
         )
         self.lease, self.batch, self.poll, self.gather = lease, batch, poll, gather
+        self.heartbeat, self.silence = heartbeat, silence
         self.webhook_retention = webhook_retention
         self.reviews = ReviewSyncer(
             app_db,
@@ -174,12 +187,14 @@ class Worker:
         """Set by NOTIFY when a post is scheduled, rescheduled or cancelled: claim now."""
         self._next_purge = datetime.min.replace(tzinfo=UTC)
         self._next_renew = datetime.min.replace(tzinfo=UTC)
+        self._next_burial = datetime.min.replace(tzinfo=UTC)
         self.listening = asyncio.Event()
         """Set once the worker hears schedule changes (LISTEN is in place)."""
 
     async def tick(self) -> None:
         """One round of work at the clock's current time, waiting for every post it fires
         to be sent and settled (what tests step through)."""
+        await beat(self.scheduler_db, self.id, self.clock.now())
         await self._claim()
         await asyncio.gather(*self._fire_due())
         await self._sweeps_done()
@@ -191,6 +206,14 @@ class Worker:
         if self.held and now >= self._next_renew:
             await renew_leases(self.scheduler_db, self.id, now, self.lease)
             self._next_renew = now + self.lease / 3
+        if now >= self._next_burial:
+            freed = await take_from_the_dead(self.scheduler_db, now, self.silence)
+            if freed:
+                log.warning(
+                    "took over the posts of a silent worker",
+                    extra={"worker": self.id, "posts": freed},
+                )
+            self._next_burial = now + self.heartbeat
         claimed = await claim_due(self.scheduler_db, self.id, now, self.lease, self.batch)
         by_workspace: dict[UUID, list[UUID]] = {}
         for c in claimed:
@@ -312,6 +335,7 @@ class Worker:
         listener = asyncio.create_task(
             listen(self.app_db, "crier_schedule", self.changed, stop, self.listening)
         )
+        beating = asyncio.create_task(self._beat(stop))
         sending: set[asyncio.Task[None]] = set()
         try:
             await self._loop(stop, sending)
@@ -323,7 +347,25 @@ class Worker:
             await asyncio.gather(
                 *(s.task for s in self._sweeps if s.task is not None), return_exceptions=True
             )
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+            with contextlib.suppress(DBAPIError, OSError):
+                await release(self.scheduler_db, self.id, self.clock.now())
         log.info("worker stopped", extra={"worker": self.id})
+
+    async def _beat(self, stop: asyncio.Event) -> None:
+        """Say every `heartbeat` that this worker is alive, on its own: a slow claim or send
+        does not silence it. A lost database is waited out."""
+        while not stop.is_set():
+            try:
+                await beat(self.scheduler_db, self.id, self.clock.now())
+            except (DBAPIError, OSError) as error:
+                log.warning(
+                    "heartbeat failed; retrying",
+                    extra={"worker": self.id, "error": type(error).__name__},
+                )
+            await first_of(stop, within=self.heartbeat)
 
     async def _loop(self, stop: asyncio.Event, sending: set[asyncio.Task[None]]) -> None:
         failures = 0
