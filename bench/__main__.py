@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import analytics, posts, reviews, scheduler, webhooks
+from bench import analytics, posts, reviews, scheduler, soak, webhooks
 
 BENCHMARKS = {
     "analytics": analytics.main,
     "posts": posts.main,
     "reviews": reviews.main,
     "scheduler": scheduler.main,
+    "soak": soak.main,
     "takeover": scheduler.takeover,
     "webhooks": webhooks.main,
 }

@@ -4,6 +4,7 @@ bounded in count and time, and percentiles."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import psycopg
+from aiohttp import web
 
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db import migrate as migrations
@@ -59,6 +61,20 @@ async def workspace_key(urls: DatabaseUrls, name: str) -> str:
         return new.api_key_secret
     finally:
         await db.dispose()
+
+
+async def receiving(
+    path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> tuple[web.AppRunner, str]:
+    """An HTTP server on a free loopback port answering POSTs to `path` with `handler`:
+    its runner (to clean up) and its base URL."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
 
 
 def free_port() -> int:
@@ -143,10 +159,15 @@ def processes(
 
 @contextmanager
 def crier_server(
-    urls: DatabaseUrls, folder: Path, workers: int = 1, settings: dict[str, str] | None = None
+    urls: DatabaseUrls,
+    folder: Path,
+    workers: int = 1,
+    settings: dict[str, str] | None = None,
+    sandbox_url: str | None = None,
 ) -> Iterator[str]:
-    """`crier serve` and `crier sandbox` on free loopback ports, each in its own process,
-    with these `CRIER_` settings too; yields the API's base URL."""
+    """`crier serve` and `crier sandbox` (unless `sandbox_url` names one running) on free
+    loopback ports, each in its own process, with these `CRIER_` settings too; yields the
+    API's base URL."""
     port = free_port()
     env = _environment(folder)
     env.update(settings or {})
@@ -158,18 +179,26 @@ def crier_server(
         CRIER_WORKERS=str(workers),
     )
     base = f"http://127.0.0.1:{port}"
-    with sandbox_server(folder) as sandbox_url:
-        env["CRIER_SANDBOX_URL"] = sandbox_url
-        with _process(["serve"], env, f"{base}/readyz", folder / "server.log"):
-            yield base
+    with contextlib.ExitStack() as stack:
+        env["CRIER_SANDBOX_URL"] = sandbox_url or stack.enter_context(sandbox_server(folder))
+        stack.enter_context(_process(["serve"], env, f"{base}/readyz", folder / "server.log"))
+        yield base
 
 
 @contextmanager
 def crier_workers(
-    urls: DatabaseUrls, root: Path, key: str, sandbox_url: str, count: int, log: Path
+    urls: DatabaseUrls,
+    root: Path,
+    key: str,
+    sandbox_url: str,
+    count: int,
+    log: Path,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` `crier worker` processes on this database, stopped afterwards."""
+    """`count` `crier worker` processes on this database (with these `CRIER_` settings
+    too), stopped afterwards."""
     env = _environment(root)
+    env.update(settings or {})
     env.update(
         DATABASE_URL=urls.owner.render_as_string(hide_password=False),
         CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),

@@ -27,7 +27,7 @@ import aiohttp
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from bench.common import crier_workers, database, free_port
+from bench.common import crier_workers, database, free_port, receiving
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.outbound import Guard
 from crier.kit.time import SystemClock
@@ -151,13 +151,7 @@ async def _ceiling(url: str, count: int, concurrency: int) -> float:
 
 async def _run(urls: DatabaseUrls, root: Path, key: str) -> dict[str, float]:
     receivers = Receivers()
-    app = web.Application()
-    app.router.add_post("/{path:.*}", receivers.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base = f"http://127.0.0.1:{port}"
+    runner, base = await receiving("/{path:.*}", receivers.handle)
     vault = Vault(key)
     db = Database(urls, pool_size=4)
     results: dict[str, float] = {}
