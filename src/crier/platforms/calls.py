@@ -9,7 +9,8 @@ when the call creates something (`sends`).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
@@ -193,3 +194,18 @@ def seconds_after(now: datetime, seconds: Any) -> datetime | None:
     if not isinstance(seconds, int | float) or seconds <= 0:
         return None
     return now + timedelta(seconds=float(seconds))
+
+
+_FRACTION = re.compile(r"\.(\d{6})\d+")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A network's timestamp (ISO 8601 or RFC 3339: `Z` or an offset, up to nine digits of
+    a second, Google's), in UTC; one with no offset is taken as UTC. None if it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        at = datetime.fromisoformat(_FRACTION.sub(r".\1", value))
+    except ValueError:
+        return None
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)

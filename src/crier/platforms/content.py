@@ -56,11 +56,9 @@ class PlatformRules:
         if not limits:
             return self
         known: dict[str, Any] = {
-            k: int(v)
-            for k, v in limits.items()
-            if k in LIMIT_KEYS and k != "link_length" and v is not None
+            k: int(v) for k, v in limits.items() if k in LIMIT_KEYS and v is not None
         }
-        link_length = limits.get("link_length")
+        link_length = limits.get(LINK_LENGTH)
         if isinstance(link_length, int) and link_length > 0 and self.counter_for_links:
             known["count_text"] = self.counter_for_links(link_length)
         return replace(self, **known)
@@ -82,8 +80,7 @@ class PlatformRules:
         }
 
 
-LIMIT_KEYS = frozenset(
-    {"max_text", "max_media", "max_image_bytes", "max_video_bytes", "link_length"}
-)
-"""What a server may set for its own accounts (stored with each account); `link_length`
-is what each link counts, for rules with a `counter_for_links`."""
+LIMIT_KEYS = frozenset({"max_text", "max_media", "max_image_bytes", "max_video_bytes"})
+"""What a server may set for its own accounts (stored with each account)."""
+LINK_LENGTH = "link_length"
+"""Stored with them too: what each link counts there, for rules with a `counter_for_links`."""

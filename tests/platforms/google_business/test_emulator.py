@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from crier.platforms.base import Account, Consent, Prepared
+from crier.platforms.calls import parse_time
 from crier.platforms.errors import ErrorCode, PlatformError
-from crier.platforms.google_business.adapter import GoogleBusinessAdapter, parse_time
+from crier.platforms.google_business.adapter import GoogleBusinessAdapter
 from crier.platforms.registry import platform_http
 from tests.conftest import FakeClock
 from tests.google import Google, google_network, new_business

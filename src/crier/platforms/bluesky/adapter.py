@@ -39,7 +39,13 @@ from crier.kit.time import Clock, SystemClock
 from crier.platforms.base import Account, MediaRef, Prepared, Published, Tokens
 from crier.platforms.bluesky.richtext import facets
 from crier.platforms.bluesky.rules import BLUESKY
-from crier.platforms.calls import call, media_bytes, named_server, throttled_or_failed
+from crier.platforms.calls import (
+    call,
+    media_bytes,
+    named_server,
+    parse_time,
+    throttled_or_failed,
+)
 from crier.platforms.errors import ErrorCode, PlatformError
 
 POST = "app.bsky.feed.post"
@@ -244,10 +250,7 @@ class BlueskyAdapter:
             return None
         record = self._body(response, "com.atproto.repo.getRecord")
         value = record.get("value") or {}
-        try:
-            at = datetime.fromisoformat(str(value.get("createdAt")).replace("Z", "+00:00"))
-        except ValueError:
-            at = self._clock.now()
+        at = parse_time(value.get("createdAt")) or self._clock.now()
         return Published(str(record["uri"]), self._permalink(did, rkey), at)
 
     async def metrics(self, account: Account, external_id: str) -> dict[str, int]:

@@ -34,8 +34,7 @@ quotas are per minute, and a 429 says nothing of when to come back: the next min
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -54,7 +53,13 @@ from crier.platforms.base import (
     ReviewPage,
     Tokens,
 )
-from crier.platforms.calls import call, json_object, seconds_after, throttled_or_failed
+from crier.platforms.calls import (
+    call,
+    json_object,
+    parse_time,
+    seconds_after,
+    throttled_or_failed,
+)
 from crier.platforms.errors import ErrorCode, PlatformError
 
 SCOPE = "https://www.googleapis.com/auth/business.manage"
@@ -71,7 +76,6 @@ LOOKUP_MARGIN = timedelta(minutes=5)
 (the network's clock and Crier's differ)."""
 QUOTA_WAIT = 60.0
 """Seconds to wait after a 429: Google's quotas are per minute and it says no more."""
-_FRACTION = re.compile(r"\.(\d{6})\d+")
 DAILY_METRICS = {
     "BUSINESS_IMPRESSIONS_DESKTOP_MAPS": "impressions_desktop_maps",
     "BUSINESS_IMPRESSIONS_DESKTOP_SEARCH": "impressions_desktop_search",
@@ -447,16 +451,6 @@ class GoogleBusinessAdapter:
                 may_have_succeeded=sends,
             )
         return body
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A Google timestamp (RFC 3339, `Z`, up to nine digits of a second)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(_FRACTION.sub(r".\1", value)).astimezone(UTC)
-    except ValueError:
-        return None
 
 
 def _date(value: Any) -> date | None:

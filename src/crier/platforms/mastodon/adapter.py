@@ -37,7 +37,13 @@ from crier.platforms.base import (
     Published,
     Tokens,
 )
-from crier.platforms.calls import call, media_bytes, named_server, throttled_or_failed
+from crier.platforms.calls import (
+    call,
+    media_bytes,
+    named_server,
+    parse_time,
+    throttled_or_failed,
+)
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.mastodon.rules import instance_limits
 
@@ -220,7 +226,7 @@ class MastodonAdapter:
             if not isinstance(page, list) or not page:
                 return None
             for shown in page:
-                made = _time(shown.get("created_at"))
+                made = parse_time(shown.get("created_at"))
                 if made is not None and made < start:
                     return None  # newest first: the rest are older still
                 if str(shown["id"]) in taken:
@@ -384,18 +390,9 @@ def _error(
     return PlatformError(ErrorCode.INVALID_REQUEST, message, status=status)
 
 
-def _time(value: object) -> datetime | None:
-    """A time as Mastodon writes it (ISO 8601, `Z` for UTC); None if it is not one."""
-    try:
-        at = datetime.fromisoformat(str(value or "").replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def _published(status: dict[str, Any]) -> Published:
     return Published(
         external_id=str(status["id"]),
         permalink=str(status.get("url") or status.get("uri") or ""),
-        published_at=_time(status.get("created_at")) or datetime.now(UTC),
+        published_at=parse_time(status.get("created_at")) or datetime.now(UTC),
     )

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import regex
 from pydantic import BaseModel, ConfigDict, Field
 
-from crier.platforms.content import PlatformRules, TextCounter, count_graphemes
+from crier.platforms.content import LINK_LENGTH, PlatformRules, TextCounter, count_graphemes
 
 URL_LENGTH = 23
 _URL = regex.compile(r"https?://[^\s<>\"']+")
@@ -81,6 +81,6 @@ def instance_limits(instance: dict[str, Any]) -> dict[str, int]:
         "max_media": statuses.get("max_media_attachments"),
         "max_image_bytes": media.get("image_size_limit"),
         "max_video_bytes": media.get("video_size_limit"),
-        "link_length": statuses.get("characters_reserved_per_url"),
+        LINK_LENGTH: statuses.get("characters_reserved_per_url"),
     }
     return {k: int(v) for k, v in found.items() if isinstance(v, int) and v > 0}

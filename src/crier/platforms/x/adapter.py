@@ -46,6 +46,7 @@ from crier.platforms.calls import (
     call,
     json_object,
     media_bytes,
+    parse_time,
     seconds_after,
     throttled_or_failed,
 )
@@ -205,7 +206,7 @@ class XAdapter:
                     return Published(
                         str(shown["id"]),
                         self._permalink(str(shown["id"])),
-                        _time(shown.get("created_at")) or self._clock.now(),
+                        parse_time(shown.get("created_at")) or self._clock.now(),
                     )
             token = (page.get("meta") or {}).get("next_token")
             if not token:
@@ -361,13 +362,6 @@ class XAdapter:
 
 def _optional(value: Any) -> str | None:
     return str(value) if value else None
-
-
-def _time(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _as_written(shown: dict[str, Any]) -> str:
