@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-dates test-faketime fuzz lint format bench clean install pds
+.PHONY: run test test-pooled test-dates test-faketime fuzz lint format bench clean install pds pgbouncer
 
 install: $(STAMP)
 
@@ -33,8 +33,30 @@ $(PDS_STAMP): tests/pds/package.json tests/pds/package-lock.json
 	cd $(PDS) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: $(STAMP) $(PDS_STAMP)
+# PgBouncer, which the suite starts in transaction pooling mode in front of its PostgreSQL:
+# Debian's package (and the libraries it needs beyond a base system), unpacked into an
+# ignored folder, neither installed nor started as a service.
+PGBOUNCER := .cache/pgbouncer
+PGBOUNCER_STAMP := $(PGBOUNCER)/.installed
+
+pgbouncer: $(PGBOUNCER_STAMP)
+
+$(PGBOUNCER_STAMP):
+	@rm -rf $(PGBOUNCER) && mkdir -p $(PGBOUNCER)/root
+	cd $(PGBOUNCER) && apt-get download -q pgbouncer libc-ares2 libevent-2.1-7
+	cd $(PGBOUNCER) && for deb in *.deb; do dpkg-deb -x "$$deb" root; done
+	@touch $@
+
+# The whole suite, then the critical paths again with the API and the workers connecting
+# through PgBouncer in transaction pooling mode (docs/scaling.md).
+POOLED_SUITES ?= tests/scheduler tests/post tests/delivery tests/webhook tests/auth
+
+test: $(STAMP) $(PDS_STAMP) $(PGBOUNCER_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	CRIER_TEST_POOLER=pgbouncer $(BIN)/pytest $(PYTEST_ARGS) $(POOLED_SUITES)
+
+test-pooled: $(STAMP) $(PDS_STAMP) $(PGBOUNCER_STAMP)
+	CRIER_TEST_POOLER=pgbouncer $(BIN)/pytest $(PYTEST_ARGS) $(POOLED_SUITES)
 
 # The whole suite as if run at each of these instants: a new year, a month's 1st, New
 # Year's Eve at 23:30 UTC, 29 February, and the morning New York leaves daylight saving time

@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -37,6 +38,7 @@ from crier.platforms.sandbox.server import create_sandbox_app
 from crier.platforms.sandbox.store import Store
 from crier.runtime import Runtime
 from crier.workspace.service import create_workspace
+from tests.pgbouncer import pgbouncer
 from tests.servers import serving
 
 if TYPE_CHECKING:
@@ -118,6 +120,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     external = os.environ.get("DATABASE_URL")
     name = f"crier_test_{secrets.token_hex(4)}"
     if external:
+        if os.environ.get(POOLER):
+            raise RuntimeError(f"{POOLER} puts PgBouncer before the embedded server only")
         admin = sqlalchemy_url(external)
         create_database(admin, name, owner=None)
         app = os.environ.get("CRIER_APP_DATABASE_URL")
@@ -141,9 +145,37 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             conn.execute("ALTER SYSTEM SET synchronous_commit = off")
             conn.execute("SELECT pg_reload_conf()")
         migrations.upgrade(base.owner)
-        yield Server(admin=admin, urls=base)
+        if os.environ.get(POOLER) == "pgbouncer":
+            with through_pgbouncer(base, tmp_path_factory.mktemp("pgbouncer")) as pooled:
+                yield Server(admin=admin, urls=pooled)
+        else:
+            yield Server(admin=admin, urls=base)
     finally:
         embedded.stop()
+
+
+POOLER = "CRIER_TEST_POOLER"
+"""`pgbouncer`: the API and the workers of this test session connect through PgBouncer in
+transaction pooling mode (`make test` runs the critical paths so), LISTEN directly."""
+
+
+@contextmanager
+def through_pgbouncer(
+    urls: DatabaseUrls, data_dir: Path, pool_size: int = 20
+) -> Iterator[DatabaseUrls]:
+    """`urls` with the application's and the scheduler's logins through PgBouncer."""
+    # Through a transaction pooler each login is the role it acts as (the embedded server's
+    # are).
+    assert urls.app.username == APP_ROLE
+    assert urls.login_for(SCHEDULER_ROLE).username == SCHEDULER_ROLE
+    with pgbouncer(urls.app, [APP_ROLE, SCHEDULER_ROLE], data_dir, pool_size) as pooled:
+        yield replace(
+            urls,
+            app=pooled,
+            scheduler=pooled.set(username=SCHEDULER_ROLE),
+            direct=urls.app,
+            pooled=True,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -443,11 +475,13 @@ async def other_tenant(make_tenant: MakeTenant) -> Tenant:
     return await make_tenant()
 
 
-def app_conninfo(urls: DatabaseUrls) -> str:
-    return libpq(urls.app)
-
-
-APP_OPTIONS = f"-c role={APP_ROLE}"
+def connect_as(urls: DatabaseUrls, role: str = APP_ROLE) -> psycopg.Connection[Any]:
+    """A plain psycopg connection acting as `role`, as Crier's own connections do: taking
+    the role at start-up, or, through a transaction pooler, logging in as the role."""
+    login = libpq(urls.login_for(role))
+    if urls.pooled:
+        return psycopg.connect(login, prepare_threshold=None)
+    return psycopg.connect(login, options=f"-c role={role}")
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, object]:

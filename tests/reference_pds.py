@@ -18,7 +18,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLED = ROOT / ".cache" / "pds"
@@ -84,12 +84,7 @@ def reference_pds(data_dir: Path) -> Iterator[ReferencePds]:
         _wait_until_healthy(process, url, data_dir / "pds.log")
         yield ReferencePds(url)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import unescape
@@ -12,6 +13,16 @@ from typing import Any
 
 import httpx
 import uvicorn
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 10) -> None:
+    """Ask a server process of a test to end; kill it if it has not within the grace."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:

@@ -32,8 +32,7 @@ CRIER = [sys.executable, "-m", "crier.cli"]
 @pytest.fixture
 def cli_env(db_urls: DatabaseUrls, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
-    env["DATABASE_URL"] = db_urls.owner.render_as_string(hide_password=False)
-    env["CRIER_APP_DATABASE_URL"] = db_urls.app.render_as_string(hide_password=False)
+    env.update(db_urls.environment())
     env["CRIER_DATA_DIR"] = str(tmp_path)
     return env
 

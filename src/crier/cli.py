@@ -112,8 +112,7 @@ def serve(
             _serve_until_interrupted(settings, urls, banner=None)
             return
         # Workers are new processes: they find the database through the environment.
-        os.environ["DATABASE_URL"] = urls.owner.render_as_string(hide_password=False)
-        os.environ["CRIER_APP_DATABASE_URL"] = urls.app.render_as_string(hide_password=False)
+        os.environ.update(urls.environment())
         os.environ["CRIER_DATA_DIR"] = str(settings.resolved_data_dir)
         uvicorn.run(
             "crier.asgi:create",

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crier.analytics import schedule as metric_schedule
@@ -43,6 +43,20 @@ class Settings(BaseSettings):
         default=None,
         description="How workers claim due posts; defaults to DATABASE_URL. Either way the "
         "connection takes the role `crier_scheduler`.",
+    )
+    transaction_pooler: bool = Field(
+        default=False,
+        description="The application's and the scheduler's URLs pass through a transaction "
+        "pooler (PgBouncer with pool_mode = transaction). Crier then keeps no session state "
+        "on them: their logins must be the roles themselves (`crier_app`, `crier_scheduler`), "
+        "no statement is prepared by name, and LISTEN goes to `direct_database_url`, which "
+        "must be given. See docs/scaling.md.",
+    )
+    direct_database_url: str | None = Field(
+        default=None,
+        description="A connection straight to PostgreSQL, not through a pooler, for LISTEN "
+        "(the only thing Crier does that needs a session); nothing else is run on it, so any "
+        "login may be used. Defaults to each role's own URL.",
     )
     shutdown_grace_seconds: int = Field(
         default=10,
@@ -113,6 +127,17 @@ class Settings(BaseSettings):
         "publishing: steps of minutes (m), hours (h) or days (d), each later than the one "
         "before. Accounts' own figures (followers) are fetched once a day.",
     )
+
+    @model_validator(mode="after")
+    def _pooler_beside_a_direct_connection(self) -> Settings:
+        if self.transaction_pooler and not self.database_url:
+            raise ValueError("transaction_pooler needs DATABASE_URL: the embedded server has none")
+        if self.transaction_pooler and not self.direct_database_url:
+            raise ValueError(
+                "transaction_pooler needs direct_database_url (CRIER_DIRECT_DATABASE_URL): "
+                "LISTEN cannot pass through a transaction pooler"
+            )
+        return self
 
     @field_validator("metrics_schedule")
     @classmethod

@@ -21,6 +21,7 @@ from crier.analytics import schedule as metric_schedule
 from crier.config import Settings
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import SCHEDULER_ROLE
+from crier.kit.db.server import external_urls
 from crier.kit.outbound import Guard
 from crier.kit.storage import LocalStorage, Storage
 from crier.kit.time import Clock, SystemClock
@@ -67,11 +68,7 @@ class Runtime:
         owns_db = db is None
         if db is None:
             if urls is None:
-                urls = DatabaseUrls.from_strings(
-                    settings.database_url or "",
-                    settings.app_database_url,
-                    settings.scheduler_database_url,
-                )
+                urls = external_urls(settings)
             db = Database(urls, pool_size=settings.db_pool_size)
         clock = clock or SystemClock()
         data = settings.resolved_data_dir

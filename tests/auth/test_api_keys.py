@@ -6,10 +6,9 @@ import hashlib
 from datetime import timedelta
 
 import httpx
-import psycopg
 
 from crier.kit.db import DatabaseUrls
-from tests.conftest import APP_OPTIONS, FakeClock, Tenant, app_conninfo, assert_problem
+from tests.conftest import FakeClock, Tenant, assert_problem, connect_as
 
 
 async def test_missing_key_is_401_problem(http: httpx.AsyncClient) -> None:
@@ -49,7 +48,7 @@ async def test_created_key_is_shown_once_and_works(tenant: Tenant) -> None:
 
 async def test_keys_are_stored_as_sha256_only(tenant: Tenant, db_urls: DatabaseUrls) -> None:
     body = (await tenant.post("/v1/api-keys", json={"name": "hashed"})).json()
-    with psycopg.connect(app_conninfo(db_urls), options=APP_OPTIONS) as conn, conn.transaction():
+    with connect_as(db_urls) as conn, conn.transaction():
         conn.execute("SELECT set_config('app.workspace_id', %s, true)", [tenant.id])
         row = conn.execute("SELECT * FROM api_keys WHERE id = %s", [body["id"]]).fetchone()
     assert row is not None

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from crier.kit.db import Database, DatabaseUrls
-from tests.conftest import APP_OPTIONS, MakeTenant, app_conninfo
+from tests.conftest import MakeTenant, connect_as
 
 # Every tenant table, each with an INSERT of one row of workspace `ws`. The catalog test
 # below fails if a table with `workspace_id` is missing here, so no table escapes these tests.
@@ -123,7 +123,7 @@ class Seeded:
 
 
 def app_connection(urls: DatabaseUrls) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(app_conninfo(urls), options=APP_OPTIONS)
+    return connect_as(urls)
 
 
 def enter(conn: psycopg.Connection[tuple[object, ...]], ws: uuid.UUID | None) -> None:

@@ -15,7 +15,7 @@ from crier.kit.db.engine import SCHEDULER_ROLE
 from crier.models import Post
 from crier.post.lifecycle import CLAIMABLE, IN_FLIGHT, LOCK_WINDOW, PostStatus
 from crier.scheduler.repository import QUERIES, Claimed, claim_due, renew_leases
-from tests.conftest import FakeClock, MakeTenant, Tenant, libpq
+from tests.conftest import FakeClock, MakeTenant, Tenant, connect_as
 
 # Moments no other test schedules near, so claims here only see this module's posts. Each
 # test takes an era before the previous test's, so no lease it left can look expired.
@@ -64,8 +64,7 @@ async def test_the_scheduler_sees_only_what_it_needs(
         )
     assert {due_a, due_b} <= visible
     assert draft not in visible
-    login = libpq(db_urls.login_for(SCHEDULER_ROLE))
-    with psycopg.connect(login, options=f"-c role={SCHEDULER_ROLE}") as conn:
+    with connect_as(db_urls, SCHEDULER_ROLE) as conn:
         for forbidden in (
             "SELECT payload FROM posts",
             "SELECT * FROM members",
@@ -215,9 +214,8 @@ async def test_expired_idempotency_keys_are_purged_and_only_those(
     async with db.workspace_transaction(UUID(tenant.id)) as session:
         left = set((await session.execute(select(IdempotencyKey.key))).scalars())
     assert left == {"fresh"}, "the fresh key outlives the purge: the policy reads the clock"
-    login = libpq(db.urls.login_for(SCHEDULER_ROLE))
     with (
-        psycopg.connect(login, options=f"-c role={SCHEDULER_ROLE}") as conn,
+        connect_as(db.urls, SCHEDULER_ROLE) as conn,
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute("SELECT response_body FROM idempotency_keys")

@@ -126,9 +126,8 @@ def workers(
     db_urls: DatabaseUrls, platform: Platform, vault_key: str, tmp_path: Path
 ) -> Iterator[Workers]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+    env.update(db_urls.environment())
     env.update(
-        DATABASE_URL=db_urls.owner.render_as_string(hide_password=False),
-        CRIER_APP_DATABASE_URL=db_urls.app.render_as_string(hide_password=False),
         CRIER_SANDBOX_URL=platform.url,
         CRIER_SECRET_KEY=vault_key,
         CRIER_DATA_DIR=str(tmp_path),
@@ -137,10 +136,6 @@ def workers(
         CRIER_WORKER_METRICS_PORT="0",
         CRIER_ALLOW_LOOPBACK="true",
     )
-    if db_urls.scheduler is not None:
-        env["CRIER_SCHEDULER_DATABASE_URL"] = db_urls.scheduler.render_as_string(
-            hide_password=False
-        )
     pool = Workers(env)
     yield pool
     pool.stop_all()
@@ -380,12 +375,8 @@ async def test_a_worker_outlives_a_database_restart(
     tenant = Workspace(str(created.workspace.id), str(created.owner.id))
     account = await account_on(platform, db, vault, tenant)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRIER_")}
+    env.update(urls.environment())
     env.update(
-        DATABASE_URL=urls.owner.render_as_string(hide_password=False),
-        CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),
-        CRIER_SCHEDULER_DATABASE_URL=urls.login_for("crier_scheduler").render_as_string(
-            hide_password=False
-        ),
         CRIER_SANDBOX_URL=platform.url,
         CRIER_SECRET_KEY=vault_key,
         CRIER_DATA_DIR=str(tmp_path / "data"),

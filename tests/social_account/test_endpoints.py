@@ -5,20 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import psycopg
 
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.storage import LocalStorage
 from crier.kit.vault import Vault
 from crier.social_account.schemas import Platform
 from tests.conftest import (
-    APP_OPTIONS,
     FakeClock,
     MakeTenant,
     Tenant,
-    app_conninfo,
     assert_problem,
     build_runtime,
+    connect_as,
 )
 from tests.servers import free_port
 
@@ -44,7 +42,7 @@ async def test_tokens_are_stored_encrypted(
     tenant: Tenant, db_urls: DatabaseUrls, vault: Vault
 ) -> None:
     account = (await tenant.post("/v1/social-accounts", json={"platform": "sandbox"})).json()
-    with psycopg.connect(app_conninfo(db_urls), options=APP_OPTIONS) as conn, conn.transaction():
+    with connect_as(db_urls) as conn, conn.transaction():
         conn.execute("SELECT set_config('app.workspace_id', %s, true)", [tenant.id])
         row = conn.execute(
             "SELECT access_token, refresh_token FROM social_accounts WHERE id = %s", [account["id"]]
@@ -71,7 +69,7 @@ async def test_disconnect_erases_tokens_and_frees_the_plan_slot(
     gone = (await tenant.get(f"/v1/social-accounts/{ids[0]}")).json()
     assert gone["status"] == "disconnected"
     assert gone["disconnected_at"] is not None
-    with psycopg.connect(app_conninfo(db_urls), options=APP_OPTIONS) as conn, conn.transaction():
+    with connect_as(db_urls) as conn, conn.transaction():
         conn.execute("SELECT set_config('app.workspace_id', %s, true)", [tenant.id])
         row = conn.execute(
             "SELECT access_token, refresh_token FROM social_accounts WHERE id = %s", [ids[0]]
@@ -125,7 +123,7 @@ async def test_sandbox_tokens_come_from_the_sandbox_platform(
             "/v1/social-accounts", json={"platform": "sandbox", "handle": "from_platform"}
         )
     ).json()
-    with psycopg.connect(app_conninfo(db_urls), options=APP_OPTIONS) as conn, conn.transaction():
+    with connect_as(db_urls) as conn, conn.transaction():
         conn.execute("SELECT set_config('app.workspace_id', %s, true)", [tenant.id])
         row = conn.execute(
             "SELECT access_token FROM social_accounts WHERE id = %s", [account["id"]]

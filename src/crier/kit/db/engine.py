@@ -4,6 +4,13 @@ The application always acts as the role `crier_app`: it owns no table, has no BY
 so every query it runs is filtered by Row Level Security. Whatever login the application
 URL names, the connection takes that role at start-up (`-c role=crier_app`), and `Database`
 refuses to run if the role it ends up with could bypass the tenant wall.
+
+Through a transaction pooler (PgBouncer with `pool_mode = transaction`, `DatabaseUrls.pooled`)
+a connection is a different server session from one transaction to the next, so Crier keeps
+no session state on it: the login is the role itself (no start-up option, which PgBouncer
+refuses), no statement is prepared by name (psycopg's `prepare_threshold` off), advisory locks
+are transaction-scoped, settings transaction-local, and LISTEN, the one thing that needs a
+session, goes to `DatabaseUrls.direct`.
 """
 
 from __future__ import annotations
@@ -47,6 +54,10 @@ def sqlalchemy_url(url: str | URL) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
+def _libpq(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 @dataclass(frozen=True)
 class DatabaseUrls:
     """Where the schema owner, the application and the scheduler connect."""
@@ -55,22 +66,58 @@ class DatabaseUrls:
     app: URL
     scheduler: URL | None = None
     """The scheduler's login; the owner's when not given (the owner may take the role)."""
+    direct: URL | None = None
+    """A connection straight to PostgreSQL, for LISTEN; each role's own URL when not given."""
+    pooled: bool = False
+    """The application's and the scheduler's URLs pass through a transaction pooler."""
+
+    def __post_init__(self) -> None:
+        if self.pooled and self.direct is None:
+            raise ValueError(
+                "through a transaction pooler, LISTEN needs a direct connection: "
+                "name one (CRIER_DIRECT_DATABASE_URL)"
+            )
 
     @classmethod
     def from_strings(
-        cls, owner: str, app: str | None = None, scheduler: str | None = None
+        cls,
+        owner: str,
+        app: str | None = None,
+        scheduler: str | None = None,
+        *,
+        direct: str | None = None,
+        pooled: bool = False,
     ) -> DatabaseUrls:
         owner_url = sqlalchemy_url(owner)
         return cls(
             owner=owner_url,
             app=sqlalchemy_url(app) if app else owner_url,
             scheduler=sqlalchemy_url(scheduler) if scheduler else None,
+            direct=sqlalchemy_url(direct) if direct else None,
+            pooled=pooled,
         )
 
     def login_for(self, role: str) -> URL:
         if role == SCHEDULER_ROLE:
             return self.scheduler or self.owner
         return self.app
+
+    def environment(self) -> dict[str, str]:
+        """These URLs as the variables `Settings` reads: for the processes Crier starts."""
+        variables = {
+            "DATABASE_URL": self.owner.render_as_string(hide_password=False),
+            "CRIER_APP_DATABASE_URL": self.app.render_as_string(hide_password=False),
+            "CRIER_TRANSACTION_POOLER": "true" if self.pooled else "false",
+        }
+        if self.scheduler is not None:
+            variables["CRIER_SCHEDULER_DATABASE_URL"] = self.scheduler.render_as_string(
+                hide_password=False
+            )
+        if self.direct is not None:
+            variables["CRIER_DIRECT_DATABASE_URL"] = self.direct.render_as_string(
+                hide_password=False
+            )
+        return variables
 
 
 _COMMIT_HOOKS = "crier.after_commit"
@@ -187,6 +234,12 @@ class Database:
     def __init__(self, urls: DatabaseUrls, pool_size: int = 10, role: str = APP_ROLE) -> None:
         self.urls = urls
         self.role = role
+        connect_args: dict[str, Any] = (
+            # A transaction pooler gives each transaction whichever server session is free:
+            # a statement prepared by name on one is unknown to the next, and PgBouncer
+            # refuses start-up options. The login must be the role (`verify_app_role`).
+            {"prepare_threshold": None} if urls.pooled else {"options": f"-c role={role}"}
+        )
         self.engine: AsyncEngine = create_async_engine(
             urls.login_for(role),
             pool_size=pool_size,
@@ -195,7 +248,7 @@ class Database:
             # dead fails its request once and SQLAlchemy then invalidates the whole pool.
             # Errors and logs never carry bound values (hashes, sealed tokens, emails).
             hide_parameters=True,
-            connect_args={"options": f"-c role={role}"},
+            connect_args=connect_args,
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._compiled: dict[TextClause, str] = {}
@@ -221,9 +274,14 @@ class Database:
                 f"administrator run: GRANT {self.role} TO {login}"
             ) from None
         if row[0] != self.role or row[1] or row[2]:
+            pooled = (
+                "; through a transaction pooler the login must be the role itself"
+                if self.urls.pooled and row[0] != self.role
+                else ""
+            )
             raise UnsafeApplicationRole(
                 f"the connection acts as {row[0]!r} (superuser={row[1]}, "
-                f"bypassrls={row[2]}); it must act as {self.role!r} with neither"
+                f"bypassrls={row[2]}); it must act as {self.role!r} with neither{pooled}"
             )
 
     @asynccontextmanager
@@ -305,10 +363,13 @@ class Database:
         return sql
 
     async def listening_connection(self) -> psycopg.AsyncConnection[Any]:
-        """A connection outside the pool, in autocommit, acting as this role: for LISTEN."""
-        url = self.urls.login_for(self.role).set(drivername="postgresql")
+        """A connection outside the pool, in autocommit, for LISTEN: to the direct URL
+        when one is given (as its login: LISTEN needs no privilege, and nothing else is run
+        on it), else acting as this role on its own URL."""
+        if self.urls.direct is not None:
+            return await psycopg.AsyncConnection.connect(_libpq(self.urls.direct), autocommit=True)
         return await psycopg.AsyncConnection.connect(
-            url.render_as_string(hide_password=False),
+            _libpq(self.urls.login_for(self.role)),
             autocommit=True,
             options=f"-c role={self.role}",
         )
