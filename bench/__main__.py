@@ -12,15 +12,21 @@ BENCHMARKS = {
     "reviews": reviews.main,
     "scheduler": scheduler.main,
     "soak": soak.main,
+    "soak-pgbouncer": soak.through_pgbouncer_main,
     "takeover": scheduler.takeover,
     "webhooks": webhooks.main,
 }
 
 
+ONLY_ASKED = {"takeover", "soak-pgbouncer"}
+"""Run by name only: the takeover is part of the scheduler's, the soak through PgBouncer
+repeats the soak."""
+
+
 def main() -> None:
     """`make bench` runs them all (the scheduler's includes the takeover); `python -m bench
     scheduler` runs one, `python -m bench takeover` only the takeover."""
-    chosen = sys.argv[1:] or [name for name in BENCHMARKS if name != "takeover"]
+    chosen = sys.argv[1:] or [name for name in BENCHMARKS if name not in ONLY_ASKED]
     for name in chosen:
         BENCHMARKS[name]()
 

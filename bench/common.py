@@ -171,9 +171,8 @@ def crier_server(
     port = free_port()
     env = _environment(folder)
     env.update(settings or {})
+    env.update(urls.environment())
     env.update(
-        DATABASE_URL=urls.owner.render_as_string(hide_password=False),
-        CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),
         CRIER_PORT=str(port),
         CRIER_DB_POOL_SIZE="20",
         CRIER_WORKERS=str(workers),
@@ -199,12 +198,8 @@ def crier_workers(
     too), stopped afterwards."""
     env = _environment(root)
     env.update(settings or {})
+    env.update(urls.environment())
     env.update(
-        DATABASE_URL=urls.owner.render_as_string(hide_password=False),
-        CRIER_APP_DATABASE_URL=urls.app.render_as_string(hide_password=False),
-        CRIER_SCHEDULER_DATABASE_URL=urls.login_for("crier_scheduler").render_as_string(
-            hide_password=False
-        ),
         CRIER_SANDBOX_URL=sandbox_url,
         CRIER_SECRET_KEY=key,
         CRIER_WORKER_METRICS_PORT="0",

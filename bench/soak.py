@@ -24,6 +24,7 @@ so until then they add to it; retention runs, but nothing here is old enough for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import tempfile
@@ -37,6 +38,7 @@ import httpx
 import psycopg
 from aiohttp import web
 from cryptography.fernet import Fernet
+from tests.pgbouncer import through_pgbouncer
 
 from bench.common import (
     Measured,
@@ -260,7 +262,7 @@ async def _received(sandbox: str) -> list[dict[str, object]]:
         return data
 
 
-async def _run(seconds: float) -> None:
+async def _run(seconds: float, pooled: bool = False) -> None:
     hooks = Hooks()
     runner, hooks_url = await receiving("/hooks", hooks.handle)
     vault_key = Fernet.generate_key().decode()
@@ -273,48 +275,58 @@ async def _run(seconds: float) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="crier-soak-") as folder:
             root = Path(folder)
-            with (
-                database(root / "db") as urls,
-                sandbox_server(root) as sandbox,
-                crier_server(urls, root, API_PROCESSES, settings, sandbox_url=sandbox) as base,
-                crier_workers(
-                    urls, root, vault_key, sandbox, WORKERS, root / "workers.log", settings
-                ),
-            ):
-                key = await workspace_key(urls, "Soak")
-                async with httpx.AsyncClient(
-                    base_url=base, headers={"Authorization": f"Bearer {key}"}
-                ) as client:
-                    made = await client.post(
-                        "/v1/webhook-endpoints", json={"url": f"{hooks_url}/hooks"}
-                    )
-                    assert made.status_code == 201, made.text
-                async with httpx.AsyncClient(base_url=sandbox) as client:
-                    await client.put("/control/faults", json={"latency_ms": LATENCY_MS})
-                sizes = await _load(base, key, plan, seconds, urls)
-                live = {p: due for p, due in plan.due.items() if p not in plan.cancelled}
-                last_due = max(live.values(), default=datetime.now(UTC))
-                deadline = (
-                    time.monotonic()
-                    + max(0.0, (last_due - datetime.now(UTC)).total_seconds())
-                    + DRAIN_LIMIT
-                )
-                query = (
-                    "SELECT count(*) FROM posts WHERE status IN ('scheduled', 'queued', "
-                    "'publishing')"
-                )
-                while time.monotonic() < deadline:
-                    if not _count(urls, query):
-                        break
-                    await asyncio.sleep(2)
-                unsettled = _count(urls, query)
-                fetches = _count(urls, "SELECT count(*) FROM metric_observations")
-                received = await _received(sandbox)
-                deliveries = _deliveries(urls)
-                sizes.append(_size(urls))
-        _report(plan, hooks, received, deliveries, sizes, seconds, unsettled, fetches)
+            with contextlib.ExitStack() as stack:
+                urls = stack.enter_context(database(root / "db"))
+                if pooled:  # the API and the workers through PgBouncer, LISTEN direct
+                    urls = stack.enter_context(through_pgbouncer(urls, root / "pgbouncer"))
+                    print(f"through PgBouncer (transaction pooling) at {urls.app.port}")
+                await _soak(root, urls, hooks_url, hooks, vault_key, plan, settings, seconds)
     finally:
         await runner.cleanup()
+
+
+async def _soak(
+    root: Path,
+    urls: DatabaseUrls,
+    hooks_url: str,
+    hooks: Hooks,
+    vault_key: str,
+    plan: Plan,
+    settings: dict[str, str],
+    seconds: float,
+) -> None:
+    with (
+        sandbox_server(root) as sandbox,
+        crier_server(urls, root, API_PROCESSES, settings, sandbox_url=sandbox) as base,
+        crier_workers(urls, root, vault_key, sandbox, WORKERS, root / "workers.log", settings),
+    ):
+        key = await workspace_key(urls, "Soak")
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {key}"}
+        ) as client:
+            made = await client.post("/v1/webhook-endpoints", json={"url": f"{hooks_url}/hooks"})
+            assert made.status_code == 201, made.text
+        async with httpx.AsyncClient(base_url=sandbox) as client:
+            await client.put("/control/faults", json={"latency_ms": LATENCY_MS})
+        sizes = await _load(base, key, plan, seconds, urls)
+        live = {p: due for p, due in plan.due.items() if p not in plan.cancelled}
+        last_due = max(live.values(), default=datetime.now(UTC))
+        deadline = (
+            time.monotonic()
+            + max(0.0, (last_due - datetime.now(UTC)).total_seconds())
+            + DRAIN_LIMIT
+        )
+        query = "SELECT count(*) FROM posts WHERE status IN ('scheduled', 'queued', 'publishing')"
+        while time.monotonic() < deadline:
+            if not _count(urls, query):
+                break
+            await asyncio.sleep(2)
+        unsettled = _count(urls, query)
+        fetches = _count(urls, "SELECT count(*) FROM metric_observations")
+        received = await _received(sandbox)
+        deliveries = _deliveries(urls)
+        sizes.append(_size(urls))
+    _report(plan, hooks, received, deliveries, sizes, seconds, unsettled, fetches)
 
 
 def _deliveries(urls: DatabaseUrls) -> dict[str, tuple[str, str]]:
@@ -401,3 +413,9 @@ def _report(
 def main(seconds: float = SECONDS) -> None:
     """`python -m bench soak`."""
     asyncio.run(_run(seconds))
+
+
+def through_pgbouncer_main(seconds: float = SECONDS) -> None:
+    """`python -m bench soak-pgbouncer`: the same soak with the API's and the workers'
+    connections through PgBouncer in transaction pooling mode (`make pgbouncer` first)."""
+    asyncio.run(_run(seconds, pooled=True))

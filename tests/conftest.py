@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,7 @@ from crier.platforms.sandbox.server import create_sandbox_app
 from crier.platforms.sandbox.store import Store
 from crier.runtime import Runtime
 from crier.workspace.service import create_workspace
-from tests.pgbouncer import pgbouncer
+from tests.pgbouncer import through_pgbouncer
 from tests.servers import serving
 
 if TYPE_CHECKING:
@@ -157,25 +156,6 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 POOLER = "CRIER_TEST_POOLER"
 """`pgbouncer`: the API and the workers of this test session connect through PgBouncer in
 transaction pooling mode (`make test` runs the critical paths so), LISTEN directly."""
-
-
-@contextmanager
-def through_pgbouncer(
-    urls: DatabaseUrls, data_dir: Path, pool_size: int = 20
-) -> Iterator[DatabaseUrls]:
-    """`urls` with the application's and the scheduler's logins through PgBouncer."""
-    # Through a transaction pooler each login is the role it acts as (the embedded server's
-    # are).
-    assert urls.app.username == APP_ROLE
-    assert urls.login_for(SCHEDULER_ROLE).username == SCHEDULER_ROLE
-    with pgbouncer(urls.app, [APP_ROLE, SCHEDULER_ROLE], data_dir, pool_size) as pooled:
-        yield replace(
-            urls,
-            app=pooled,
-            scheduler=pooled.set(username=SCHEDULER_ROLE),
-            direct=urls.app,
-            pooled=True,
-        )
 
 
 @pytest.fixture(scope="session")

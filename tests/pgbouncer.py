@@ -12,10 +12,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from crier.kit.db import DatabaseUrls
+from crier.kit.db.engine import APP_ROLE, SCHEDULER_ROLE
 from tests.servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,3 +109,22 @@ def _wait_until_listening(process: subprocess.Popen[bytes], port: int, log: Path
         except OSError:
             time.sleep(0.05)  # waiting for a process to listen, not timing a test
     raise RuntimeError(f"PgBouncer did not listen in {START_SECONDS:.0f}s: {log}")
+
+
+@contextmanager
+def through_pgbouncer(
+    urls: DatabaseUrls, data_dir: Path, pool_size: int = 20
+) -> Iterator[DatabaseUrls]:
+    """`urls` with the application's and the scheduler's logins through PgBouncer."""
+    # Through a transaction pooler each login is the role it acts as (the embedded server's
+    # are).
+    assert urls.app.username == APP_ROLE
+    assert urls.login_for(SCHEDULER_ROLE).username == SCHEDULER_ROLE
+    with pgbouncer(urls.app, [APP_ROLE, SCHEDULER_ROLE], data_dir, pool_size) as pooled:
+        yield replace(
+            urls,
+            app=pooled,
+            scheduler=pooled.set(username=SCHEDULER_ROLE),
+            direct=urls.app,
+            pooled=True,
+        )

@@ -18,7 +18,8 @@ from crier.config import Settings
 from crier.kit.db import Database, DatabaseUrls
 from crier.kit.db.engine import APP_ROLE, SCHEDULER_ROLE, UnsafeApplicationRole
 from crier.kit.db.notify import listen
-from tests.conftest import Server, connect_as, through_pgbouncer
+from tests.conftest import Server, connect_as
+from tests.pgbouncer import through_pgbouncer
 
 
 @pytest.fixture(scope="module")
