@@ -322,11 +322,19 @@ async def _soak(
                 break
             await asyncio.sleep(2)
         unsettled = _count(urls, query)
+        # Then the webhooks: every event the load made is delivered to the receiver.
+        pending = "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
+        deadline = time.monotonic() + DRAIN_LIMIT
+        for _ in range(int(DRAIN_LIMIT)):  # bounded: one look a second
+            if time.monotonic() >= deadline or not _count(urls, pending):
+                break
+            await asyncio.sleep(1)
+        webhooks = _count(urls, "SELECT count(*) FROM webhook_deliveries"), _count(urls, pending)
         fetches = _count(urls, "SELECT count(*) FROM metric_observations")
         received = await _received(sandbox)
         deliveries = _deliveries(urls)
         sizes.append(_size(urls))
-    _report(plan, hooks, received, deliveries, sizes, seconds, unsettled, fetches)
+    _report(plan, hooks, received, deliveries, sizes, seconds, unsettled, fetches, webhooks)
 
 
 def _deliveries(urls: DatabaseUrls) -> dict[str, tuple[str, str]]:
@@ -352,6 +360,7 @@ def _report(
     seconds: float,
     unsettled: int,
     fetches: int,
+    webhooks: tuple[int, int],
 ) -> None:
     sent: dict[str, list[dict[str, object]]] = {}
     for call in received:
@@ -398,6 +407,9 @@ def _report(
         f"webhooks received {len(hooks.ids)} ({hooks.duplicates} twice by webhook-id): "
         + ", ".join(f"{t} {n}" for t, n in sorted(hooks.types.items()))
     )
+    made, pending = webhooks
+    unreceived = made - len(hooks.ids)
+    print(f"webhook deliveries made {made}, not received {unreceived}, still pending {pending}")
     print(f"metric observations {fetches}")
     start, half, end, drained = sizes
     per_day = (end - half) / (seconds / 2) * 86400
@@ -406,7 +418,7 @@ def _report(
         f"{end / 2**20:.0f} at the end of the load, {drained / 2**20:.0f} once drained; "
         f"growth at this load {per_day / 2**30:.1f} GiB per day (from the second half)"
     )
-    clean = not (lost or doubled or wrong_text or sent_cancelled or unsettled)
+    clean = not (lost or doubled or wrong_text or sent_cancelled or unsettled or unreceived)
     print(f"nothing lost or doubled: {'met' if clean else 'NOT met'}")
 
 
