@@ -13,12 +13,13 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from crier.kit.db import Database
+from crier.kit.db import Database, DatabaseUrls
+from crier.kit.db.engine import SCHEDULER_ROLE
 from crier.kit.vault import Vault
 from crier.models import DeliveryAttempt, WebhookEvent
 from crier.runtime import Runtime
-from crier.scheduler.worker import Worker
-from tests.conftest import FakeClock, Tenant, assert_problem
+from crier.scheduler.worker import PURGE_EVERY, Worker
+from tests.conftest import FakeClock, Tenant, assert_problem, connect_as
 from tests.post.conftest import at, sandbox_account
 
 
@@ -363,6 +364,26 @@ async def test_a_full_claim_is_followed_by_another_without_waiting_for_the_poll(
     posts = [await schedule(tenant, [account], clock.now().isoformat()) for _ in range(5)]
     async with running(runtime, scheduler_db, batch=2):
         assert await statuses_within_seconds(tenant, posts) == ["published"] * 5
+
+
+async def test_a_claim_held_up_in_the_database_holds_up_no_post_falling_due(
+    tenant: Tenant,
+    runtime: Runtime,
+    scheduler_db: Database,
+    db_urls: DatabaseUrls,
+    clock: FakeClock,
+) -> None:
+    """The claim round that takes this post goes on to purge expired idempotency keys, and
+    that table is locked: the post is sent all the same, as claims run beside the firing."""
+    async with running(runtime, scheduler_db, batch=1000) as worker:
+        await asyncio.wait_for(worker.listening.wait(), timeout=10)
+        account = await sandbox_account(tenant)
+        with connect_as(db_urls, SCHEDULER_ROLE) as blocker:
+            blocker.execute("LOCK TABLE idempotency_keys IN ACCESS EXCLUSIVE MODE")
+            clock.advance(PURGE_EVERY + timedelta(seconds=1))  # the next round purges
+            post = await schedule(tenant, [account], clock.now().isoformat())
+            assert await statuses_within_seconds(tenant, [post]) == ["published"]
+            blocker.rollback()
 
 
 async def test_worker_logs_never_carry_tokens(

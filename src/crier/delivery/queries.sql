@@ -9,17 +9,50 @@ WHERE t.post_id = ANY (CAST(:post_ids AS uuid[]))
 ON CONFLICT (workspace_id, post_target_id) DO NOTHING
 
 -- name: lock_due_deliveries
--- The deliveries of :post_ids still to send and due by :now, locked in id order.
+-- The deliveries still to send and due by :now of those of the posts :post_ids that are
+-- :worker's and publishing (after begin_publishing, in the same transaction), locked in
+-- id order: the deliveries of a post that is not :worker's are neither read nor locked.
 SELECT d.id, d.post_id, d.social_account_id, d.platform, d.attempts, d.uncertain,
        t.platform_settings
 FROM deliveries AS d
 JOIN post_targets AS t ON t.workspace_id = d.workspace_id AND t.id = d.post_target_id
+JOIN posts AS p ON p.workspace_id = d.workspace_id AND p.id = d.post_id
 WHERE d.workspace_id = crier_current_workspace()
   AND d.post_id = ANY (CAST(:post_ids AS uuid[]))
+  AND p.status = 'publishing'
+  AND p.lease_owner = :worker
   AND d.status IN ('pending', 'sending')
   AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now)
 ORDER BY d.id
 FOR UPDATE OF d
+
+-- name: sending_accounts
+-- The accounts that the deliveries of the posts :post_ids still to send go out as: what
+-- sending needs of them (tokens sealed), and what decides whether they can be sent.
+SELECT a.id, a.status, a.token_expires_at, a.access_token, a.refresh_token, a.external_id,
+       a.server_url
+FROM social_accounts AS a
+WHERE a.workspace_id = crier_current_workspace()
+  AND a.id IN (
+      SELECT d.social_account_id
+      FROM deliveries AS d
+      WHERE d.workspace_id = crier_current_workspace()
+        AND d.post_id = ANY (CAST(:post_ids AS uuid[]))
+        AND d.status IN ('pending', 'sending')
+  )
+
+-- name: sending_media
+-- The media that the posts :post_ids attach (those still in the workspace): what shaping
+-- their deliveries needs of them.
+SELECT m.id, m.category, m.content_type, m.storage_path, m.alt_text, m.variants
+FROM media_assets AS m
+WHERE m.workspace_id = crier_current_workspace()
+  AND m.id IN (
+      SELECT CAST(jsonb_array_elements_text(p.payload -> 'media_ids') AS uuid)
+      FROM posts AS p
+      WHERE p.workspace_id = crier_current_workspace()
+        AND p.id = ANY (CAST(:post_ids AS uuid[]))
+  )
 
 -- name: begin_attempts
 -- Before anything is sent: write down the next attempt of each delivery :delivery_ids,

@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crier.kit.db.engine import Statement
 from crier.kit.sql import any_of, queries
 from crier.models import Delivery, DeliveryAttempt
 from crier.platforms.base import Published
@@ -48,28 +49,40 @@ async def create_for_posts(session: AsyncSession, post_ids: Sequence[UUID]) -> N
     await session.execute(QUERIES["create_deliveries"], {"post_ids": list(post_ids)})
 
 
-async def lock_due(session: AsyncSession, post_ids: Sequence[UUID], now: datetime) -> list[Due]:
-    """The deliveries of `post_ids` still to send and due by `now`, locked in id order."""
-    rows = await session.execute(
-        QUERIES["lock_due_deliveries"], {"post_ids": list(post_ids), "now": now}
-    )
-    return [Due(*row) for row in rows]
+def lock_due_statement(post_ids: Sequence[UUID], worker: str, now: datetime) -> Statement:
+    """The deliveries of those of `post_ids` that are `worker`'s and publishing, still to
+    send and due by `now`, locked in id order (rows for `Due`), to send with other
+    statements."""
+    return QUERIES["lock_due_deliveries"], {
+        "post_ids": list(post_ids),
+        "worker": worker,
+        "now": now,
+    }
 
 
-async def begin_attempts(
-    session: AsyncSession,
-    delivery_ids: Sequence[UUID],
-    attempt_ids: Sequence[UUID],
-    started_at: datetime,
-) -> None:
+def sending_accounts_statement(post_ids: Sequence[UUID]) -> Statement:
+    """The accounts the deliveries of `post_ids` still to send go out as (`id`, `status`,
+    `token_expires_at`, `access_token` and `refresh_token` sealed, `external_id`,
+    `server_url`), to send with other statements."""
+    return QUERIES["sending_accounts"], {"post_ids": list(post_ids)}
+
+
+def sending_media_statement(post_ids: Sequence[UUID]) -> Statement:
+    """The media `post_ids` attach (`id`, `category`, `content_type`, `storage_path`,
+    `alt_text`, `variants`), to send with other statements."""
+    return QUERIES["sending_media"], {"post_ids": list(post_ids)}
+
+
+def begin_attempts_statement(
+    delivery_ids: Sequence[UUID], attempt_ids: Sequence[UUID], started_at: datetime
+) -> Statement:
     """Write down the next attempt of each delivery (`attempt_ids` side by side), in one
     statement, before anything is sent; the deliveries are `sending` and uncertain."""
-    if not delivery_ids:
-        return
-    await session.execute(
-        QUERIES["begin_attempts"],
-        {"ids": list(attempt_ids), "delivery_ids": list(delivery_ids), "started_at": started_at},
-    )
+    return QUERIES["begin_attempts"], {
+        "ids": list(attempt_ids),
+        "delivery_ids": list(delivery_ids),
+        "started_at": started_at,
+    }
 
 
 async def record_published(session: AsyncSession, sent: Sequence[Sent], now: datetime) -> None:

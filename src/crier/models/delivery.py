@@ -41,6 +41,8 @@ class Delivery(TenantModel):
             ["social_accounts.workspace_id", "social_accounts.id"],
         ),
         UniqueConstraint("workspace_id", "post_target_id"),
+        # A post's deliveries, read at every step of sending it.
+        Index("ix_deliveries_post", "workspace_id", "post_id"),
         # The deliveries published in a stretch of days (the rollup's posts_published),
         # found without reading every delivery the workspace ever made.
         Index(

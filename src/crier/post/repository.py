@@ -51,15 +51,10 @@ class ToSend:
     publish_at: datetime | None
 
 
-async def begin_publishing(
-    session: AsyncSession, post_ids: Sequence[UUID], worker: str, now: datetime
-) -> list[ToSend]:
+def begin_publishing_statement(post_ids: Sequence[UUID], worker: str, now: datetime) -> Statement:
     """The posts among `post_ids` still `worker`'s to send, locked in id order, now
-    `publishing` (in one statement)."""
-    rows = await session.execute(
-        QUERIES["begin_publishing"], {"post_ids": list(post_ids), "worker": worker, "now": now}
-    )
-    return sorted((ToSend(*row) for row in rows), key=lambda p: p.id)
+    `publishing` (rows for `ToSend`), to send with other statements."""
+    return QUERIES["begin_publishing"], {"post_ids": list(post_ids), "worker": worker, "now": now}
 
 
 def with_targets_statement(post_id: UUID) -> Statement:

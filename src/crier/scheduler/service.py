@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,16 +29,17 @@ from crier.analytics import schedule as metric_schedule
 from crier.delivery import outcomes
 from crier.delivery import repository as delivery_repository
 from crier.delivery import service as delivery_service
-from crier.delivery.repository import Sent
+from crier.delivery.repository import Due, Sent
 from crier.delivery.retry import RETRY_POLICY, Retry, RetryPolicy
 from crier.kit.db import Database
+from crier.kit.db.tenancy import enter_workspace_statement
 from crier.kit.time import Clock
 from crier.kit.vault import Vault
-from crier.media import repository as media_repository
 from crier.models import Delivery, DeliveryAttempt, Post, SocialAccount
 from crier.platforms.base import Account, Prepared, Published
 from crier.platforms.errors import ErrorCode, PlatformError
 from crier.platforms.registry import Platforms
+from crier.platforms.rules import AssetLike
 from crier.post import events as post_events
 from crier.post import repository as post_repository
 from crier.post.lifecycle import IN_FLIGHT, PostStatus, move
@@ -81,6 +83,16 @@ class Held:
     workspace_id: UUID
     post_id: UUID
     due_at: datetime
+
+
+@dataclass(frozen=True)
+class Fired:
+    """A workspace's posts that began publishing in one firing, and the deliveries of theirs
+    that the platforms accepted: what is left to settle."""
+
+    workspace_id: UUID
+    post_ids: list[UUID]
+    succeeded: list[Sent]
 
 
 @dataclass(frozen=True)
@@ -197,43 +209,58 @@ class Sender:
             | {"scheduled_posts": [str(p) for p in soon]},
         )
 
-    async def fire(self, workspace_id: UUID, held: Sequence[Held]) -> dict[UUID, Held | None]:
+    async def fire(self, workspace_id: UUID, held: Sequence[Held]) -> Fired:
         """Send every due delivery of a workspace's posts that have reached their time,
-        concurrently, then settle the posts.
+        concurrently; what is left is to settle the posts (`settle`, which the worker
+        coalesces off the firing path: `Settler`).
 
         One transaction marks the posts publishing and writes down an attempt for every
-        delivery to send before anything is sent; one records every success and settles
-        the posts (failures are recorded one by one). Deliveries that may already be on
-        the platform go through `_recheck`, which looks them up first.
-
-        Returns, for each post, when it is next due (a retry), or None once it is settled
-        or not this worker's.
+        delivery to send before anything is sent, in two round trips: it reads what
+        sending needs in one (`Database.pipelined`), and writes the attempts with its
+        COMMIT in the other. Deliveries that cannot be sent are failed next, in a
+        transaction of their own; deliveries that may already be on the platform go
+        through `_recheck`, which looks them up first; failures are recorded one by one.
         """
         now = self.clock.now()
-        outcome: dict[UUID, Held | None] = {h.post_id: None for h in held}
-        async with self.db.workspace_transaction(workspace_id) as session:
-            posts = await post_repository.begin_publishing(session, list(outcome), self.worker, now)
-            if not posts:
-                return outcome  # cancelled (or taken over) before their time: nothing is sent
-            post_ids = [p.id for p in posts]
-            due = await delivery_repository.lock_due(session, post_ids, now)
+        post_ids = [h.post_id for h in held]
+        async with self.db.pipelined() as tx:
+            await tx.send(enter_workspace_statement(workspace_id))
+            began = await tx.send(
+                post_repository.begin_publishing_statement(post_ids, self.worker, now)
+            )
+            due_found = await tx.send(
+                delivery_repository.lock_due_statement(post_ids, self.worker, now)
+            )
+            accounts_found = await tx.send(delivery_repository.sending_accounts_statement(post_ids))
+            media_found = await tx.send(delivery_repository.sending_media_statement(post_ids))
+            posts = sorted(
+                (post_repository.ToSend(**row) for row in await began.rows()),
+                key=lambda p: p.id,
+            )
+            due = [Due(**row) for row in await due_found.rows()]
+            accounts = {a["id"]: SimpleNamespace(**a) for a in await accounts_found.rows()}
+            media = {m["id"]: SimpleNamespace(**m) for m in await media_found.rows()}
             plan = plan_sends(
                 due,
-                await self._contents(session, posts),
-                await account_repository.get_many(
-                    session, list({d.social_account_id for d in due})
-                ),
+                _contents(posts, media),
+                accounts,
                 self.platforms,
                 now,
                 self.platforms.media_base_url,
             )
-            await delivery_repository.begin_attempts(
-                session,
-                [s.delivery_id for s in plan.sends],
-                [s.attempt_id for s in plan.sends],
-                self.clock.now(),
-            )
-            await self._refuse(session, now, plan.refusals)
+            if plan.sends:
+                await tx.send(
+                    delivery_repository.begin_attempts_statement(
+                        [s.delivery_id for s in plan.sends],
+                        [s.attempt_id for s in plan.sends],
+                        self.clock.now(),
+                    )
+                )
+        if not posts:
+            return Fired(workspace_id, [], [])  # cancelled (or taken over) before their time
+        if plan.refusals:
+            async with self.db.workspace_transaction(workspace_id) as session:
+                await self._refuse(session, now, plan.refusals)
         results = await asyncio.gather(
             *(self._send(s) for s in plan.sends),
             *(self._recheck(workspace_id, r) for r in plan.rechecks),
@@ -251,24 +278,7 @@ class Sender:
         for result in results[len(plan.sends) :]:
             if isinstance(result, BaseException):
                 raise result
-        outcome.update(await self.settle(workspace_id, post_ids, succeeded))
-        return outcome
-
-    async def _contents(
-        self, session: AsyncSession, posts: Sequence[post_repository.ToSend]
-    ) -> dict[UUID, PostToSend]:
-        payloads = {p.id: PostPayload.model_validate(p.payload) for p in posts}
-        found = await media_repository.get_many(
-            session, list({m for payload in payloads.values() for m in payload.media_ids})
-        )
-        return {
-            p.id: PostToSend(
-                payloads[p.id],
-                p.publish_at,
-                [found[m] for m in payloads[p.id].media_ids if m in found],
-            )
-            for p in posts
-        }
+        return Fired(workspace_id, [p.id for p in posts], succeeded)
 
     async def _refuse(
         self, session: AsyncSession, now: datetime, refusals: Sequence[Refusal]
@@ -536,6 +546,19 @@ class Sender:
 
     def _ours(self, post: Post | None) -> bool:
         return post is not None and post.status in IN_FLIGHT and post.lease_owner == self.worker
+
+
+def _contents(
+    posts: Sequence[post_repository.ToSend], media: Mapping[UUID, AssetLike]
+) -> dict[UUID, PostToSend]:
+    """What each post's deliveries are made of: its payload, and its media that are still
+    in the workspace, in the payload's order."""
+    contents = {}
+    for post in posts:
+        payload = PostPayload.model_validate(post.payload)
+        found = [media[m] for m in payload.media_ids if m in media]
+        contents[post.id] = PostToSend(payload, post.publish_at, found)
+    return contents
 
 
 async def _announce(session: AsyncSession, now: datetime, deliveries: Sequence[Delivery]) -> None:

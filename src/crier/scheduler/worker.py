@@ -1,14 +1,16 @@
 """The scheduler worker: claims due posts, holds them on a timer, fires them on time.
 
-`tick()` is one round of work at the clock's current time. `run()` claims every `poll`
-(the safety net), at once when a schedule changes (NOTIFY) and again straight away while
-claims come back full; in between it only fires, waking exactly when the next held post is
-due (so lateness does not depend on the poll) and gathering what falls due within `gather`
-into one send. Any number of workers may run against one database: claims use SKIP LOCKED
-and leases, renewed well before they expire. Each worker also beats every `heartbeat`: one
-silent for `silence` is taken for dead, and the posts it held that are not being sent pass
-to the others at once (a post being sent waits for its lease, as the dead worker's call may
-still reach the network). A worker that stops hands its posts over the same way.
+`tick()` is one round of work at the clock's current time. `run()` claims in a task of its
+own every `poll` (the safety net), at once when a schedule changes (NOTIFY) and again
+straight away while claims come back full; beside it, it fires, waking exactly when the next
+held post is due (so lateness depends neither on the poll nor on a claim's round trips) and
+gathering what falls due within `gather` into one send, and hands what it fired to a
+`Settler`, which settles a workspace's posts together, off the firing path. Any number of
+workers may run against one database: claims use SKIP LOCKED and leases, renewed well before
+they expire. Each worker also beats every `heartbeat`: one silent for `silence` is taken for
+dead, and the posts it held that are not being sent pass to the others at once (a post being
+sent waits for its lease, as the dead worker's call may still reach the network). A worker
+that stops hands its posts over the same way.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from crier.scheduler.repository import (
     take_from_the_dead,
 )
 from crier.scheduler.service import REFRESH_MARGIN, Held, Sender
+from crier.scheduler.settling import Settler
 from crier.webhook import repository as webhook_repository
 
 log = logging.getLogger(__name__)
@@ -131,6 +134,7 @@ class Worker:
         self.sender = Sender(
             app_db, platforms, vault, clock, self.id, first_metrics_fetch=metrics_schedule[0]
         )
+        self.settler = Settler(self.sender)
         self.lease, self.batch, self.poll, self.gather = lease, batch, poll, gather
         self.heartbeat, self.silence = heartbeat, silence
         self.webhook_retention = webhook_retention
@@ -258,6 +262,7 @@ class Worker:
     def _hold(self, held: Held) -> None:
         self.held[(held.workspace_id, held.post_id)] = held
         heapq.heappush(self._timers, (held.due_at, held.workspace_id, held.post_id))
+        self.wake.set()  # the firing loop may have to wake sooner
 
     def _fire_due(self) -> list[asyncio.Task[None]]:
         """Start firing every held post that has reached its time, a workspace's together;
@@ -277,13 +282,16 @@ class Worker:
         ]
 
     async def _fire(self, workspace_id: UUID, held: list[Held]) -> None:
-        """Send a workspace's posts that have reached their time, together, on their own:
-        the loop goes on meanwhile."""
+        """Send a workspace's posts that have reached their time, together, on their own
+        (the loop goes on meanwhile), then settle them."""
         keys = [(workspace_id, h.post_id) for h in held]
-        after: dict[UUID, Held | None] = {}
+        after: dict[UUID, Held | None] = {h.post_id: None for h in held}
         try:
             async with self._slots:
-                after = await self.sender.fire(workspace_id, held)
+                fired = await self.sender.fire(workspace_id, held)
+            # The slot is free again: settling waits on no platform, and is coalesced.
+            if fired.post_ids:
+                after.update(await self.settler.settle(fired))
         except (DBAPIError, OSError) as error:  # kept: fired again shortly
             log.warning(
                 "firing posts failed; retrying",
@@ -368,25 +376,38 @@ class Worker:
             await first_of(stop, within=self.heartbeat)
 
     async def _loop(self, stop: asyncio.Event, sending: set[asyncio.Task[None]]) -> None:
+        """Claim in a task of its own, and fire here: a claim's round trips never hold up
+        a post that falls due meanwhile."""
+        claiming = asyncio.create_task(self._claims(stop))
+        try:
+            await self._firing(stop, sending)
+        finally:
+            claiming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await claiming
+
+    async def _claims(self, stop: asyncio.Event) -> None:
         failures = 0
-        next_claim = self.clock.now()
-        fired_at = datetime.min.replace(tzinfo=UTC)
+        while not stop.is_set():
+            self.changed.clear()
+            try:
+                more = await self._claim()
+                failures = 0
+                wait = timedelta(0) if more else self.poll
+            except (DBAPIError, OSError) as error:
+                failures += 1
+                log.warning(
+                    "worker round failed; retrying",
+                    extra={"worker": self.id, "error": type(error).__name__},
+                )
+                wait = min(timedelta(seconds=2**failures), timedelta(seconds=30))
+            if wait > timedelta(0):
+                await first_of(stop, self.changed, within=wait)
+
+    async def _firing(self, stop: asyncio.Event, sending: set[asyncio.Task[None]]) -> None:
+        fired_at = NEVER
         while not stop.is_set():
             self.wake.clear()
-            now = self.clock.now()
-            if now >= next_claim or self.changed.is_set():
-                self.changed.clear()
-                try:
-                    more = await self._claim()
-                    failures = 0
-                    next_claim = now if more else now + self.poll
-                except (DBAPIError, OSError) as error:
-                    failures += 1
-                    log.warning(
-                        "worker round failed; retrying",
-                        extra={"worker": self.id, "error": type(error).__name__},
-                    )
-                    next_claim = now + min(timedelta(seconds=2**failures), timedelta(seconds=30))
             tasks = self._fire_due()
             for task in tasks:
                 sending.add(task)
@@ -394,10 +415,10 @@ class Worker:
             if tasks:
                 fired_at = self.clock.now()
             now = self.clock.now()
-            wait = next_claim - now
+            wait = self.poll
             due = self.next_due()
             if due is not None:
                 # Due posts wait for the gathering window after the last send, no longer.
                 wait = min(wait, max(due - now, fired_at + self.gather - now))
             if wait > timedelta(0):
-                await first_of(stop, self.wake, self.changed, within=wait)
+                await first_of(stop, self.wake, within=wait)
