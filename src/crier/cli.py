@@ -328,6 +328,7 @@ def worker() -> None:
             from prometheus_client import start_http_server
 
             start_http_server(settings.worker_metrics_port, addr=settings.host)
+        from crier.app import freeze_startup_objects
 
         async def main() -> None:
             stop = asyncio.Event()
@@ -336,6 +337,7 @@ def worker() -> None:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
             runtime = await _open(settings, urls)
+            freeze_startup_objects()  # a full collection then stalls no post falling due
             try:
                 await _work(runtime, stop)
             finally:
