@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from uuid import UUID
@@ -74,6 +74,8 @@ _KEY_FORGOTTEN = (
 )
 EXPIRY_NOTICE = timedelta(days=7)
 """`social_account.expired` names the account's posts due within this long."""
+OPENED_KEPT = 10_000
+"""Opened access tokens a sender keeps, at most (all are forgotten when it is full)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class Sender:
     policy: RetryPolicy = RETRY_POLICY
     first_metrics_fetch: timedelta = metric_schedule.DEFAULT[0]
     """How long after publishing a delivery's figures are first fetched."""
+    _opened: dict[bytes, str] = field(default_factory=dict, repr=False, compare=False)
+    """Access tokens opened, by their sealed form (never shown, never logged)."""
 
     async def _receipts(self, session: AsyncSession, deliveries: Sequence[Delivery]) -> None:
         """Published deliveries start their metric history."""
@@ -306,7 +310,15 @@ class Sender:
         )
 
     def _open(self, account: SealedAccount) -> Account:
-        token = self.vault.open(account.access_token) if account.access_token else ""
+        """The account with its token opened: once per sealed token (a refresh seals a new
+        one), not on every send, for decrypting was a twentieth of a busy worker's time."""
+        sealed = account.access_token
+        token = self._opened.get(sealed) if sealed else ""
+        if token is None:
+            assert sealed is not None
+            if len(self._opened) >= OPENED_KEPT:
+                self._opened.clear()
+            token = self._opened[sealed] = self.vault.open(sealed)
         return Account(token, account.external_id, account.server_url)
 
     async def _publish(
