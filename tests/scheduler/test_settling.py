@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from crier.delivery.repository import Sent
 from crier.kit.db import DatabaseUrls
 from crier.scheduler.service import Fired, Held, Sender
-from crier.scheduler.settling import SETTLE_BATCH, Settler, _batches
+from crier.scheduler.settling import SETTLE_BATCH, SETTLE_WINDOW, Settler, _batches
 from crier.scheduler.worker import Worker
 from tests.conftest import FakeClock, Tenant, connect_as
 from tests.post.conftest import at, sandbox_account
@@ -76,6 +76,19 @@ async def test_firings_waiting_on_a_round_are_settled_together_in_the_next(
         assert post["status"] == "published"
         [delivery] = await deliveries(tenant, str(post_id))
         assert [a["outcome"] for a in delivery["attempts"]] == ["published"]
+
+
+async def test_firings_handed_over_within_the_window_share_one_round(
+    tenant: Tenant, worker: Worker, clock: FakeClock
+) -> None:
+    sender, fired = await fired_one_by_one(tenant, worker, clock, 3)
+    settler = Settler(sender)
+    first = asyncio.create_task(settler.settle(fired[0]))
+    await asyncio.sleep(0.005)  # the first is handed over; the window (50 ms) runs on
+    assert SETTLE_WINDOW >= 0.05
+    later = [asyncio.create_task(settler.settle(f)) for f in fired[1:]]
+    await asyncio.wait_for(asyncio.gather(first, *later), timeout=10)
+    assert sender.rounds == [[f.post_ids[0] for f in fired]]
 
 
 async def test_a_round_that_fails_fails_each_firing_in_it_and_settles_nothing(

@@ -4,10 +4,11 @@ Once a firing's calls are answered, its posts still have to be settled: the succ
 recorded, the posts published, failed or held for a retry, and all of it announced
 (`Sender.settle`). That is most of the work a post costs, and none of it makes a post
 later: the platform has it. So a firing hands its posts to the `Settler` and frees its slot
-for the next; the posts of a workspace handed over while its last round was being settled
-are settled together in the next round, in one transaction (at most `SETTLE_BATCH` posts a
-transaction). Under load the rounds grow and the transactions per post fall; when it is
-quiet each firing is settled at once.
+for the next. A workspace's round starts `SETTLE_WINDOW` after the first firing handed over,
+and what is handed over meanwhile, or while that round is being settled, is settled with it
+or in the next round, in one transaction (at most `SETTLE_BATCH` posts a transaction). Under
+load the rounds grow and the transactions per post fall, and with them the work that would
+otherwise compete with the posts falling due.
 
 Nothing is lost if the worker dies before a round commits: the deliveries were written down
 as being sent before the calls, so whoever takes the posts over looks them up on the
@@ -24,6 +25,9 @@ from crier.scheduler.service import Fired, Held, Sender
 
 SETTLE_BATCH = 500
 """Posts settled in one transaction, at most."""
+SETTLE_WINDOW = 0.05
+"""Seconds a workspace's first round waits for more firings to join it: a post is settled
+that much later, and at 200 posts a second its worker makes a fraction of the transactions."""
 SETTLING_AT_ONCE = 2
 """Settling transactions under way at once, across workspaces: the firing path keeps the
 rest of the connection pool."""
@@ -54,6 +58,7 @@ class Settler:
     async def _settle_workspace(self, workspace_id: UUID) -> None:
         """Rounds for `workspace_id` until nothing of it waits."""
         try:
+            await asyncio.sleep(SETTLE_WINDOW)
             while waiting := self._waiting.pop(workspace_id, []):
                 await asyncio.gather(*(self._round(workspace_id, b) for b in _batches(waiting)))
         finally:
