@@ -106,17 +106,10 @@ async def test_a_round_that_fails_fails_each_firing_in_it_and_settles_nothing(
         await until_a_round_waits(killer)
         waiting += [asyncio.create_task(settler.settle(f)) for f in fired[1:]]
         await asyncio.sleep(0.05)
-        # The first round, alone; then the other two together, waiting on the same lock.
-        killed = killer.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-        ).fetchall()
-        assert killed == [(True,)]
+        # The first round, alone; then the other two together, each waiting on its lock.
+        assert terminate_the_waiting(killer) == 1
         await until_a_round_waits(killer)
-        killer.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-        )
+        assert terminate_the_waiting(killer) == 1
         results = await asyncio.wait_for(
             asyncio.gather(*waiting, return_exceptions=True), timeout=10
         )
@@ -138,9 +131,21 @@ async def test_a_round_that_fails_fails_each_firing_in_it_and_settles_nothing(
 
 def lock_post(connection: psycopg.Connection[Any], tenant: Tenant, post_id: UUID) -> None:
     """Lock the post until `connection`'s transaction ends."""
-    connection.execute("SELECT crier_enter_workspace(%s)", [tenant.id])  # once is enough
+    connection.execute("SELECT crier_enter_workspace(%s)", [tenant.id])
     locked = connection.execute("SELECT id FROM posts WHERE id = %s FOR UPDATE", [post_id])
     assert locked.fetchall() == [(post_id,)]
+
+
+_WAITING_ON_A_LOCK = (
+    "FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+)
+
+
+def terminate_the_waiting(killer: psycopg.Connection[Any]) -> int:
+    """End the sessions waiting on a lock (a settling round's): how many were ended."""
+    ended = killer.execute(f"SELECT pg_terminate_backend(pid) {_WAITING_ON_A_LOCK}").fetchall()
+    assert all(ok for (ok,) in ended)
+    return len(ended)
 
 
 async def until_a_round_waits(observer: psycopg.Connection[Any]) -> None:
@@ -148,20 +153,19 @@ async def until_a_round_waits(observer: psycopg.Connection[Any]) -> None:
     in autocommit: within a transaction, the statistics it reads would not change."""
     observer.autocommit = True
     for _ in range(500):
-        waiting = observer.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-        ).fetchone()
+        waiting = observer.execute(f"SELECT count(*) {_WAITING_ON_A_LOCK}").fetchone()
         if waiting and waiting[0]:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("no round came to wait on the lock")
 
 
-def test_batches_never_split_a_firing_and_stay_within_the_limit() -> None:
+async def test_batches_never_split_a_firing_and_stay_within_the_limit() -> None:
+    loop = asyncio.get_running_loop()
+
     def firing(size: int) -> tuple[Fired, asyncio.Future[dict[UUID, Held | None]]]:
         ids = [UUID(int=i) for i in range(size)]
-        return Fired(UUID(int=0), ids, []), asyncio.Future(loop=asyncio.new_event_loop())
+        return Fired(UUID(int=0), ids, []), loop.create_future()
 
     sizes = [300, 150, 100, 250, SETTLE_BATCH + 10]
     batches = _batches([firing(n) for n in sizes])
